@@ -1,0 +1,103 @@
+//! The job kinds ops-worker runs, behind one object-safe [`Job`] trait.
+//!
+//! This crate owns what a job *does*. It never knows when a job runs, how a
+//! run is recorded or how the CLI looks: the scheduler, the runner and the
+//! storage live in the `ops-worker` crate and reach jobs only through
+//! [`build`] and [`Job::run`].
+//!
+//! Adding a kind: write `src/<kind>.rs` with a settings struct (serde,
+//! `deny_unknown_fields`) and a type implementing [`Job`], then add one arm to
+//! the `match` in [`build`] and its name to [`KINDS`].
+
+pub mod clock;
+pub mod command;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+
+/// Every kind [`build`] knows, in the order the README documents them.
+pub const KINDS: &[&str] = &["command"];
+
+/// One job, configured and ready to run any number of times.
+///
+/// The runner calls [`Job::run`] once per attempt, on a runtime of its own,
+/// under a timeout. A job should return soon after `ctx.cancel` fires (timeout
+/// or shutdown); one that does not is aborted at its next await point.
+#[async_trait]
+pub trait Job: Send + Sync + 'static {
+    async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError>;
+}
+
+/// What a job receives for one attempt: which slot it runs for and the
+/// services it may touch. Everything a job touches comes in through here so
+/// that tests can hand it a manual clock.
+#[derive(Clone)]
+pub struct JobContext {
+    /// The job's name in schedules.toml.
+    pub job: Arc<str>,
+    /// The slot this run stands for (whole seconds, UTC). A run that is late,
+    /// caught up or re-run describes this instant, not "now".
+    pub scheduled_for: DateTime<Utc>,
+    /// 1 for the first attempt of a slot, 2 for its first retry, ...
+    pub attempt: u32,
+    /// Fired when the run must stop: its timeout passed or the worker shuts down.
+    pub cancel: CancellationToken,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What a successful run leaves in its record.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct JobOutput {
+    /// A short tail of what the job printed or produced, for `history`.
+    pub output: Option<String>,
+}
+
+/// Why a run failed, in one line, plus what it printed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct JobError {
+    pub message: String,
+    pub output: Option<String>,
+}
+
+impl JobError {
+    pub fn new(message: impl Into<String>) -> Self {
+        JobError {
+            message: message.into(),
+            output: None,
+        }
+    }
+}
+
+/// Why a job could not be built from its settings.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("unknown kind {kind:?} (known kinds: {})", KINDS.join(", "))]
+    UnknownKind { kind: String },
+    /// A settings error from serde; its span points into schedules.toml.
+    #[error("{}", .0.message())]
+    Settings(#[from] toml::de::Error),
+}
+
+/// The kind's settings: the job's table in schedules.toml minus the keys the
+/// scheduler owns (kind, every, cron, timezone, timeout, ...), with `${VAR}`
+/// already expanded. Deserializing from it keeps spans, so errors point at the
+/// offending key or value.
+pub type Settings<'i> = toml::de::ValueDeserializer<'i>;
+
+/// The one registration point: kind name to constructor.
+pub fn build(kind: &str, name: &str, settings: Settings<'_>) -> Result<Arc<dyn Job>, BuildError> {
+    match kind {
+        "command" => Ok(Arc::new(command::CommandJob::from_settings(
+            name, settings,
+        )?)),
+        other => Err(BuildError::UnknownKind {
+            kind: other.to_string(),
+        }),
+    }
+}

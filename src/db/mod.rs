@@ -1,0 +1,1 @@
+//! Storage: the one place that knows SQL, Diesel and the two backends.
