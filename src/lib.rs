@@ -5,4 +5,6 @@
 //! `scheduler` decides when each slot is due, the `runner` runs a slot and
 //! records it through `db`, and `cli` is a thin front over all of them.
 
+pub mod config;
 pub mod db;
+pub mod scheduler;

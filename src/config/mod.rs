@@ -1,0 +1,743 @@
+//! schedules.toml: raw TOML (with spans) becomes typed, validated [`JobSpec`]s
+//! once, here. `validate`, `run`, `run-job` and the tests all call
+//! [`Config::load`], so they cannot disagree about what a file means.
+//!
+//! Every problem names the file, line, column, job and key. All problems of a
+//! file are reported together, one line each.
+
+mod expand;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use ops_worker_jobs::{BuildError, Job};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::scheduler::Schedule;
+pub use expand::{expand, ExpandError};
+
+/// What to do with a slot that comes due while the job's previous run is
+/// still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// Record the slot as `skipped` (the default).
+    Skip,
+    /// Run it when the previous run ends (at most one waits; more are skipped).
+    Queue,
+    /// Run it alongside.
+    Allow,
+}
+
+/// What to do with slots that passed while the worker could not fire them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    /// One run for the newest missed slot (the default).
+    Latest,
+    /// One run per missed slot inside the window, oldest first.
+    All,
+    /// None.
+    Skip,
+}
+
+/// One job, ready to schedule.
+pub struct JobSpec {
+    pub name: String,
+    pub kind: String,
+    pub schedule: Schedule,
+    /// The zone `next` and `list` show times in (the cron zone for cron jobs).
+    pub timezone: Tz,
+    pub timeout: Duration,
+    pub overlap: Overlap,
+    pub catch_up: CatchUp,
+    pub catch_up_window: Duration,
+    pub retries: u32,
+    pub retry_backoff: Duration,
+    pub enabled: bool,
+    pub job: Arc<dyn Job>,
+}
+
+impl fmt::Debug for JobSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobSpec")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("schedule", &self.schedule)
+            .field("timezone", &self.timezone)
+            .field("timeout", &self.timeout)
+            .field("overlap", &self.overlap)
+            .field("catch_up", &self.catch_up)
+            .field("catch_up_window", &self.catch_up_window)
+            .field("retries", &self.retries)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A loaded schedules.toml.
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    /// In name order.
+    pub jobs: Vec<Arc<JobSpec>>,
+}
+
+impl Config {
+    pub fn job(&self, name: &str) -> Option<&Arc<JobSpec>> {
+        self.jobs.iter().find(|j| j.name == name)
+    }
+}
+
+/// One problem in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub job: Option<String>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if let Some(job) = &self.job {
+            write!(f, "job {job:?}: ")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, "{key}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the schedule file: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid { problems: Vec<Problem> },
+}
+
+/// Keys the scheduler owns; the rest of a job's table belongs to its kind.
+const SCHEDULING_KEYS: &[&str] = &[
+    "kind",
+    "every",
+    "cron",
+    "timezone",
+    "timeout",
+    "overlap",
+    "catch_up",
+    "catch_up_window",
+    "retries",
+    "retry_backoff",
+    "enabled",
+];
+/// Keys `[defaults]` may set: the scheduling keys a whole file may share.
+const DEFAULTABLE_KEYS: &[&str] = &[
+    "timezone",
+    "timeout",
+    "overlap",
+    "catch_up",
+    "catch_up_window",
+    "retries",
+    "retry_backoff",
+    "enabled",
+];
+
+const MAX_TIMEOUT_DEFAULT: Duration = Duration::from_secs(600);
+const DEFAULT_CATCH_UP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_RETRIES: u32 = 100;
+
+impl Config {
+    /// Reads and validates the file, expanding `${VAR}` from the environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(path, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// Validates `text` as the content of `path`; `env` looks up `${VAR}`s.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut cx = Cx {
+            file: path.display().to_string(),
+            text,
+            problems: Vec::new(),
+        };
+        let jobs = cx.document(env);
+        if cx.problems.is_empty() {
+            Ok(Config {
+                path: path.to_path_buf(),
+                jobs,
+            })
+        } else {
+            Err(ConfigError::Invalid {
+                problems: cx.problems,
+            })
+        }
+    }
+}
+
+/// The parse in progress: where problems go and how spans become lines.
+struct Cx<'t> {
+    file: String,
+    text: &'t str,
+    problems: Vec<Problem>,
+}
+
+type Span = std::ops::Range<usize>;
+
+impl Cx<'_> {
+    fn problem(
+        &mut self,
+        span: Span,
+        job: Option<&str>,
+        key: Option<&str>,
+        message: impl Into<String>,
+    ) {
+        let (line, column) = line_col(self.text, span.start);
+        // One problem per place: a value that failed to expand is not also
+        // reported as an invalid duration.
+        if self
+            .problems
+            .iter()
+            .any(|p| (p.line, p.column) == (line, column))
+        {
+            return;
+        }
+        self.problems.push(Problem {
+            file: self.file.clone(),
+            line,
+            column,
+            job: job.map(str::to_string),
+            key: key.map(str::to_string),
+            message: message.into(),
+        });
+    }
+
+    fn document(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Vec<Arc<JobSpec>> {
+        let mut root = match DeTable::parse(self.text) {
+            Ok(root) => root.into_inner(),
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                self.problem(span, None, None, toml_message(&e));
+                return Vec::new();
+            }
+        };
+        // Expand ${VAR} everywhere first, so every later check sees final values.
+        for (key, value) in root.iter_mut() {
+            let key = key.get_ref().to_string();
+            self.expand_value(value, None, &key, env);
+        }
+
+        let mut defaults = DeTable::new();
+        let mut jobs = None;
+        for (key, value) in root {
+            match key.get_ref().as_ref() {
+                "defaults" => match value.into_inner() {
+                    DeValue::Table(t) => defaults = t,
+                    _ => self.problem(
+                        key.span(),
+                        None,
+                        Some("defaults"),
+                        "must be a table: [defaults]",
+                    ),
+                },
+                "jobs" => match value.into_inner() {
+                    DeValue::Table(t) => jobs = Some((key.span(), t)),
+                    _ => self.problem(
+                        key.span(),
+                        None,
+                        Some("jobs"),
+                        "must be a table of jobs: [jobs.NAME]",
+                    ),
+                },
+                other => self.problem(
+                    key.span(),
+                    None,
+                    None,
+                    format!("unknown top-level key {other:?} (expected [defaults] or [jobs.NAME])"),
+                ),
+            }
+        }
+        for (key, _) in defaults.iter() {
+            if !DEFAULTABLE_KEYS.contains(&key.get_ref().as_ref()) {
+                let msg = format!(
+                    "unknown key {:?} in [defaults] (allowed: {})",
+                    key.get_ref(),
+                    DEFAULTABLE_KEYS.join(", ")
+                );
+                self.problem(key.span(), None, None, msg);
+            }
+        }
+        let Some((jobs_span, jobs)) = jobs else {
+            self.problem(
+                0..0,
+                None,
+                None,
+                "no jobs: add at least one [jobs.NAME] table",
+            );
+            return Vec::new();
+        };
+        if jobs.is_empty() {
+            self.problem(
+                jobs_span,
+                None,
+                None,
+                "no jobs: add at least one [jobs.NAME] table",
+            );
+        }
+        let mut specs = Vec::new();
+        for (name, table) in jobs {
+            let name_span = name.span();
+            let name = name.into_inner().into_owned();
+            if !valid_job_name(&name) {
+                self.problem(
+                    name_span.clone(),
+                    Some(&name),
+                    None,
+                    "job names may use letters, digits, '-', '_' and '.' only",
+                );
+            }
+            match table.into_inner() {
+                DeValue::Table(t) => {
+                    if let Some(spec) = self.job(&name, name_span, t, &defaults) {
+                        specs.push(Arc::new(spec));
+                    }
+                }
+                _ => self.problem(name_span, Some(&name), None, "must be a table: [jobs.NAME]"),
+            }
+        }
+        specs
+    }
+
+    fn expand_value(
+        &mut self,
+        value: &mut Spanned<DeValue<'_>>,
+        job: Option<&str>,
+        key: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) {
+        let span = value.span();
+        match value.get_mut() {
+            DeValue::String(s) => match expand(s, env) {
+                Ok(std::borrow::Cow::Owned(new)) => *s = new.into(),
+                Ok(std::borrow::Cow::Borrowed(_)) => {}
+                Err(e) => self.problem(span, job, Some(key), e.to_string()),
+            },
+            DeValue::Array(items) => {
+                for item in items.iter_mut() {
+                    self.expand_value(item, job, key, env);
+                }
+            }
+            DeValue::Table(t) => {
+                for (k, v) in t.iter_mut() {
+                    let k = k.get_ref().to_string();
+                    match (job, key) {
+                        // [jobs.NAME]: the key names the job.
+                        (None, "jobs") => self.expand_value(v, Some(&k), "", env),
+                        // A key of a job's table or of [defaults].
+                        (_, "") | (None, _) => self.expand_value(v, job, &k, env),
+                        // Deeper (e.g. a kind's `env` table): report the job's key.
+                        (Some(_), _) => self.expand_value(v, job, key, env),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn job(
+        &mut self,
+        name: &str,
+        name_span: Span,
+        mut table: DeTable<'_>,
+        defaults: &DeTable<'_>,
+    ) -> Option<JobSpec> {
+        let before = self.problems.len();
+        let job = Some(name);
+        // Scheduling keys: the job's own, else [defaults].
+        let mut own = |key: &str| {
+            table.remove_entry(key).or_else(|| {
+                defaults
+                    .get_key_value(key)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+            })
+        };
+        let kind = own("kind");
+        let every = own("every");
+        let cron = own("cron");
+        let timezone = own("timezone");
+        let timeout = own("timeout");
+        let overlap = own("overlap");
+        let catch_up = own("catch_up");
+        let catch_up_window = own("catch_up_window");
+        let retries = own("retries");
+        let retry_backoff = own("retry_backoff");
+        let enabled = own("enabled");
+        debug_assert_eq!(SCHEDULING_KEYS.len(), 11);
+
+        let kind = match kind {
+            Some((_, v)) => self.string(job, "kind", &v).map(|s| (s, v.span())),
+            None => {
+                self.problem(name_span.clone(), job, None, "missing key \"kind\"");
+                None
+            }
+        };
+        let timezone = match &timezone {
+            Some((_, v)) => self.string(job, "timezone", v).and_then(|s| match s.parse::<Tz>() {
+                Ok(tz) => Some(tz),
+                Err(_) => {
+                    let msg = format!("unknown time zone {s:?} (use an IANA name such as \"Europe/Berlin\" or \"UTC\")");
+                    self.problem(v.span(), job, Some("timezone"), msg);
+                    None
+                }
+            }),
+            None => Some(Tz::UTC),
+        };
+        let schedule = match (every, cron) {
+            (Some(_), Some((k, _))) => {
+                self.problem(
+                    k.span(),
+                    job,
+                    None,
+                    "set either \"every\" or \"cron\", not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.problem(
+                    name_span,
+                    job,
+                    None,
+                    "missing schedule: set \"every\" (e.g. \"60s\") or \"cron\"",
+                );
+                None
+            }
+            (Some((_, v)), None) => {
+                self.duration(job, "every", &v)
+                    .and_then(|d| match Schedule::every(d) {
+                        Ok(s) => Some(s),
+                        Err(e) => {
+                            self.problem(
+                                v.span(),
+                                job,
+                                Some("every"),
+                                format!(
+                                    "invalid interval {:?}: {e}",
+                                    v.get_ref().as_str().unwrap_or_default()
+                                ),
+                            );
+                            None
+                        }
+                    })
+            }
+            (None, Some((_, v))) => {
+                let expr = self.string(job, "cron", &v)?;
+                match Schedule::cron(&expr, timezone.unwrap_or(Tz::UTC)) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        self.problem(
+                            v.span(),
+                            job,
+                            Some("cron"),
+                            format!("invalid cron {expr:?}: {e}"),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let timeout = match &timeout {
+            Some((_, v)) => self.duration(job, "timeout", v).and_then(|d| {
+                if d.is_zero() {
+                    self.problem(v.span(), job, Some("timeout"), "must be more than 0s");
+                    None
+                } else {
+                    Some(d)
+                }
+            }),
+            None => Some(match &schedule {
+                Some(Schedule::Every { every }) => (*every).min(MAX_TIMEOUT_DEFAULT),
+                _ => MAX_TIMEOUT_DEFAULT,
+            }),
+        };
+        let overlap = self.choice(
+            job,
+            "overlap",
+            overlap.as_ref(),
+            &[
+                ("skip", Overlap::Skip),
+                ("queue", Overlap::Queue),
+                ("allow", Overlap::Allow),
+            ],
+            Overlap::Skip,
+        );
+        let catch_up = self.choice(
+            job,
+            "catch_up",
+            catch_up.as_ref(),
+            &[
+                ("latest", CatchUp::Latest),
+                ("all", CatchUp::All),
+                ("skip", CatchUp::Skip),
+            ],
+            CatchUp::Latest,
+        );
+        let catch_up_window = match &catch_up_window {
+            Some((_, v)) => self.duration(job, "catch_up_window", v),
+            None => Some(DEFAULT_CATCH_UP_WINDOW),
+        };
+        let retry_backoff = match &retry_backoff {
+            Some((_, v)) => self.duration(job, "retry_backoff", v),
+            None => Some(DEFAULT_RETRY_BACKOFF),
+        };
+        let retries = match &retries {
+            Some((_, v)) => self
+                .integer(job, "retries", v, 0, u64::from(MAX_RETRIES))
+                .map(|n| n as u32),
+            None => Some(0),
+        };
+        let enabled = match &enabled {
+            Some((_, v)) => self.boolean(job, "enabled", v),
+            None => Some(true),
+        };
+
+        // The rest of the table is the kind's.
+        let built = kind.as_ref().and_then(|(kind, kind_span)| {
+            let span = name_span_of_table(&table).unwrap_or(kind_span.clone());
+            let settings = Spanned::new(span, DeValue::Table(table));
+            match ops_worker_jobs::build(kind, name, settings.into()) {
+                Ok(job) => Some(job),
+                Err(BuildError::UnknownKind { .. }) => {
+                    let msg = format!(
+                        "unknown kind {kind:?} (known kinds: {})",
+                        ops_worker_jobs::KINDS.join(", ")
+                    );
+                    self.problem(kind_span.clone(), job, Some("kind"), msg);
+                    None
+                }
+                Err(BuildError::Settings(e)) => {
+                    let span = e.span().unwrap_or(kind_span.clone());
+                    let key = e.span().and_then(|s| key_at(self.text, s));
+                    self.problem(span, job, key.as_deref(), toml_message(&e));
+                    None
+                }
+            }
+        });
+
+        if self.problems.len() > before {
+            return None;
+        }
+        let (kind, _) = kind?;
+        let schedule = schedule?;
+        Some(JobSpec {
+            name: name.to_string(),
+            kind,
+            timezone: match &schedule {
+                Schedule::Cron { tz, .. } => *tz,
+                Schedule::Every { .. } => timezone?,
+            },
+            schedule,
+            timeout: timeout?,
+            overlap: overlap?,
+            catch_up: catch_up?,
+            catch_up_window: catch_up_window?,
+            retries: retries?,
+            retry_backoff: retry_backoff?,
+            enabled: enabled?,
+            job: built?,
+        })
+    }
+
+    fn string(&mut self, job: Option<&str>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<String> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            other => {
+                self.problem(
+                    v.span(),
+                    job,
+                    Some(key),
+                    format!("expected a string, found {}", other.type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        job: Option<&str>,
+        key: &str,
+        v: &Spanned<DeValue<'_>>,
+    ) -> Option<Duration> {
+        if let DeValue::Integer(_) = v.get_ref() {
+            self.problem(
+                v.span(),
+                job,
+                Some(key),
+                "expected a duration string with a unit, such as \"30s\" or \"5m\"",
+            );
+            return None;
+        }
+        let s = self.string(job, key, v)?;
+        match humantime::parse_duration(s.trim()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.problem(
+                    v.span(),
+                    job,
+                    Some(key),
+                    format!("invalid duration {s:?}: {e} (examples: \"30s\", \"5m\", \"1h 30m\")"),
+                );
+                None
+            }
+        }
+    }
+
+    /// An integer, or a string holding one (what `${VAR}` expands to).
+    fn integer(
+        &mut self,
+        job: Option<&str>,
+        key: &str,
+        v: &Spanned<DeValue<'_>>,
+        min: u64,
+        max: u64,
+    ) -> Option<u64> {
+        let parsed = match v.get_ref() {
+            DeValue::Integer(i) => i.as_str().replace('_', "").parse::<u64>().ok(),
+            DeValue::String(s) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        match parsed.filter(|n| (min..=max).contains(n)) {
+            Some(n) => Some(n),
+            None => {
+                self.problem(
+                    v.span(),
+                    job,
+                    Some(key),
+                    format!("expected a whole number from {min} to {max}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A boolean, or a string holding one (what `${VAR}` expands to).
+    fn boolean(&mut self, job: Option<&str>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<bool> {
+        let parsed = match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            DeValue::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => Some(true),
+                "false" | "no" | "off" | "0" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.problem(v.span(), job, Some(key), "expected true or false");
+        }
+        parsed
+    }
+
+    fn choice<T: Copy>(
+        &mut self,
+        job: Option<&str>,
+        key: &str,
+        v: Option<&(Spanned<std::borrow::Cow<'_, str>>, Spanned<DeValue<'_>>)>,
+        options: &[(&str, T)],
+        default: T,
+    ) -> Option<T> {
+        let Some((_, v)) = v else {
+            return Some(default);
+        };
+        let s = self.string(job, key, v)?;
+        match options.iter().find(|(name, _)| *name == s) {
+            Some((_, t)) => Some(*t),
+            None => {
+                let names: Vec<_> = options.iter().map(|(n, _)| *n).collect();
+                self.problem(
+                    v.span(),
+                    job,
+                    Some(key),
+                    format!(
+                        "invalid value {s:?} (expected one of: {})",
+                        names.join(", ")
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The span from the first to the last key left in a table, for errors
+/// about the table as a whole.
+fn name_span_of_table(table: &DeTable<'_>) -> Option<Span> {
+    let start = table.keys().map(|k| k.span().start).min()?;
+    let end = table.values().map(|v| v.span().end).max()?;
+    Some(start..end)
+}
+
+/// The key an error span points at, when it points at a `key = value` line.
+fn key_at(text: &str, span: Span) -> Option<String> {
+    let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    let line = &text[line_start..];
+    let line = &line[..line.find('\n').unwrap_or(line.len())];
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty() && !key.starts_with('[') && span.start >= line_start).then(|| key.to_string())
+}
+
+/// serde's message for the error, one line, lowercase like ours.
+fn toml_message(e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    let mut chars = msg.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => msg,
+    }
+}
+
+fn valid_job_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// Names of every job, for messages like "unknown job".
+pub fn names(config: &Config) -> BTreeSet<&str> {
+    config.jobs.iter().map(|j| j.name.as_str()).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,263 @@
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "HEARTBEAT_EVERY" => Some("45s".into()),
+        "BAD_EVERY" => Some("3x".into()),
+        "OFF" => Some("false".into()),
+        "RETRIES" => Some("2".into()),
+        _ => None,
+    }
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("schedules.toml"), text, &env)
+}
+
+/// The problems as printed, one per line.
+fn problems(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(_) => panic!("expected problems in:\n{text}"),
+        Err(ConfigError::Invalid { problems }) => {
+            problems.iter().map(ToString::to_string).collect()
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+fn one_problem(text: &str) -> String {
+    let p = problems(text);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    p.into_iter().next().unwrap()
+}
+
+const EXAMPLE: &str = r#"
+[defaults]
+timezone = "UTC"
+retries = "${RETRIES}"
+
+[jobs.nightly-vacuum]
+kind = "command"
+cron = "0 30 2 * * *"
+timezone = "Europe/Berlin"
+command = ["psql", "-c", "VACUUM"]
+
+[jobs.heartbeat]
+kind = "command"
+every = "${HEARTBEAT_EVERY:-30s}"
+command = ["true"]
+timeout = "10s"
+overlap = "queue"
+catch_up = "all"
+catch_up_window = "1h"
+retry_backoff = "1s"
+enabled = "${OFF:-true}"
+"#;
+
+#[test]
+fn the_example_parses_with_defaults_and_env() {
+    let c = parse(EXAMPLE).unwrap();
+    assert_eq!(
+        names(&c).into_iter().collect::<Vec<_>>(),
+        ["heartbeat", "nightly-vacuum"]
+    );
+    let hb = c.job("heartbeat").unwrap();
+    assert_eq!(hb.kind, "command");
+    assert!(matches!(hb.schedule, Schedule::Every { every } if every == Duration::from_secs(45)));
+    assert_eq!(hb.timeout, Duration::from_secs(10));
+    assert_eq!(hb.overlap, Overlap::Queue);
+    assert_eq!(hb.catch_up, CatchUp::All);
+    assert_eq!(hb.catch_up_window, Duration::from_secs(3600));
+    assert_eq!(hb.retries, 2, "from [defaults] through ${{RETRIES}}");
+    assert_eq!(hb.retry_backoff, Duration::from_secs(1));
+    assert!(!hb.enabled);
+
+    let nv = c.job("nightly-vacuum").unwrap();
+    assert_eq!(nv.timezone, chrono_tz::Europe::Berlin);
+    assert_eq!(
+        nv.timeout,
+        Duration::from_secs(600),
+        "cron jobs default to 10m"
+    );
+    assert_eq!(nv.overlap, Overlap::Skip);
+    assert_eq!(nv.catch_up, CatchUp::Latest);
+    assert_eq!(nv.catch_up_window, Duration::from_secs(86_400));
+    assert!(nv.enabled);
+}
+
+#[test]
+fn interval_timeout_defaults_to_the_interval_capped_at_ten_minutes() {
+    let c = parse("[jobs.a]\nkind = \"command\"\nevery = \"30s\"\ncommand = [\"true\"]\n[jobs.b]\nkind = \"command\"\nevery = \"1h\"\ncommand = [\"true\"]\n").unwrap();
+    assert_eq!(c.job("a").unwrap().timeout, Duration::from_secs(30));
+    assert_eq!(c.job("b").unwrap().timeout, Duration::from_secs(600));
+}
+
+#[test]
+fn invalid_duration_names_file_line_column_job_and_key() {
+    let text = "[jobs.heartbeat]\nkind = \"command\"\nevery = \"3x\"\ncommand = [\"true\"]\n";
+    let p = one_problem(text);
+    assert!(
+        p.starts_with("schedules.toml:3:9: job \"heartbeat\": every: invalid duration \"3x\": "),
+        "{p}"
+    );
+    // The same through ${VAR}: the location is the value that named the variable.
+    let p = one_problem(
+        "[jobs.heartbeat]\nkind = \"command\"\nevery = \"${BAD_EVERY}\"\ncommand = [\"true\"]\n",
+    );
+    assert!(
+        p.starts_with("schedules.toml:3:9: job \"heartbeat\": every: invalid duration \"3x\""),
+        "{p}"
+    );
+}
+
+#[test]
+fn missing_variable_without_default() {
+    let p =
+        one_problem("[jobs.x]\nkind = \"command\"\nevery = \"${NOPE}\"\ncommand = [\"true\"]\n");
+    assert_eq!(
+        p,
+        "schedules.toml:3:9: job \"x\": every: environment variable NOPE is not set and has no default (write ${NOPE:-default})"
+    );
+    // In a kind's own settings too.
+    let p = one_problem(
+        "[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"echo\", \"${NOPE}\"]\n",
+    );
+    assert!(
+        p.starts_with("schedules.toml:4:20: job \"x\": command: environment variable NOPE"),
+        "{p}"
+    );
+}
+
+#[test]
+fn zero_and_sub_second_intervals() {
+    let p = one_problem("[jobs.x]\nkind = \"command\"\nevery = \"0s\"\ncommand = [\"true\"]\n");
+    assert_eq!(
+        p,
+        "schedules.toml:3:9: job \"x\": every: invalid interval \"0s\": must be at least 1s"
+    );
+    let p = one_problem("[jobs.x]\nkind = \"command\"\nevery = \"500ms\"\ncommand = [\"true\"]\n");
+    assert!(p.ends_with("must be at least 1s"), "{p}");
+    let p = one_problem("[jobs.x]\nkind = \"command\"\nevery = 60\ncommand = [\"true\"]\n");
+    assert!(
+        p.contains("every: expected a duration string with a unit"),
+        "{p}"
+    );
+}
+
+#[test]
+fn unknown_time_zone_and_malformed_cron() {
+    let p = one_problem("[jobs.x]\nkind = \"command\"\ncron = \"0 * * * *\"\ntimezone = \"Europe/Berln\"\ncommand = [\"true\"]\n");
+    assert!(
+        p.starts_with(
+            "schedules.toml:4:12: job \"x\": timezone: unknown time zone \"Europe/Berln\""
+        ),
+        "{p}"
+    );
+    let p = one_problem("[jobs.x]\nkind = \"command\"\ncron = \"*/5 * *\"\ncommand = [\"true\"]\n");
+    assert!(
+        p.starts_with("schedules.toml:3:8: job \"x\": cron: invalid cron \"*/5 * *\": expected 5 fields (minute hour"),
+        "{p}"
+    );
+    let p =
+        one_problem("[jobs.x]\nkind = \"command\"\ncron = \"99 * * * *\"\ncommand = [\"true\"]\n");
+    assert!(
+        p.starts_with("schedules.toml:3:8: job \"x\": cron: invalid cron \"99 * * * *\": "),
+        "{p}"
+    );
+}
+
+#[test]
+fn unknown_keys_and_kinds() {
+    let p = one_problem(
+        "[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\ncomand = 1\n",
+    );
+    assert!(
+        p.starts_with("schedules.toml:5:1: job \"x\": comand: unknown field `comand`"),
+        "{p}"
+    );
+    let p = one_problem("[jobs.x]\nkind = \"shell\"\nevery = \"1s\"\n");
+    assert_eq!(
+        p,
+        "schedules.toml:2:8: job \"x\": kind: unknown kind \"shell\" (known kinds: command)"
+    );
+    let p = one_problem(
+        "[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n[surprise]\n",
+    );
+    assert!(
+        p.starts_with("schedules.toml:5:2: unknown top-level key \"surprise\""),
+        "{p}"
+    );
+    let p = one_problem("[defaults]\ncommand = [\"x\"]\n[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n");
+    assert!(
+        p.starts_with("schedules.toml:2:1: unknown key \"command\" in [defaults]"),
+        "{p}"
+    );
+}
+
+#[test]
+fn schedule_must_be_exactly_one_of_every_and_cron() {
+    let p = one_problem("[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncron = \"* * * * *\"\ncommand = [\"true\"]\n");
+    assert_eq!(
+        p,
+        "schedules.toml:4:1: job \"x\": set either \"every\" or \"cron\", not both"
+    );
+    let p = one_problem("[jobs.x]\nkind = \"command\"\ncommand = [\"true\"]\n");
+    assert!(
+        p.starts_with("schedules.toml:1:7: job \"x\": missing schedule"),
+        "{p}"
+    );
+    let p = one_problem("[jobs.x]\nevery = \"1s\"\n");
+    assert_eq!(p, "schedules.toml:1:7: job \"x\": missing key \"kind\"");
+}
+
+#[test]
+fn policies_and_numbers_are_checked() {
+    let p = one_problem(
+        "[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\noverlap = \"never\"\n",
+    );
+    assert_eq!(p, "schedules.toml:5:11: job \"x\": overlap: invalid value \"never\" (expected one of: skip, queue, allow)");
+    let p = one_problem(
+        "[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\nretries = -1\n",
+    );
+    assert_eq!(
+        p,
+        "schedules.toml:5:11: job \"x\": retries: expected a whole number from 0 to 100"
+    );
+    let p = one_problem(
+        "[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\nenabled = \"maybe\"\n",
+    );
+    assert_eq!(
+        p,
+        "schedules.toml:5:11: job \"x\": enabled: expected true or false"
+    );
+    let p = one_problem(
+        "[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\ntimeout = \"0s\"\n",
+    );
+    assert_eq!(
+        p,
+        "schedules.toml:5:11: job \"x\": timeout: must be more than 0s"
+    );
+}
+
+#[test]
+fn duplicate_jobs_and_syntax_errors_are_toml_errors_with_a_location() {
+    let p = one_problem("[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n[jobs.x]\nkind = \"command\"\n");
+    assert!(p.starts_with("schedules.toml:5:"), "{p}");
+    let p = one_problem("[jobs.x]\nkind = \"command\nevery = \"1s\"\n");
+    assert!(p.starts_with("schedules.toml:2:"), "{p}");
+}
+
+#[test]
+fn all_problems_are_reported_together() {
+    let p = problems("[jobs.a]\nkind = \"command\"\nevery = \"0s\"\ncommand = [\"true\"]\n[jobs.b]\nkind = \"nope\"\ncron = \"x\"\n");
+    assert_eq!(p.len(), 3, "{p:#?}");
+}
+
+#[test]
+fn empty_file_and_bad_names() {
+    let p = one_problem("");
+    assert!(p.contains("no jobs"), "{p}");
+    let p =
+        one_problem("[jobs.\"a b\"]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n");
+    assert!(p.contains("job names may use"), "{p}");
+}
