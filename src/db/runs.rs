@@ -20,8 +20,8 @@ use diesel::expression::AsExpression;
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::{Nullable, Text, Timestamp};
 use diesel::{
-    AsChangeset, BoolExpressionMethods, ExpressionMethods, Insertable, OptionalExtension, QueryDsl,
-    Queryable, QueryableByName, Selectable, SelectableHelper,
+    AsChangeset, ExpressionMethods, Insertable, OptionalExtension, QueryDsl, Queryable,
+    QueryableByName, Selectable, SelectableHelper,
 };
 use serde::Serialize;
 
@@ -314,15 +314,13 @@ struct SummaryRow {
     last_success_at: Option<NaiveDateTime>,
 }
 
-/// Per job, its newest run and its newest success, in one statement that
-/// runs unchanged on PostgreSQL and SQLite.
-///
-/// `jobs` lists the distinct job names by hopping along the
-/// `(job_name, ...)` index ("loose index scan"), one probe per job rather
-/// than a pass over the whole history; each job then costs one probe of
-/// `job_runs_job_newest` and one of the partial `job_runs_job_last_success`.
-/// 'success' is a literal so PostgreSQL can match that partial index.
-const JOB_SUMMARIES_SQL: &str = "\
+/// The distinct job names, found by hopping along the `(job_name, ...)`
+/// indexes ("loose index scan"): one probe per job instead of a pass over
+/// the whole history. Portable: both backends run `WITH RECURSIVE`. The last
+/// row is NULL, so users filter `job_name IS NOT NULL`.
+macro_rules! jobs_cte {
+    () => {
+        "\
 WITH RECURSIVE jobs (job_name) AS (
     SELECT MIN(job_name) FROM job_runs
     UNION ALL
@@ -331,7 +329,30 @@ WITH RECURSIVE jobs (job_name) AS (
             ORDER BY r.job_name LIMIT 1)
     FROM jobs
     WHERE jobs.job_name IS NOT NULL
-),
+)"
+    };
+}
+
+/// Per job, the newest slot run by the schedule or catch-up: one probe of
+/// `job_runs_job_newest` per job, which stops at the first such row.
+const LAST_SLOTS_SQL: &str = concat!(
+    jobs_cte!(),
+    "
+SELECT jobs.job_name,
+       (SELECT r.scheduled_for FROM job_runs r
+        WHERE r.job_name = jobs.job_name AND r.\"trigger\" IN ('schedule', 'catch_up')
+        ORDER BY r.scheduled_for DESC LIMIT 1) AS last_slot
+FROM jobs
+WHERE jobs.job_name IS NOT NULL"
+);
+
+/// Per job, its newest run and its newest success, in one statement: one
+/// probe of `job_runs_job_newest` and one of the partial
+/// `job_runs_job_last_success` per job. 'success' is a literal so
+/// PostgreSQL can match that partial index.
+const JOB_SUMMARIES_SQL: &str = concat!(
+    jobs_cte!(),
+    ",
 latest (job_name, latest_id, last_success_at) AS (
     SELECT jobs.job_name,
            (SELECT r.id FROM job_runs r
@@ -345,7 +366,16 @@ latest (job_name, latest_id, last_success_at) AS (
 )
 SELECT latest.job_name, r.status, r.scheduled_for, r.finished_at, latest.last_success_at
 FROM latest
-JOIN job_runs r ON r.id = latest.latest_id";
+JOIN job_runs r ON r.id = latest.latest_id"
+);
+
+#[derive(QueryableByName)]
+struct LastSlotRow {
+    #[diesel(sql_type = Text)]
+    job_name: String,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    last_slot: Option<NaiveDateTime>,
+}
 
 impl Db {
     /// Inserts a `running` row unless the slot `(job_name, scheduled_for,
@@ -459,27 +489,15 @@ impl Db {
 
     /// The latest `scheduled_for` per job among runs triggered by the
     /// schedule or by catch-up (any status): the anchor of each job's slot
-    /// grid. Manual runs and retries do not move it.
+    /// grid. Manual runs and retries do not move it. One statement.
     pub async fn last_slots(&self) -> Result<HashMap<String, DateTime<Utc>>, DbError> {
         use diesel_async::RunQueryDsl;
-        let rows: Vec<(String, Option<NaiveDateTime>)> = with_conn!(self, |conn| {
-            job_runs::table
-                .filter(
-                    job_runs::trigger
-                        .eq(Trigger::Schedule)
-                        .or(job_runs::trigger.eq(Trigger::CatchUp)),
-                )
-                .group_by(job_runs::job_name)
-                .select((
-                    job_runs::job_name,
-                    diesel::dsl::max(job_runs::scheduled_for),
-                ))
-                .load(conn)
-                .await?
+        let rows: Vec<LastSlotRow> = with_conn!(self, |conn| {
+            diesel::sql_query(LAST_SLOTS_SQL).load(conn).await?
         });
         Ok(rows
             .into_iter()
-            .filter_map(|(job, slot)| Some((job, slot?.and_utc())))
+            .filter_map(|r| Some((r.job_name, r.last_slot?.and_utc())))
             .collect())
     }
 

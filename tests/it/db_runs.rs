@@ -663,5 +663,5 @@ async fn postgres_and_sqlite_schemas_agree() {
             .map(|i| i.name)
             .collect();
     assert_eq!(pg_indexes, sqlite_indexes);
-    assert_eq!(pg_indexes.len(), 3);
+    assert_eq!(pg_indexes.len(), 4);
 }

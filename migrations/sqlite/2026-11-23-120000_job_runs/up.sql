@@ -52,6 +52,10 @@ CREATE TABLE job_runs (
 -- index above cannot: it breaks ties by attempt, not id.)
 CREATE INDEX job_runs_job_newest ON job_runs (job_name, scheduled_for DESC, id DESC);
 
+-- `ops-worker history` without a job: newest runs of all jobs, read in
+-- index order instead of sorting the whole table for a LIMIT.
+CREATE INDEX job_runs_newest ON job_runs (scheduled_for DESC, id DESC);
+
 -- "Last success of each job" without walking back through a long run of
 -- failures: only successes are in this index.
 CREATE INDEX job_runs_job_last_success ON job_runs (job_name, scheduled_for DESC, id DESC)
