@@ -3,10 +3,12 @@
 //!
 //! Every query is written once inside `with_conn!` and so compiled for both
 //! backends: Diesel's DSL where it reaches, and portable SQL text for the two
-//! per-job reads that need a recursive CTE (which the DSL cannot express). Timestamps cross this boundary as `DateTime<Utc>` and are stored
-//! as UTC `NaiveDateTime`: `scheduled_for` truncated to whole seconds (it is
-//! part of the slot key), the others to microseconds (what PostgreSQL keeps),
-//! so a value reads back identically from either backend. This file decides
+//! per-job reads that need a recursive CTE (which the DSL cannot express).
+//!
+//! Timestamps cross this boundary as `DateTime<Utc>` and are stored as UTC
+//! `NaiveDateTime`: `scheduled_for` truncated to whole seconds (it is part of
+//! the slot key), the others to microseconds (what PostgreSQL keeps), so a
+//! value reads back identically from either backend. This file decides
 //! nothing about when a run happens or what its outcome means; the runner
 //! does.
 
