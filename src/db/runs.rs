@@ -1,0 +1,581 @@
+//! The `job_runs` table: claiming a slot, finishing a run, and the reads the
+//! scheduler and the CLI need (slot anchors, per-job summaries, history).
+//!
+//! Every query is written once inside `with_conn!` and so compiled for both
+//! backends: Diesel's DSL where it reaches, and portable SQL text for the two
+//! per-job reads that need a recursive CTE (which the DSL cannot express).
+//!
+//! Timestamps cross this boundary as `DateTime<Utc>` and are stored as UTC
+//! `NaiveDateTime`: `scheduled_for` truncated to whole seconds (it is part of
+//! the slot key), the others to microseconds (what PostgreSQL keeps), so a
+//! value reads back identically from either backend. This file decides
+//! nothing about when a run happens or what its outcome means; the runner
+//! does.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use diesel::backend::Backend as DieselBackend;
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::{Nullable, Text, Timestamp};
+use diesel::{
+    AsChangeset, ExpressionMethods, Insertable, OptionalExtension, QueryDsl, Queryable,
+    QueryableByName, Selectable, SelectableHelper,
+};
+use serde::Serialize;
+
+use super::schema::job_runs;
+use super::{with_conn, Db, DbError};
+
+/// Written into `error` by [`Db::abandon_running`].
+const ABANDONED: &str = "abandoned: the worker stopped before the run finished";
+
+/// A value in the database that no variant matches (a newer binary's
+/// status, or a hand-edited row).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}")]
+pub struct UnknownValue {
+    what: &'static str,
+    value: String,
+}
+
+/// A closed set of strings stored in a TEXT column with a CHECK constraint:
+/// the enum, its text form, parsing, and the Diesel mapping for any backend.
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, AsExpression, FromSqlRow)]
+        #[diesel(sql_type = Text)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownValue { what: $what, value: s.to_owned() }),
+                }
+            }
+        }
+
+        impl<DB: DieselBackend> ToSql<Text, DB> for $name
+        where
+            str: ToSql<Text, DB>,
+        {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+                self.as_str().to_sql(out)
+            }
+        }
+
+        impl<DB: DieselBackend> FromSql<Text, DB> for $name
+        where
+            String: FromSql<Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+                Ok(String::from_sql(bytes)?.parse()?)
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Why a run happened.
+    Trigger, "trigger" {
+        /// Its slot came due.
+        Schedule = "schedule",
+        /// Its slot passed while the worker was down or busy; run late.
+        CatchUp = "catch_up",
+        /// An operator asked for it (`ops-worker run-job`).
+        Manual = "manual",
+        /// An earlier attempt of the same slot failed.
+        Retry = "retry",
+    }
+}
+
+text_enum! {
+    /// Where a run stands. Only `Running` is unfinished.
+    RunStatus, "run status" {
+        Running = "running",
+        Success = "success",
+        Failed = "failed",
+        Timeout = "timeout",
+        Panicked = "panicked",
+        /// The worker was shutting down and stopped it.
+        Interrupted = "interrupted",
+        /// The slot was deliberately not run (overlap or catch-up policy).
+        Skipped = "skipped",
+        /// Found still `running` after its worker had stopped.
+        Abandoned = "abandoned",
+    }
+}
+
+/// A run about to start (or, with a [`Finish`], one already over).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRun {
+    pub job_name: String,
+    pub kind: String,
+    /// Stored truncated to whole seconds.
+    pub scheduled_for: DateTime<Utc>,
+    pub trigger: Trigger,
+    pub attempt: i32,
+    pub worker_id: String,
+    /// Stored truncated to microseconds.
+    pub started_at: DateTime<Utc>,
+    /// Slots before this one that were not run.
+    pub missed: i32,
+}
+
+/// How a run ended. `status` must not be `Running` (the table rejects it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finish {
+    pub status: RunStatus,
+    /// Stored truncated to microseconds.
+    pub finished_at: DateTime<Utc>,
+    pub error: Option<String>,
+    pub output: Option<String>,
+    pub duration_ms: i64,
+}
+
+/// One row of `job_runs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub job_name: String,
+    pub kind: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub trigger: Trigger,
+    pub attempt: i32,
+    pub worker_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub output: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub missed: i32,
+}
+
+/// A job's latest state, for `ops-worker status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobSummary {
+    pub job_name: String,
+    /// Status of the newest run (by `scheduled_for`, then id); `None` only
+    /// for summaries a caller builds for jobs that never ran.
+    pub last_status: Option<RunStatus>,
+    pub last_scheduled_for: Option<DateTime<Utc>>,
+    pub last_finished_at: Option<DateTime<Utc>>,
+    /// `finished_at` of the newest successful run.
+    pub last_success_at: Option<DateTime<Utc>>,
+}
+
+fn whole_seconds(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc().trunc_subsecs(0)
+}
+
+fn micros(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc().trunc_subsecs(6)
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = job_runs)]
+struct NewRow<'a> {
+    job_name: &'a str,
+    kind: &'a str,
+    scheduled_for: NaiveDateTime,
+    trigger: Trigger,
+    attempt: i32,
+    worker_id: &'a str,
+    started_at: NaiveDateTime,
+    finished_at: Option<NaiveDateTime>,
+    status: RunStatus,
+    error: Option<&'a str>,
+    output: Option<&'a str>,
+    duration_ms: Option<i64>,
+    missed: i32,
+}
+
+impl<'a> NewRow<'a> {
+    fn new(run: &'a NewRun, finish: Option<&'a Finish>) -> Self {
+        NewRow {
+            job_name: &run.job_name,
+            kind: &run.kind,
+            scheduled_for: whole_seconds(run.scheduled_for),
+            trigger: run.trigger,
+            attempt: run.attempt,
+            worker_id: &run.worker_id,
+            started_at: micros(run.started_at),
+            finished_at: finish.map(|f| micros(f.finished_at)),
+            status: finish.map_or(RunStatus::Running, |f| f.status),
+            error: finish.and_then(|f| f.error.as_deref()),
+            output: finish.and_then(|f| f.output.as_deref()),
+            duration_ms: finish.map(|f| f.duration_ms),
+            missed: run.missed,
+        }
+    }
+}
+
+#[derive(AsChangeset)]
+#[diesel(table_name = job_runs, treat_none_as_null = true)]
+struct FinishRow<'a> {
+    status: RunStatus,
+    finished_at: NaiveDateTime,
+    error: Option<&'a str>,
+    output: Option<&'a str>,
+    duration_ms: i64,
+}
+
+impl<'a> From<&'a Finish> for FinishRow<'a> {
+    fn from(f: &'a Finish) -> Self {
+        FinishRow {
+            status: f.status,
+            finished_at: micros(f.finished_at),
+            error: f.error.as_deref(),
+            output: f.output.as_deref(),
+            duration_ms: f.duration_ms,
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = job_runs)]
+struct Row {
+    id: i64,
+    job_name: String,
+    kind: String,
+    scheduled_for: NaiveDateTime,
+    trigger: Trigger,
+    attempt: i32,
+    worker_id: String,
+    started_at: NaiveDateTime,
+    finished_at: Option<NaiveDateTime>,
+    status: RunStatus,
+    error: Option<String>,
+    output: Option<String>,
+    duration_ms: Option<i64>,
+    missed: i32,
+}
+
+impl From<Row> for RunRecord {
+    fn from(r: Row) -> Self {
+        RunRecord {
+            id: r.id,
+            job_name: r.job_name,
+            kind: r.kind,
+            scheduled_for: r.scheduled_for.and_utc(),
+            trigger: r.trigger,
+            attempt: r.attempt,
+            worker_id: r.worker_id,
+            started_at: r.started_at.and_utc(),
+            finished_at: r.finished_at.map(|t| t.and_utc()),
+            status: r.status,
+            error: r.error,
+            output: r.output,
+            duration_ms: r.duration_ms,
+            missed: r.missed,
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct SummaryRow {
+    #[diesel(sql_type = Text)]
+    job_name: String,
+    #[diesel(sql_type = Text)]
+    status: RunStatus,
+    #[diesel(sql_type = Timestamp)]
+    scheduled_for: NaiveDateTime,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    finished_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    last_success_at: Option<NaiveDateTime>,
+}
+
+/// The distinct job names, found by hopping along the `(job_name, ...)`
+/// indexes ("loose index scan"): one probe per job instead of a pass over
+/// the whole history. Portable: both backends run `WITH RECURSIVE`. The last
+/// row is NULL, so users filter `job_name IS NOT NULL`.
+macro_rules! jobs_cte {
+    () => {
+        "\
+WITH RECURSIVE jobs (job_name) AS (
+    SELECT MIN(job_name) FROM job_runs
+    UNION ALL
+    SELECT (SELECT r.job_name FROM job_runs r
+            WHERE r.job_name > jobs.job_name
+            ORDER BY r.job_name LIMIT 1)
+    FROM jobs
+    WHERE jobs.job_name IS NOT NULL
+)"
+    };
+}
+
+/// Per job, the newest slot run by the schedule or catch-up: one probe of
+/// `job_runs_job_newest` per job, which stops at the first such row.
+const LAST_SLOTS_SQL: &str = concat!(
+    jobs_cte!(),
+    "
+SELECT jobs.job_name,
+       (SELECT r.scheduled_for FROM job_runs r
+        WHERE r.job_name = jobs.job_name AND r.\"trigger\" IN ('schedule', 'catch_up')
+        ORDER BY r.scheduled_for DESC LIMIT 1) AS last_slot
+FROM jobs
+WHERE jobs.job_name IS NOT NULL"
+);
+
+/// Per job, its newest run and its newest success, in one statement: one
+/// probe of `job_runs_job_newest` and one of the partial
+/// `job_runs_job_last_success` per job. 'success' is a literal so
+/// PostgreSQL can match that partial index.
+const JOB_SUMMARIES_SQL: &str = concat!(
+    jobs_cte!(),
+    ",
+latest (job_name, latest_id, last_success_at) AS (
+    SELECT jobs.job_name,
+           (SELECT r.id FROM job_runs r
+            WHERE r.job_name = jobs.job_name
+            ORDER BY r.scheduled_for DESC, r.id DESC LIMIT 1),
+           (SELECT r.finished_at FROM job_runs r
+            WHERE r.job_name = jobs.job_name AND r.status = 'success'
+            ORDER BY r.scheduled_for DESC, r.id DESC LIMIT 1)
+    FROM jobs
+    WHERE jobs.job_name IS NOT NULL
+)
+SELECT latest.job_name, r.status, r.scheduled_for, r.finished_at, latest.last_success_at
+FROM latest
+JOIN job_runs r ON r.id = latest.latest_id"
+);
+
+#[derive(QueryableByName)]
+struct LastSlotRow {
+    #[diesel(sql_type = Text)]
+    job_name: String,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    last_slot: Option<NaiveDateTime>,
+}
+
+impl Db {
+    /// Inserts a `running` row unless the slot `(job_name, scheduled_for,
+    /// attempt)` is taken. `Some(id)`: this caller won the slot; `None`:
+    /// someone else has it.
+    pub async fn claim_run(&self, run: &NewRun) -> Result<Option<i64>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let row = NewRow::new(run, None);
+        let id = with_conn!(self, |conn| {
+            diesel::insert_into(job_runs::table)
+                .values(&row)
+                .on_conflict((
+                    job_runs::job_name,
+                    job_runs::scheduled_for,
+                    job_runs::attempt,
+                ))
+                .do_nothing()
+                .returning(job_runs::id)
+                .get_result::<i64>(conn)
+                .await
+                .optional()?
+        });
+        Ok(id)
+    }
+
+    /// Records how run `id` ended. Only an unfinished row is updated, so this
+    /// succeeds once: `true` means this call finished it.
+    pub async fn finish_run(&self, id: i64, f: &Finish) -> Result<bool, DbError> {
+        use diesel_async::RunQueryDsl;
+        let changes = FinishRow::from(f);
+        let updated = with_conn!(self, |conn| {
+            diesel::update(
+                job_runs::table
+                    .filter(job_runs::id.eq(id))
+                    .filter(job_runs::finished_at.is_null()),
+            )
+            .set(&changes)
+            .execute(conn)
+            .await?
+        });
+        Ok(updated == 1)
+    }
+
+    /// Inserts a row that is already finished: a skipped slot, or a run
+    /// recorded after a database outage. `false` if the slot was taken.
+    pub async fn insert_finished_run(&self, run: &NewRun, f: &Finish) -> Result<bool, DbError> {
+        use diesel_async::RunQueryDsl;
+        let row = NewRow::new(run, Some(f));
+        let inserted = with_conn!(self, |conn| {
+            diesel::insert_into(job_runs::table)
+                .values(&row)
+                .on_conflict((
+                    job_runs::job_name,
+                    job_runs::scheduled_for,
+                    job_runs::attempt,
+                ))
+                .do_nothing()
+                .execute(conn)
+                .await?
+        });
+        Ok(inserted == 1)
+    }
+
+    /// Marks `worker_id`'s runs still `running` (left by an earlier process
+    /// with that id) as `abandoned`, finished at `now`, with the time since
+    /// they started as duration. Returns how many it marked.
+    ///
+    /// One read, then one guarded update per row: the duration differs per
+    /// row and timestamp arithmetic is not portable SQL, and such rows are
+    /// few (at most one per job and attempt). A row finished meanwhile by
+    /// someone else is left alone and not counted.
+    pub async fn abandon_running(
+        &self,
+        worker_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, DbError> {
+        use diesel_async::RunQueryDsl;
+        let now = micros(now);
+        let abandoned = with_conn!(self, |conn| {
+            // `finished_at IS NULL` is the same as status 'running' (a CHECK
+            // ties them) and matches the partial index without a parameter.
+            let running: Vec<(i64, NaiveDateTime)> = job_runs::table
+                .filter(job_runs::worker_id.eq(worker_id))
+                .filter(job_runs::finished_at.is_null())
+                .select((job_runs::id, job_runs::started_at))
+                .load(conn)
+                .await?;
+            let mut abandoned = 0_u64;
+            for (id, started_at) in running {
+                let changes = FinishRow {
+                    status: RunStatus::Abandoned,
+                    finished_at: now,
+                    error: Some(ABANDONED),
+                    output: None,
+                    duration_ms: (now - started_at).num_milliseconds().max(0),
+                };
+                let updated = diesel::update(
+                    job_runs::table
+                        .filter(job_runs::id.eq(id))
+                        .filter(job_runs::finished_at.is_null()),
+                )
+                .set(&changes)
+                .execute(conn)
+                .await?;
+                abandoned += updated as u64;
+            }
+            abandoned
+        });
+        Ok(abandoned)
+    }
+
+    /// The latest `scheduled_for` per job among runs triggered by the
+    /// schedule or by catch-up (any status): the anchor of each job's slot
+    /// grid. Manual runs and retries do not move it. One statement.
+    pub async fn last_slots(&self) -> Result<HashMap<String, DateTime<Utc>>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let rows: Vec<LastSlotRow> = with_conn!(self, |conn| {
+            diesel::sql_query(LAST_SLOTS_SQL).load(conn).await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| Some((r.job_name, r.last_slot?.and_utc())))
+            .collect())
+    }
+
+    /// Per job that has runs, sorted by name: its newest run (by
+    /// `scheduled_for`, then id) and the `finished_at` of its newest success.
+    /// One statement.
+    pub async fn job_summaries(&self) -> Result<Vec<JobSummary>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let rows: Vec<SummaryRow> = with_conn!(self, |conn| {
+            diesel::sql_query(JOB_SUMMARIES_SQL).load(conn).await?
+        });
+        let mut summaries: Vec<JobSummary> = rows
+            .into_iter()
+            .map(|r| JobSummary {
+                job_name: r.job_name,
+                last_status: Some(r.status),
+                last_scheduled_for: Some(r.scheduled_for.and_utc()),
+                last_finished_at: r.finished_at.map(|t| t.and_utc()),
+                last_success_at: r.last_success_at.map(|t| t.and_utc()),
+            })
+            .collect();
+        // In Rust, not SQL: PostgreSQL would sort by its locale's collation,
+        // SQLite bytewise, and the two backends should agree.
+        summaries.sort_by(|a, b| a.job_name.cmp(&b.job_name));
+        Ok(summaries)
+    }
+
+    /// Runs newest first (`scheduled_for` DESC, then id DESC), of one job or
+    /// all, at most `limit` (a negative limit counts as 0).
+    pub async fn history(&self, job: Option<&str>, limit: i64) -> Result<Vec<RunRecord>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let limit = limit.max(0);
+        let rows: Vec<Row> = with_conn!(self, |conn| {
+            let mut query = job_runs::table
+                .select(Row::as_select())
+                .order((job_runs::scheduled_for.desc(), job_runs::id.desc()))
+                .limit(limit)
+                .into_boxed();
+            if let Some(job) = job {
+                query = query.filter(job_runs::job_name.eq(job));
+            }
+            query.load(conn).await?
+        });
+        Ok(rows.into_iter().map(RunRecord::from).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_forms_round_trip() {
+        for t in Trigger::ALL {
+            assert_eq!(t.as_str().parse::<Trigger>().unwrap(), *t);
+            assert_eq!(t.to_string(), t.as_str());
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        for s in RunStatus::ALL {
+            assert_eq!(s.as_str().parse::<RunStatus>().unwrap(), *s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(Trigger::CatchUp.as_str(), "catch_up");
+        assert_eq!(
+            "bogus".parse::<RunStatus>().unwrap_err().to_string(),
+            "unknown run status \"bogus\""
+        );
+    }
+
+    #[test]
+    fn truncation() {
+        let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05.123456789Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(whole_seconds(t).to_string(), "2026-01-02 03:04:05");
+        assert_eq!(micros(t).to_string(), "2026-01-02 03:04:05.123456");
+    }
+}

@@ -1,0 +1,6 @@
+//! The one integration-test binary: shared helpers and one module per area.
+//! Database tests need PostgreSQL (see `helpers::pg_admin_url`).
+
+mod helpers;
+
+mod db_runs;
