@@ -3,8 +3,60 @@
 //!
 //! Data flows one way: `config` turns schedules.toml into typed jobs, the
 //! `scheduler` decides when each slot is due, the `runner` runs a slot and
-//! records it through `db`, and `cli` is a thin front over all of them.
+//! records it through `db`, `worker` is the daemon's lifecycle and `cli` is a
+//! thin front over all of them.
 
+pub mod cli;
 pub mod config;
 pub mod db;
+pub mod runner;
 pub mod scheduler;
+pub mod worker;
+
+/// The process exit codes, documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    Ok = 0,
+    JobFailed = 1,
+    Usage = 2,
+    DatabaseUnavailable = 3,
+}
+
+/// A command used wrongly (e.g. an unknown job name): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Maps an error to its exit code by what it is, wherever it sits in the chain.
+pub fn exit_code_for(e: &anyhow::Error) -> ExitCode {
+    for cause in e.chain() {
+        if cause.is::<config::ConfigError>() || cause.is::<UsageError>() {
+            return ExitCode::Usage;
+        }
+        if let Some(db) = cause.downcast_ref::<db::DbError>() {
+            return if matches!(db, db::DbError::BadUrl { .. }) {
+                ExitCode::Usage
+            } else {
+                ExitCode::DatabaseUnavailable
+            };
+        }
+    }
+    ExitCode::JobFailed
+}
+
+/// `error: cause: cause` on one line, without repeating a cause that its
+/// parent's message already contains.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        source = s.source();
+    }
+    out
+}

@@ -1,4 +1,133 @@
-//! The timing engine: when each job's slots are due.
+//! The timing engine: one task per job that sleeps until the job's next slot
+//! and hands it to the runner. Nothing else knows how slots are computed.
+//!
+//! Each loop keeps a cursor (the newest slot it has dealt with) and asks the
+//! schedule for the first slot after it, so it never computes "now +
+//! interval" and does not drift. When it wakes it looks at every slot that
+//! passed since the cursor: one is the normal case; more means the process
+//! was stopped, paused or starved, and the catch-up policy decides what runs.
+
 pub mod catch_up;
 pub mod schedule;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{CatchUp, JobSpec};
+use crate::db::Trigger;
+use crate::runner::Runner;
+use catch_up::{Due, FireKind};
 pub use schedule::Schedule;
+
+/// At most this many missed slots are run by `catch_up = "all"` after one
+/// wake; older ones are counted as missed.
+pub const MAX_CATCH_UP_RUNS: usize = 1_000;
+
+/// Where a job's loop starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Start {
+    /// The newest slot `job_runs` knows for the job (scheduled or caught up).
+    /// Slots after it that already passed are missed slots.
+    pub last_slot: Option<DateTime<Utc>>,
+    /// When the loop was armed; the interval grid of a job with no history
+    /// starts here.
+    pub armed_at: DateTime<Utc>,
+}
+
+impl Start {
+    /// The interval grid's anchor: the last recorded slot, so a restart keeps
+    /// the phase, else the arming time.
+    pub fn anchor(&self) -> DateTime<Utc> {
+        self.last_slot
+            .unwrap_or_else(|| schedule::whole_second(self.armed_at))
+    }
+}
+
+/// Arms one job: spawns its timer loop, which stops when `stop` fires. Runs
+/// it starts are tracked by `runs`, so shutdown can wait for them.
+pub fn arm(
+    spec: Arc<JobSpec>,
+    runner: Arc<Runner>,
+    start: Start,
+    stop: CancellationToken,
+    runs: TaskTracker,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(job_loop(spec, runner, start, stop, runs))
+}
+
+async fn job_loop(
+    spec: Arc<JobSpec>,
+    runner: Arc<Runner>,
+    start: Start,
+    stop: CancellationToken,
+    runs: TaskTracker,
+) {
+    let clock = runner.clock().clone();
+    let anchor = start.anchor();
+    let mut cursor = start.last_slot.unwrap_or(start.armed_at);
+    let mut carried = 0u64;
+    loop {
+        let Some(next) = spec.schedule.next_after(cursor, anchor) else {
+            tracing::info!(job = %spec.name, "the schedule has no further slots; the job will not fire again");
+            return;
+        };
+        tokio::select! {
+            _ = clock.sleep_until(next) => {}
+            _ = stop.cancelled() => return,
+        }
+        let now = clock.now();
+        let (slots, total) = spec
+            .schedule
+            .slots_between(cursor, now, anchor, MAX_CATCH_UP_RUNS);
+        let Some(&newest) = slots.last() else {
+            // Woken early (a wall clock stepped back): sleep again.
+            continue;
+        };
+        cursor = newest;
+        let (fires, unreported) = catch_up::plan(
+            Due {
+                slots: &slots,
+                total,
+            },
+            now,
+            spec.catch_up,
+            spec.catch_up_window,
+            carried,
+        );
+        carried = unreported;
+        if total > 1 || fires.iter().any(|f| f.kind == FireKind::CatchUp) {
+            tracing::warn!(
+                job = %spec.name,
+                passed = total,
+                running = fires.len(),
+                oldest = %slots[0],
+                newest = %newest,
+                catch_up = ?spec.catch_up,
+                "slots passed while the worker could not fire them"
+            );
+        }
+        if fires.is_empty() {
+            continue;
+        }
+        let catching_up_all = spec.catch_up == CatchUp::All;
+        let (runner, spec_for_runs) = (runner.clone(), spec.clone());
+        // Catch-up runs of one wake go one after the other, oldest first.
+        runs.spawn(async move {
+            let spec = spec_for_runs;
+            for fire in fires {
+                let trigger = match fire.kind {
+                    FireKind::OnTime => Trigger::Schedule,
+                    FireKind::CatchUp => Trigger::CatchUp,
+                };
+                runner.run(&spec, fire.slot, trigger, fire.missed).await;
+            }
+        });
+        if catching_up_all {
+            // Let a long catch-up sequence start before the next wake.
+            tokio::task::yield_now().await;
+        }
+    }
+}

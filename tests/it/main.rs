@@ -1,6 +1,9 @@
 //! The one integration-test binary: shared helpers and one module per area.
 //! Database tests need PostgreSQL (see `helpers::pg_admin_url`).
 
+mod fixtures;
 mod helpers;
 
 mod db_runs;
+mod runner;
+mod scheduler;

@@ -1,0 +1,229 @@
+//! The command line: parse arguments, load what a command needs, call the
+//! same config, runner and storage the daemon uses, print results. Errors go
+//! back to `main`, which prints them once and picks the exit code.
+
+mod show;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use ops_worker_jobs::{Clock, SystemClock};
+
+use crate::config::{Config, JobSpec};
+use crate::db::{DatabaseUrl, Db, Trigger};
+use crate::runner::{Outcome, Recorder, Runner};
+use crate::{ExitCode, UsageError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ops-worker",
+    version,
+    about = "Runs recurring operations jobs on a schedule and records every run"
+)]
+#[command(
+    after_help = "Environment: DATABASE_URL (postgres://... or sqlite://PATH; unset: sqlite ./ops-worker.db), \
+OPS_WORKER_CONFIG, OPS_WORKER_ID, LOG_FORMAT, RUST_LOG. See README.md."
+)]
+pub struct Cli {
+    /// The schedule file
+    #[arg(
+        long,
+        global = true,
+        env = "OPS_WORKER_CONFIG",
+        default_value = "schedules.toml"
+    )]
+    pub config: PathBuf,
+    /// Log format on stderr
+    #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the scheduler until SIGTERM or SIGINT
+    Run {
+        /// How long shutdown waits for running jobs before interrupting them
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        grace: Duration,
+    },
+    /// Run one job now, recorded like any other run (trigger "manual")
+    RunJob { name: String },
+    /// Jobs with their schedule, last status, last success and next fire
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recent runs, newest first
+    History {
+        /// Only this job
+        name: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Upcoming fire times of a job, in UTC and in the job's time zone
+    Next {
+        name: String,
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+    },
+    /// Check the schedule file and print a summary
+    Validate,
+    /// Apply pending database migrations
+    Migrate,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+impl Command {
+    /// Commands that print for people log only warnings unless RUST_LOG says otherwise.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Run { .. } | Command::RunJob { .. } => "info",
+            _ => "warn",
+        }
+    }
+}
+
+/// This process's worker id: `OPS_WORKER_ID`, else the host name.
+pub fn worker_id() -> String {
+    std::env::var("OPS_WORKER_ID")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Connects to `DATABASE_URL` (or the SQLite default) and migrates.
+pub async fn open_db() -> anyhow::Result<Db> {
+    let raw = std::env::var("DATABASE_URL").ok();
+    let url = DatabaseUrl::parse(raw.as_deref())?;
+    let db = Db::connect(&url, 16).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+fn find<'c>(config: &'c Config, name: &str) -> anyhow::Result<&'c Arc<JobSpec>> {
+    config.job(name).ok_or_else(|| {
+        let known: Vec<_> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+        UsageError(format!(
+            "unknown job {name:?} in {} (jobs: {})",
+            config.path.display(),
+            known.join(", ")
+        ))
+        .into()
+    })
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate => {
+            let config = Config::load(&cli.config)?;
+            show::validate(&config);
+            Ok(ExitCode::Ok)
+        }
+        Command::Migrate => {
+            let raw = std::env::var("DATABASE_URL").ok();
+            let url = DatabaseUrl::parse(raw.as_deref())?;
+            let db = Db::connect(&url, 1).await?;
+            let applied = db.migrate().await?;
+            if applied.is_empty() {
+                println!("{}: up to date", url.redacted());
+            } else {
+                println!("{}: applied {}", url.redacted(), applied.join(", "));
+            }
+            Ok(ExitCode::Ok)
+        }
+        Command::Run { grace } => {
+            let config = Config::load(&cli.config)?;
+            let db = open_db().await?;
+            let worker_id = worker_id();
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let runner = Arc::new(Runner::new(
+                Arc::new(Recorder::new(db)),
+                clock,
+                worker_id.clone(),
+            ));
+            let shutdown = crate::worker::shutdown_signal()?;
+            crate::worker::run(&config, runner, &worker_id, grace, shutdown).await?;
+            Ok(ExitCode::Ok)
+        }
+        Command::RunJob { name } => {
+            let config = Config::load(&cli.config)?;
+            let spec = find(&config, &name)?.clone();
+            let db = open_db().await?;
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let recorder = Arc::new(Recorder::new(db));
+            let runner = Runner::new(recorder.clone(), clock.clone(), worker_id());
+            let outcome = runner.run(&spec, clock.now(), Trigger::Manual, 0).await;
+            if !recorder.flush().await {
+                anyhow::bail!("the run finished but its record could not be written: the database is unavailable");
+            }
+            Ok(show::run_job(&spec.name, &outcome))
+        }
+        Command::List { json } => {
+            let config = Config::load(&cli.config)?;
+            let db = open_db().await?;
+            show::list(&config, &db, SystemClock.now(), json).await?;
+            Ok(ExitCode::Ok)
+        }
+        Command::History { name, limit, json } => {
+            if let Some(name) = &name {
+                // A typo should not look like an empty history.
+                if let Ok(config) = Config::load(&cli.config) {
+                    find(&config, name)?;
+                }
+            }
+            let db = open_db().await?;
+            let runs = db
+                .history(name.as_deref(), i64::from(limit))
+                .await
+                .context("cannot read the run history")?;
+            show::history(&runs, json)?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Next { name, count } => {
+            let config = Config::load(&cli.config)?;
+            let spec = find(&config, &name)?;
+            // Interval grids are anchored at the last recorded slot; cron needs no database.
+            let last_slot = match spec.schedule {
+                crate::scheduler::Schedule::Every { .. } => open_db()
+                    .await?
+                    .last_slots()
+                    .await?
+                    .get(&spec.name)
+                    .copied(),
+                crate::scheduler::Schedule::Cron { .. } => None,
+            };
+            show::next(spec, last_slot, SystemClock.now(), count);
+            Ok(ExitCode::Ok)
+        }
+    }
+}
+
+/// Used by `run-job`'s outcome.
+pub fn outcome_code(outcome: &Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Ran(r) if r.status == crate::db::RunStatus::Success => ExitCode::Ok,
+        _ => ExitCode::JobFailed,
+    }
+}

@@ -1,0 +1,236 @@
+//! What the CLI prints: plain aligned tables for people, `--json` for scripts.
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{Config, JobSpec};
+use crate::db::{Db, RunRecord};
+use crate::runner::Outcome;
+use crate::scheduler::{Schedule, Start};
+use crate::ExitCode;
+
+fn ts(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(
+        || "-".to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+    )
+}
+
+fn table(rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+            }
+        }
+        println!("{}", line.trim_end());
+    }
+}
+
+pub fn validate(config: &Config) {
+    let enabled = config.jobs.iter().filter(|j| j.enabled).count();
+    println!(
+        "{}: ok, {} job{} ({enabled} enabled)",
+        config.path.display(),
+        config.jobs.len(),
+        if config.jobs.len() == 1 { "" } else { "s" }
+    );
+    for j in &config.jobs {
+        let tz = match j.schedule {
+            Schedule::Cron { tz, .. } => format!(" ({tz})"),
+            Schedule::Every { .. } => String::new(),
+        };
+        let off = if j.enabled { "" } else { " [disabled]" };
+        println!("  {}: {} {}{tz}{off}", j.name, j.kind, j.schedule);
+    }
+}
+
+pub fn run_job(name: &str, outcome: &Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Ran(r) => {
+            let run = r
+                .run_id
+                .map_or_else(String::new, |id| format!(" (run {id})"));
+            let why = r.error.as_deref().map_or_else(String::new, |e| {
+                format!(": {}", e.lines().next().unwrap_or(""))
+            });
+            let tries = if r.attempts > 1 {
+                format!(" after {} attempts", r.attempts)
+            } else {
+                String::new()
+            };
+            println!(
+                "{name}: {} in {} ms{tries}{why}{run}",
+                r.status,
+                r.duration.as_millis()
+            );
+        }
+        Outcome::Skipped => println!("{name}: skipped: a run of this job is still going"),
+        Outcome::Taken => {
+            println!("{name}: not run: a run for this second already exists; try again")
+        }
+    }
+    super::outcome_code(outcome)
+}
+
+#[derive(serde::Serialize)]
+struct ListRow<'a> {
+    name: &'a str,
+    kind: &'a str,
+    schedule: String,
+    timezone: String,
+    enabled: bool,
+    last_status: Option<String>,
+    last_run: Option<DateTime<Utc>>,
+    last_success: Option<DateTime<Utc>>,
+    next_fire: Option<DateTime<Utc>>,
+}
+
+pub async fn list(config: &Config, db: &Db, now: DateTime<Utc>, json: bool) -> anyhow::Result<()> {
+    let summaries = db.job_summaries().await?;
+    let last_slots = db.last_slots().await?;
+    let rows: Vec<ListRow> = config
+        .jobs
+        .iter()
+        .map(|j| {
+            let s = summaries.iter().find(|s| s.job_name == j.name);
+            let start = Start {
+                last_slot: last_slots.get(&j.name).copied(),
+                armed_at: now,
+            };
+            ListRow {
+                name: &j.name,
+                kind: &j.kind,
+                schedule: j.schedule.to_string(),
+                timezone: j.timezone.to_string(),
+                enabled: j.enabled,
+                last_status: s.and_then(|s| s.last_status).map(|st| st.to_string()),
+                last_run: s.and_then(|s| s.last_scheduled_for),
+                last_success: s.and_then(|s| s.last_success_at),
+                next_fire: j
+                    .enabled
+                    .then(|| j.schedule.next_after(now, start.anchor()))
+                    .flatten(),
+            }
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let mut out = vec![[
+        "NAME",
+        "KIND",
+        "SCHEDULE",
+        "TZ",
+        "LAST",
+        "LAST RUN",
+        "LAST SUCCESS",
+        "NEXT",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in rows {
+        out.push(vec![
+            r.name.to_string(),
+            r.kind.to_string(),
+            r.schedule,
+            r.timezone,
+            r.last_status.unwrap_or_else(|| "-".into()),
+            ts(r.last_run),
+            ts(r.last_success),
+            if r.enabled {
+                ts(r.next_fire)
+            } else {
+                "disabled".into()
+            },
+        ]);
+    }
+    table(&out);
+    Ok(())
+}
+
+pub fn history(runs: &[RunRecord], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(runs)?);
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("no runs recorded");
+        return Ok(());
+    }
+    let mut out = vec![[
+        "ID",
+        "JOB",
+        "SCHEDULED FOR",
+        "TRIGGER",
+        "TRY",
+        "STATUS",
+        "MS",
+        "WORKER",
+        "ERROR",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in runs {
+        let mut err = r
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if err.chars().count() > 80 {
+            err = err.chars().take(77).collect::<String>() + "...";
+        }
+        out.push(vec![
+            r.id.to_string(),
+            r.job_name.clone(),
+            ts(Some(r.scheduled_for)),
+            r.trigger.to_string(),
+            r.attempt.to_string(),
+            r.status.to_string(),
+            r.duration_ms.map_or_else(|| "-".into(), |d| d.to_string()),
+            r.worker_id.clone(),
+            err,
+        ]);
+    }
+    table(&out);
+    Ok(())
+}
+
+pub fn next(spec: &JobSpec, last_slot: Option<DateTime<Utc>>, now: DateTime<Utc>, count: usize) {
+    let start = Start {
+        last_slot,
+        armed_at: now,
+    };
+    let tz = spec.timezone;
+    println!("{}: {} ({tz})", spec.name, spec.schedule);
+    if !spec.enabled {
+        println!("  (disabled: it will not fire until enabled)");
+    }
+    let slots = spec.schedule.upcoming(now, start.anchor(), count);
+    if slots.is_empty() {
+        println!("  no further fire times");
+    }
+    for s in slots {
+        println!(
+            "  {}  {}",
+            s.format("%Y-%m-%dT%H:%M:%SZ"),
+            s.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z")
+        );
+    }
+}

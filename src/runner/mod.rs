@@ -1,0 +1,429 @@
+//! The runner: the only code that writes a run's lifecycle. A scheduled tick,
+//! a catch-up, `ops-worker run-job` and the tests all call [`Runner::run`].
+//!
+//! For one slot it applies the overlap policy, claims the slot in `job_runs`
+//! (exactly one claimer wins), runs the job on the job runtime under its
+//! timeout with panic isolation, retries with doubling backoff, and finishes
+//! the row as success, failed, timeout, panicked or interrupted.
+
+pub mod recorder;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use ops_worker_jobs::{Clock, JobContext, JobError, JobOutput};
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+use tokio::task::JoinError;
+use tokio_util::sync::CancellationToken;
+use tracing::{field, Instrument};
+
+use crate::config::{JobSpec, Overlap};
+use crate::db::{Finish, NewRun, RunStatus, Trigger};
+pub use recorder::{Claim, Recorder};
+
+/// How long a job has to stop after its cancel token fires (the `command`
+/// kind uses 5 s of it between SIGTERM and SIGKILL) before it is aborted.
+pub const STOP_GRACE: Duration = Duration::from_secs(7);
+/// Retry backoff doubles per attempt up to this.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// Threads of the job runtime. Async jobs share them; a job that blocks its
+/// thread (a bug, but one a worker must survive) takes one out until it
+/// returns, so up to `JOB_THREADS - 1` jobs can block at once before others
+/// wait. Idle threads cost a few KiB each.
+fn job_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(8, |n| 2 * n.get())
+        .max(8)
+}
+
+/// Jobs run here, not on the runtime that keeps time and writes records: a
+/// job that blocks its thread then delays neither the timers nor the
+/// recording of other runs, and other jobs move to the other worker threads.
+/// It lives for the whole process (a runtime must not be dropped from async
+/// code), so it is a process-wide static.
+fn job_runtime() -> &'static Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(job_threads())
+            .thread_name("ops-worker-job")
+            .enable_all()
+            .build()
+            .expect("cannot start the job runtime")
+    })
+}
+
+/// What happened to a slot handed to [`Runner::run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The job ran; this is its last attempt.
+    Ran(RunReport),
+    /// Recorded as `skipped`: the previous run was still going.
+    Skipped,
+    /// Another claimer already holds this slot; nothing ran here.
+    Taken,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// None when the database was away and the record is held in memory.
+    pub run_id: Option<i64>,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub output: Option<String>,
+    pub duration: Duration,
+    pub attempts: u32,
+}
+
+/// Per-job overlap state, shared by every slot of the job in this process.
+struct Guard {
+    running: Semaphore,
+    waiting: AtomicBool,
+}
+
+pub struct Runner {
+    recorder: Arc<Recorder>,
+    clock: Arc<dyn Clock>,
+    worker_id: String,
+    guards: Mutex<HashMap<String, Arc<Guard>>>,
+    /// Fired when shutdown begins: no new retries, queued slots give up.
+    stopping: CancellationToken,
+    /// Fired when the shutdown grace runs out: running jobs are cancelled and
+    /// recorded as `interrupted`.
+    interrupt: CancellationToken,
+}
+
+impl Runner {
+    pub fn new(recorder: Arc<Recorder>, clock: Arc<dyn Clock>, worker_id: String) -> Runner {
+        Runner {
+            recorder,
+            clock,
+            worker_id,
+            guards: Mutex::new(HashMap::new()),
+            stopping: CancellationToken::new(),
+            interrupt: CancellationToken::new(),
+        }
+    }
+
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.recorder
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Shutdown has begun: finish what runs, start nothing new.
+    pub fn stop(&self) {
+        self.stopping.cancel();
+    }
+
+    /// The grace is over: cancel running jobs and record them `interrupted`.
+    pub fn interrupt(&self) {
+        self.stopping.cancel();
+        self.interrupt.cancel();
+    }
+
+    fn guard(&self, job: &str) -> Arc<Guard> {
+        self.guards
+            .lock()
+            .unwrap()
+            .entry(job.to_string())
+            .or_insert_with(|| {
+                Arc::new(Guard {
+                    running: Semaphore::new(1),
+                    waiting: AtomicBool::new(false),
+                })
+            })
+            .clone()
+    }
+
+    /// Whether a slot of `job` waits for its running predecessor (`overlap = "queue"`).
+    pub fn has_queued_slot(&self, job: &str) -> bool {
+        self.guards
+            .lock()
+            .unwrap()
+            .get(job)
+            .is_some_and(|g| g.waiting.load(Ordering::Acquire))
+    }
+
+    /// Runs `spec` for `slot`: the one execution path.
+    pub async fn run(
+        &self,
+        spec: &Arc<JobSpec>,
+        slot: DateTime<Utc>,
+        trigger: Trigger,
+        missed: u64,
+    ) -> Outcome {
+        let slot = crate::scheduler::schedule::whole_second(slot);
+        let guard = self.guard(&spec.name);
+        let _permit =
+            match spec.overlap {
+                Overlap::Allow => None,
+                Overlap::Skip => match guard.running.try_acquire() {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        return self
+                            .skip(
+                                spec,
+                                slot,
+                                trigger,
+                                missed,
+                                "the previous run is still going (overlap = \"skip\")",
+                            )
+                            .await
+                    }
+                },
+                Overlap::Queue => match guard.running.try_acquire() {
+                    Ok(p) => Some(p),
+                    Err(_) if guard.waiting.swap(true, Ordering::AcqRel) => return self
+                        .skip(
+                            spec,
+                            slot,
+                            trigger,
+                            missed,
+                            "a run is going and another slot already waits (overlap = \"queue\")",
+                        )
+                        .await,
+                    Err(_) => {
+                        let permit = tokio::select! {
+                            p = guard.running.acquire() => p.ok(),
+                            _ = self.stopping.cancelled() => None,
+                        };
+                        guard.waiting.store(false, Ordering::Release);
+                        match permit {
+                            Some(p) => Some(p),
+                            None => {
+                                return self
+                                    .skip(
+                                        spec,
+                                        slot,
+                                        trigger,
+                                        missed,
+                                        "the worker stopped before the queued slot could run",
+                                    )
+                                    .await
+                            }
+                        }
+                    }
+                },
+            };
+        self.attempts(spec, slot, trigger, missed).await
+    }
+
+    async fn skip(
+        &self,
+        spec: &JobSpec,
+        slot: DateTime<Utc>,
+        trigger: Trigger,
+        missed: u64,
+        why: &str,
+    ) -> Outcome {
+        let now = self.clock.now();
+        let run = self.new_run(spec, slot, trigger, 1, now, missed);
+        tracing::info!(job = %spec.name, scheduled_for = %slot, "slot skipped: {why}");
+        let finish = Finish {
+            status: RunStatus::Skipped,
+            finished_at: now,
+            error: Some(format!("skipped: {why}")),
+            output: None,
+            duration_ms: 0,
+        };
+        self.recorder.insert_finished(&run, finish).await;
+        Outcome::Skipped
+    }
+
+    fn new_run(
+        &self,
+        spec: &JobSpec,
+        slot: DateTime<Utc>,
+        trigger: Trigger,
+        attempt: u32,
+        now: DateTime<Utc>,
+        missed: u64,
+    ) -> NewRun {
+        NewRun {
+            job_name: spec.name.clone(),
+            kind: spec.kind.clone(),
+            scheduled_for: slot,
+            trigger,
+            attempt: attempt as i32,
+            worker_id: self.worker_id.clone(),
+            started_at: now,
+            missed: missed.min(i32::MAX as u64) as i32,
+        }
+    }
+
+    async fn attempts(
+        &self,
+        spec: &Arc<JobSpec>,
+        slot: DateTime<Utc>,
+        trigger: Trigger,
+        missed: u64,
+    ) -> Outcome {
+        let mut attempt = 1;
+        loop {
+            let trigger = if attempt == 1 {
+                trigger
+            } else {
+                Trigger::Retry
+            };
+            let missed = if attempt == 1 { missed } else { 0 };
+            let started_at = self.clock.now();
+            let run = self.new_run(spec, slot, trigger, attempt, started_at, missed);
+            let claim = self.recorder.claim(&run).await;
+            if claim == Claim::Taken {
+                tracing::debug!(job = %spec.name, scheduled_for = %slot, attempt, "slot already claimed elsewhere");
+                return Outcome::Taken;
+            }
+            let span = tracing::info_span!(
+                "run",
+                job = %spec.name,
+                kind = %spec.kind,
+                run_id = field::Empty,
+                scheduled_for = %slot,
+                trigger = %trigger,
+                attempt,
+                duration_ms = field::Empty,
+            );
+            if let Claim::Won(id) = claim {
+                span.record("run_id", id);
+            }
+            let report = self
+                .attempt(spec, slot, attempt, claim, &run)
+                .instrument(span)
+                .await;
+            let retry = matches!(
+                report.status,
+                RunStatus::Failed | RunStatus::Timeout | RunStatus::Panicked
+            ) && attempt <= spec.retries
+                && !self.stopping.is_cancelled();
+            if !retry {
+                return Outcome::Ran(RunReport {
+                    attempts: attempt,
+                    ..report
+                });
+            }
+            let backoff = spec
+                .retry_backoff
+                .checked_mul(1 << (attempt - 1).min(20))
+                .unwrap_or(MAX_RETRY_BACKOFF)
+                .min(MAX_RETRY_BACKOFF);
+            tracing::info!(job = %spec.name, attempt, backoff = %humantime::format_duration(backoff), "retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.stopping.cancelled() => return Outcome::Ran(RunReport { attempts: attempt, ..report }),
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        spec: &Arc<JobSpec>,
+        slot: DateTime<Utc>,
+        attempt: u32,
+        claim: Claim,
+        run: &NewRun,
+    ) -> RunReport {
+        // A manual run's slot is "now"; lateness means nothing there.
+        let lateness_ms =
+            (run.trigger != Trigger::Manual).then(|| (run.started_at - slot).num_milliseconds());
+        let clock_start = Instant::now();
+        let (status, error, output) = self.execute(spec, slot, attempt).await;
+        let duration = clock_start.elapsed();
+        let finish = Finish {
+            status,
+            finished_at: self.clock.now(),
+            error: error.clone(),
+            output: output.clone(),
+            duration_ms: duration.as_millis() as i64,
+        };
+        tracing::Span::current().record("duration_ms", finish.duration_ms);
+        match status {
+            RunStatus::Success => tracing::info!(
+                lateness_ms = lateness_ms.map(field::display),
+                "run succeeded"
+            ),
+            _ => {
+                tracing::warn!(lateness_ms = lateness_ms.map(field::display), status = %status, error = error.as_deref().unwrap_or(""), "run did not succeed")
+            }
+        }
+        self.recorder.finish(claim, run, finish).await;
+        RunReport {
+            run_id: match claim {
+                Claim::Won(id) => Some(id),
+                _ => None,
+            },
+            status,
+            error,
+            output,
+            duration,
+            attempts: attempt,
+        }
+    }
+
+    /// Runs the job once on the job runtime; never panics, never hangs past
+    /// the timeout plus [`STOP_GRACE`].
+    async fn execute(
+        &self,
+        spec: &Arc<JobSpec>,
+        slot: DateTime<Utc>,
+        attempt: u32,
+    ) -> (RunStatus, Option<String>, Option<String>) {
+        let cancel = CancellationToken::new();
+        let ctx = JobContext {
+            job: spec.name.as_str().into(),
+            scheduled_for: slot,
+            attempt,
+            cancel: cancel.clone(),
+            clock: self.clock.clone(),
+        };
+        let job = spec.job.clone();
+        let mut handle = job_runtime().spawn(async move { job.run(ctx).await });
+        let (status, why) = tokio::select! {
+            joined = &mut handle => return settle(joined),
+            _ = tokio::time::sleep(spec.timeout) => {
+                (RunStatus::Timeout, format!("timed out after {}", humantime::format_duration(spec.timeout)))
+            }
+            _ = self.interrupt.cancelled() => {
+                (RunStatus::Interrupted, "interrupted: the worker shut down before the run finished".to_string())
+            }
+        };
+        cancel.cancel();
+        let output = match tokio::time::timeout(STOP_GRACE, &mut handle).await {
+            Ok(joined) => settle(joined).2,
+            Err(_) => {
+                // The job ignored its cancel token (e.g. it blocks its thread):
+                // drop its future at the next await point and record it anyway.
+                handle.abort();
+                None
+            }
+        };
+        (status, Some(why), output)
+    }
+}
+
+fn settle(
+    joined: Result<Result<JobOutput, JobError>, JoinError>,
+) -> (RunStatus, Option<String>, Option<String>) {
+    match joined {
+        Ok(Ok(out)) => (RunStatus::Success, None, out.output),
+        Ok(Err(e)) => (RunStatus::Failed, Some(e.message), e.output),
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".to_string());
+            (RunStatus::Panicked, Some(format!("panicked: {msg}")), None)
+        }
+        Err(_) => (RunStatus::Interrupted, Some("cancelled".to_string()), None),
+    }
+}

@@ -1,0 +1,119 @@
+//! The daemon's lifecycle (`ops-worker run`): recover from the previous
+//! process, arm every enabled job, and on SIGTERM/SIGINT drain: stop firing,
+//! let running jobs finish within the grace, interrupt the rest, write every
+//! record, exit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::runner::{Runner, STOP_GRACE};
+use crate::scheduler::{self, Start};
+
+/// How long shutdown waits for held records to reach the database.
+const FINAL_FLUSH: Duration = Duration::from_secs(10);
+
+/// Runs until `shutdown` fires, then drains within `grace`.
+pub async fn run(
+    config: &Config,
+    runner: Arc<Runner>,
+    worker_id: &str,
+    grace: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let recorder = runner.recorder().clone();
+    let db = recorder.db().clone();
+    let now = runner.clock().now();
+    let abandoned = db
+        .abandon_running(worker_id, now)
+        .await
+        .context("cannot mark runs left by an earlier process as abandoned")?;
+    if abandoned > 0 {
+        tracing::warn!(
+            abandoned,
+            worker_id,
+            "runs left running by an earlier process of this worker were marked abandoned"
+        );
+    }
+    let last_slots = db
+        .last_slots()
+        .await
+        .context("cannot read the last recorded slots")?;
+
+    let flusher = {
+        let recorder = recorder.clone();
+        tokio::spawn(async move { recorder.flush_loop().await })
+    };
+    let stop = CancellationToken::new();
+    let runs = TaskTracker::new();
+    let mut loops = Vec::new();
+    let enabled: Vec<_> = config.jobs.iter().filter(|j| j.enabled).collect();
+    for spec in &enabled {
+        let start = Start {
+            last_slot: last_slots.get(&spec.name).copied(),
+            armed_at: now,
+        };
+        loops.push(scheduler::arm(
+            (*spec).clone(),
+            runner.clone(),
+            start,
+            stop.clone(),
+            runs.clone(),
+        ));
+    }
+    tracing::info!(
+        jobs = enabled.len(),
+        disabled = config.jobs.len() - enabled.len(),
+        worker_id,
+        config = %config.path.display(),
+        "worker started"
+    );
+
+    shutdown.cancelled().await;
+    tracing::info!(running = runs.len(), grace = %humantime::format_duration(grace), "shutting down: no new runs; waiting for running jobs");
+    stop.cancel();
+    runner.stop();
+    for l in loops {
+        let _ = l.await;
+    }
+    runs.close();
+    if tokio::time::timeout(grace, runs.wait()).await.is_err() {
+        tracing::warn!(
+            running = runs.len(),
+            "grace period over: interrupting running jobs"
+        );
+        runner.interrupt();
+        // Each run now stops within STOP_GRACE and records itself.
+        let _ = tokio::time::timeout(STOP_GRACE + Duration::from_secs(3), runs.wait()).await;
+    }
+    flusher.abort();
+    if tokio::time::timeout(FINAL_FLUSH, recorder.flush()).await != Ok(true) {
+        tracing::error!(
+            lost = recorder.pending(),
+            "the database is unreachable: run records held in memory are lost"
+        );
+    }
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// Fires on the first SIGTERM or SIGINT.
+pub fn shutdown_signal() -> anyhow::Result<CancellationToken> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let token = CancellationToken::new();
+    let fire = token.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+        fire.cancel();
+    });
+    Ok(token)
+}

@@ -1,0 +1,145 @@
+//! Test jobs and job specs for runner, scheduler and worker tests: jobs that
+//! succeed, fail, panic, block, or wait for a gate the test opens.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ops_worker::config::{CatchUp, Config, JobSpec, Overlap};
+use ops_worker::runner::{Recorder, Runner};
+use ops_worker::scheduler::Schedule;
+use ops_worker_jobs::{Clock, Job, JobContext, JobError, JobOutput};
+use tokio::sync::Semaphore;
+
+pub fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+/// What a test job does when run.
+pub enum Behaviour {
+    Succeed,
+    Fail,
+    Panic,
+    /// Fails this many times, then succeeds.
+    FailTimes(u32),
+    /// Waits for a permit of the gate (or for cancellation).
+    Gate(Arc<Semaphore>),
+    /// Blocks its thread (never yields) for this long.
+    Block(Duration),
+}
+
+/// A job that behaves as told and remembers every slot it ran for.
+pub struct TestJob {
+    pub behaviour: Behaviour,
+    pub calls: AtomicU32,
+    pub slots: Mutex<Vec<DateTime<Utc>>>,
+}
+
+impl TestJob {
+    pub fn new(behaviour: Behaviour) -> Arc<TestJob> {
+        Arc::new(TestJob {
+            behaviour,
+            calls: AtomicU32::new(0),
+            slots: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn calls(&self) -> u32 {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Job for TestJob {
+    async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.slots.lock().unwrap().push(ctx.scheduled_for);
+        match &self.behaviour {
+            Behaviour::Succeed => Ok(JobOutput {
+                output: Some(format!("ran for {}", ctx.scheduled_for)),
+            }),
+            Behaviour::Fail => Err(JobError {
+                message: "it broke".into(),
+                output: Some("some output".into()),
+            }),
+            Behaviour::Panic => panic!("boom in {}", ctx.job),
+            Behaviour::FailTimes(k) if n <= *k => Err(JobError::new(format!("failure {n}"))),
+            Behaviour::FailTimes(_) => Ok(JobOutput::default()),
+            Behaviour::Gate(gate) => tokio::select! {
+                permit = gate.acquire() => {
+                    permit.unwrap().forget();
+                    Ok(JobOutput::default())
+                }
+                _ = ctx.cancel.cancelled() => Err(JobError { message: "cancelled".into(), output: Some("partial".into()) }),
+            },
+            Behaviour::Block(d) => {
+                std::thread::sleep(*d);
+                Ok(JobOutput::default())
+            }
+        }
+    }
+}
+
+/// A spec around `job` running every `every_secs`, with the defaults of
+/// schedules.toml; `tweak` changes policies.
+pub fn spec(
+    name: &str,
+    every_secs: u64,
+    job: Arc<dyn Job>,
+    tweak: impl FnOnce(&mut JobSpec),
+) -> Arc<JobSpec> {
+    let mut spec = JobSpec {
+        name: name.to_string(),
+        kind: "test".to_string(),
+        schedule: Schedule::every(Duration::from_secs(every_secs)).unwrap(),
+        timezone: chrono_tz::Tz::UTC,
+        timeout: Duration::from_secs(30),
+        overlap: Overlap::Skip,
+        catch_up: CatchUp::Latest,
+        catch_up_window: Duration::from_secs(86_400),
+        retries: 0,
+        retry_backoff: Duration::from_millis(10),
+        enabled: true,
+        job,
+    };
+    tweak(&mut spec);
+    Arc::new(spec)
+}
+
+/// One job from a schedules.toml snippet (real kinds, real parsing).
+pub fn spec_from_toml(name: &str, toml: &str) -> Arc<JobSpec> {
+    let config = Config::parse(Path::new("schedules.toml"), toml, &|_| None).unwrap();
+    config.job(name).unwrap().clone()
+}
+
+pub fn runner(db: &ops_worker::db::Db, clock: Arc<dyn Clock>, worker: &str) -> Arc<Runner> {
+    Arc::new(Runner::new(
+        Arc::new(Recorder::new(db.clone())),
+        clock,
+        worker.to_string(),
+    ))
+}
+
+/// Polls `check` until it holds or `limit` passes. For effects of background
+/// tasks (a timer loop that was woken), not for timing.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
