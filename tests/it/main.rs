@@ -4,6 +4,7 @@
 mod fixtures;
 mod helpers;
 
+mod cli;
 mod db_runs;
 mod runner;
 mod scheduler;

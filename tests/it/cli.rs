@@ -1,0 +1,434 @@
+//! The real `ops-worker` binary in a clean environment: exit codes, error
+//! lines, manual runs, SIGTERM drain and start-up recovery, on both backends.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use chrono::Utc;
+use ops_worker::db::{NewRun, RunRecord, RunStatus, Trigger};
+
+use crate::fixtures::eventually;
+use crate::helpers::TestDb;
+
+/// The binary with nothing of this process's environment but PATH, run in `dir`.
+fn bin(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ops-worker"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn with_db(dir: &Path, db: &TestDb) -> Command {
+    let mut cmd = bin(dir);
+    cmd.env("DATABASE_URL", db.url_string());
+    cmd
+}
+
+fn write_config(dir: &Path, text: &str) {
+    std::fs::write(dir.join("schedules.toml"), text).unwrap();
+}
+
+#[track_caller]
+fn code(out: &Output) -> i32 {
+    out.status
+        .code()
+        .unwrap_or_else(|| panic!("killed by a signal: {out:?}"))
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const GOOD: &str = r#"
+[jobs.ok]
+kind = "command"
+every = "1h"
+command = ["sh", "-c", "echo hello"]
+
+[jobs.bad]
+kind = "command"
+every = "1h"
+command = ["sh", "-c", "echo oops >&2; exit 3"]
+
+[jobs.berlin]
+kind = "command"
+cron = "0 30 2 * * *"
+timezone = "Europe/Berlin"
+command = ["true"]
+"#;
+
+#[test]
+fn validate_prints_a_summary_or_every_error_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), GOOD);
+    let out = bin(dir.path()).arg("validate").output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("schedules.toml: ok, 3 jobs (3 enabled)"),
+        "{}",
+        stdout(&out)
+    );
+
+    write_config(dir.path(), "[jobs.x]\nkind = \"command\"\nevery = \"3x\"\ncommand = [\"true\"]\n\n[jobs.y]\nkind = \"nope\"\nevery = \"1s\"\n");
+    let out = bin(dir.path()).arg("validate").output().unwrap();
+    assert_eq!(code(&out), 2);
+    let err = stderr(&out);
+    let lines: Vec<_> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0]
+            .starts_with("error: schedules.toml:3:9: job \"x\": every: invalid duration \"3x\""),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("error: schedules.toml:7:8: job \"y\": kind: unknown kind \"nope\""),
+        "{err}"
+    );
+
+    let out = bin(dir.path())
+        .args(["--config", "missing.toml", "validate"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).starts_with("error: missing.toml: cannot read the schedule file: "),
+        "{}",
+        stderr(&out)
+    );
+
+    // OPS_WORKER_CONFIG selects the file too.
+    let out = bin(dir.path())
+        .env("OPS_WORKER_CONFIG", "missing.toml")
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&out).starts_with("error: missing.toml:"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), GOOD);
+    let out = bin(dir.path()).arg("frobnicate").output().unwrap();
+    assert_eq!(code(&out), 2);
+    let out = bin(dir.path()).args(["run-job", "nope"]).output().unwrap();
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: unknown job \"nope\" in schedules.toml (jobs: bad, berlin, ok)"
+    );
+    let out = bin(dir.path())
+        .args(["run-job", "ok"])
+        .env("DATABASE_URL", "mysql://db/x")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("DATABASE_URL"), "{}", stderr(&out));
+}
+
+#[test]
+fn an_unreachable_database_exits_3_without_showing_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), GOOD);
+    for args in [&["list"][..], &["run-job", "ok"], &["migrate"], &["run"]] {
+        let out = bin(dir.path())
+            .args(args)
+            .env("DATABASE_URL", "postgres://ops:hunter2@127.0.0.1:1/ops")
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 3, "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("postgres://ops:***@127.0.0.1:1/ops") && !err.contains("hunter2"),
+            "{err}"
+        );
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "printed once: {err}"
+        );
+    }
+}
+
+#[test]
+fn next_shows_utc_and_local_times_without_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), GOOD);
+    let out = bin(dir.path())
+        .args(["next", "berlin", "--count", "3"])
+        .env("DATABASE_URL", "postgres://x@127.0.0.1:1/x")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let times: Vec<_> = text.lines().skip(1).collect();
+    assert_eq!(times.len(), 3, "{text}");
+    for line in times {
+        assert!(
+            line.contains(":30:00Z") && line.contains(" 02:30:00 CE"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn the_embedded_default_is_a_sqlite_file_in_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), GOOD);
+    let out = bin(dir.path()).args(["run-job", "ok"]).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(dir.path().join("ops-worker.db").exists());
+    let out = bin(dir.path())
+        .args(["history", "--json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn json_logs_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), GOOD);
+    let out = bin(dir.path())
+        .args(["--log-format", "json", "run-job", "ok"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0);
+    let line = stderr(&out)
+        .lines()
+        .find(|l| l.contains("run succeeded"))
+        .map(str::to_string)
+        .expect("a log line");
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["span"]["job"], "ok");
+    assert_eq!(v["span"]["trigger"], "manual");
+}
+
+async fn history(db: &TestDb, job: &str) -> Vec<RunRecord> {
+    let mut runs = db.db().history(Some(job), 100).await.unwrap();
+    runs.reverse();
+    runs
+}
+
+async fn run_job_records_a_manual_run(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), GOOD);
+    let out = with_db(dir.path(), db)
+        .args(["run-job", "ok"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let line = stdout(&out);
+    assert!(
+        line.starts_with("ok: success in ") && line.trim_end().ends_with("(run 1)"),
+        "{line}"
+    );
+
+    let out = with_db(dir.path(), db)
+        .args(["run-job", "bad"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(
+        stdout(&out).starts_with("bad: failed in "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains(": exit status 3: oops"),
+        "{}",
+        stdout(&out)
+    );
+
+    let ok = &history(db, "ok").await[0];
+    assert_eq!(
+        (ok.status, ok.trigger),
+        (RunStatus::Success, Trigger::Manual)
+    );
+    assert_eq!(ok.output.as_deref(), Some("hello"));
+    let bad = &history(db, "bad").await[0];
+    assert_eq!(bad.status, RunStatus::Failed);
+
+    let out = with_db(dir.path(), db)
+        .args(["list", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("ok")["last_status"], "success");
+    assert!(row("ok")["last_success"].is_string());
+    assert_eq!(row("bad")["last_status"], "failed");
+    assert!(row("bad")["last_success"].is_null());
+    assert!(row("berlin")["next_fire"]
+        .as_str()
+        .unwrap()
+        .ends_with(":30:00Z"));
+
+    let out = with_db(dir.path(), db)
+        .args(["history", "bad", "--json"])
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["status"], "failed");
+    assert_eq!(runs[0]["trigger"], "manual");
+    let out = with_db(dir.path(), db).arg("history").output().unwrap();
+    assert!(
+        stdout(&out).lines().count() == 3,
+        "header and two runs: {}",
+        stdout(&out)
+    );
+}
+
+/// A `run` daemon with the given schedule.
+fn daemon(dir: &Path, db: &TestDb, config: &str, grace: &str, worker: &str) -> Child {
+    write_config(dir, config);
+    with_db(dir, db)
+        .args(["run", "--grace", grace])
+        .env("OPS_WORKER_ID", worker)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(child: &Child) {
+    // SAFETY: kill(2) on a pid this test spawned and has not yet reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+}
+
+/// Waits for the child to exit, failing the test after `limit`.
+async fn exit_within(mut child: Child, limit: Duration) -> (i32, String) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            return (status.code().expect("exited normally"), err);
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the worker did not exit within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_status(db: &TestDb, job: &str, status: RunStatus) {
+    eventually(
+        Duration::from_secs(20),
+        &format!("a {status} run of {job}"),
+        || async { history(db, job).await.iter().any(|r| r.status == status) },
+    )
+    .await;
+}
+
+async fn sigterm_lets_running_jobs_finish(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[jobs.slow]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"sh\", \"-c\", \"sleep 2; echo done\"]\ntimeout = \"30s\"\n";
+    let child = daemon(dir.path(), db, config, "20s", "drain-test");
+    wait_status(db, "slow", RunStatus::Running).await;
+    sigterm(&child);
+    let (code, err) = exit_within(child, Duration::from_secs(15)).await;
+    assert_eq!(code, 0, "{err}");
+    let runs = history(db, "slow").await;
+    assert!(!runs.is_empty());
+    for r in &runs {
+        assert!(
+            matches!(r.status, RunStatus::Success | RunStatus::Skipped),
+            "{r:?}"
+        );
+    }
+    assert!(runs
+        .iter()
+        .any(|r| r.status == RunStatus::Success && r.output.as_deref() == Some("done")));
+    assert!(err.contains("worker stopped"), "{err}");
+}
+
+async fn sigterm_past_the_grace_interrupts_and_records(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[jobs.endless]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"sleep\", \"600\"]\ntimeout = \"10m\"\n";
+    let child = daemon(dir.path(), db, config, "1s", "interrupt-test");
+    wait_status(db, "endless", RunStatus::Running).await;
+    sigterm(&child);
+    let (code, err) = exit_within(child, Duration::from_secs(15)).await;
+    assert_eq!(code, 0, "{err}");
+    let runs = history(db, "endless").await;
+    let started: Vec<_> = runs
+        .iter()
+        .filter(|r| r.status != RunStatus::Skipped)
+        .collect();
+    assert!(!started.is_empty());
+    for r in started {
+        assert_eq!(r.status, RunStatus::Interrupted, "{r:?}");
+        assert!(r.finished_at.is_some());
+    }
+}
+
+async fn start_up_marks_this_workers_leftover_runs_abandoned(db: &TestDb) {
+    let leftover = |worker: &str| NewRun {
+        job_name: "nightly".into(),
+        kind: "command".into(),
+        scheduled_for: Utc::now() - chrono::Duration::hours(1),
+        trigger: Trigger::Schedule,
+        attempt: 1,
+        worker_id: worker.into(),
+        started_at: Utc::now() - chrono::Duration::hours(1),
+        missed: 0,
+    };
+    let mine = db
+        .db()
+        .claim_run(&leftover("crashed-worker"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut other = leftover("other-worker");
+    other.scheduled_for -= chrono::Duration::hours(1);
+    db.db().claim_run(&other).await.unwrap().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[jobs.nightly]\nkind = \"command\"\ncron = \"0 0 3 * * *\"\ncommand = [\"true\"]\ncatch_up = \"skip\"\n";
+    let child = daemon(dir.path(), db, config, "5s", "crashed-worker");
+    wait_status(db, "nightly", RunStatus::Abandoned).await;
+    sigterm(&child);
+    let (code, err) = exit_within(child, Duration::from_secs(15)).await;
+    assert_eq!(code, 0, "{err}");
+    let runs = history(db, "nightly").await;
+    let mine = runs.iter().find(|r| r.id == mine).unwrap();
+    assert_eq!(mine.status, RunStatus::Abandoned);
+    assert!(mine.error.as_deref().unwrap().contains("abandoned"));
+    let other = runs.iter().find(|r| r.worker_id == "other-worker").unwrap();
+    assert_eq!(
+        other.status,
+        RunStatus::Running,
+        "another worker's run is not ours to judge"
+    );
+    assert!(err.contains("marked abandoned"), "{err}");
+}
+
+crate::backend_tests!(
+    run_job_records_a_manual_run,
+    sigterm_lets_running_jobs_finish,
+    sigterm_past_the_grace_interrupts_and_records,
+    start_up_marks_this_workers_leftover_runs_abandoned,
+);
