@@ -147,6 +147,38 @@ impl TestDb {
         conn
     }
 
+    /// Makes the database unusable until [`Outage::end`]: PostgreSQL refuses
+    /// new connections and drops the open ones; SQLite is locked by another
+    /// connection's exclusive transaction, so writes fail after busy_timeout.
+    pub async fn outage(&self) -> Outage {
+        match self.backend() {
+            Backend::Postgres => {
+                let name = self.pg_name.clone().expect("a PostgreSQL test database");
+                let mut admin = AsyncPgConnection::establish(&pg_admin_url())
+                    .await
+                    .expect("admin connection");
+                admin
+                    .batch_execute(&format!(
+                        "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS false; \
+                         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+                    ))
+                    .await
+                    .expect("cutting the test database off");
+                Outage::Postgres {
+                    admin: Box::new(admin),
+                    name,
+                }
+            }
+            Backend::Sqlite => {
+                let mut conn = self.sqlite_conn().await;
+                conn.batch_execute("BEGIN EXCLUSIVE")
+                    .await
+                    .expect("locking the test database");
+                Outage::Sqlite(conn)
+            }
+        }
+    }
+
     /// Runs SQL statements on a connection outside the pool.
     pub async fn batch_execute(&self, sql: &str) -> diesel::QueryResult<()> {
         match self.backend() {
@@ -264,5 +296,31 @@ fn with_database_replaces_the_name() {
     ];
     for (admin, want) in cases {
         assert_eq!(with_database(admin, "t"), want);
+    }
+}
+
+/// A database outage in progress; see [`TestDb::outage`].
+pub enum Outage {
+    Postgres {
+        admin: Box<AsyncPgConnection>,
+        name: String,
+    },
+    Sqlite(SyncConnectionWrapper<SqliteConnection>),
+}
+
+impl Outage {
+    pub async fn end(self) {
+        match self {
+            Outage::Postgres { mut admin, name } => admin
+                .batch_execute(&format!(
+                    "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS true"
+                ))
+                .await
+                .expect("reopening the test database"),
+            Outage::Sqlite(mut conn) => conn
+                .batch_execute("ROLLBACK")
+                .await
+                .expect("unlocking the test database"),
+        }
     }
 }

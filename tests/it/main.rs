@@ -6,5 +6,6 @@ mod helpers;
 
 mod cli;
 mod db_runs;
+mod outage;
 mod runner;
 mod scheduler;

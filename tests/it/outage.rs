@@ -1,0 +1,95 @@
+//! The database going away while the worker runs: jobs keep running, their
+//! records are held in memory and written once the database is back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ops_worker::db::{RunStatus, Trigger};
+use ops_worker::runner::Outcome;
+use ops_worker_jobs::{Clock, SystemClock};
+use tokio::sync::Semaphore;
+
+use crate::fixtures::{eventually, runner, spec, utc, Behaviour, TestJob};
+use crate::helpers::TestDb;
+
+fn clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+async fn jobs_run_during_an_outage_and_are_recorded_after(db: &TestDb) {
+    let r = runner(db.db(), clock(), "w1");
+    let job = TestJob::new(Behaviour::Succeed);
+    let s = spec("steady", 60, job.clone(), |_| {});
+    let outage = db.outage().await;
+
+    let outcome = r
+        .run(&s, utc("2026-07-01T00:00:00Z"), Trigger::Schedule, 0)
+        .await;
+    let Outcome::Ran(report) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        (report.status, report.run_id),
+        (RunStatus::Success, None),
+        "ran without a row"
+    );
+    assert_eq!(job.calls(), 1);
+    assert_eq!(r.recorder().pending(), 1);
+    assert!(!r.recorder().flush().await, "still down");
+    assert_eq!(r.recorder().pending(), 1, "nothing lost by a failed flush");
+
+    outage.end().await;
+    assert!(r.recorder().flush().await);
+    assert_eq!(r.recorder().pending(), 0);
+    let runs = db.db().history(Some("steady"), 10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].status, runs[0].scheduled_for),
+        (RunStatus::Success, utc("2026-07-01T00:00:00Z"))
+    );
+    assert!(runs[0].finished_at.is_some());
+}
+
+async fn a_finish_that_fails_is_written_later(db: &TestDb) {
+    let r = runner(db.db(), clock(), "w1");
+    let gate = Arc::new(Semaphore::new(0));
+    let s = spec(
+        "midway",
+        60,
+        TestJob::new(Behaviour::Gate(gate.clone())),
+        |_| {},
+    );
+    let task = {
+        let (r, s) = (r.clone(), s.clone());
+        tokio::spawn(async move {
+            r.run(&s, utc("2026-07-01T00:00:00Z"), Trigger::Schedule, 0)
+                .await
+        })
+    };
+    eventually(Duration::from_secs(10), "the run is claimed", || async {
+        db.db().history(Some("midway"), 1).await.unwrap().len() == 1
+    })
+    .await;
+    let outage = db.outage().await;
+    gate.add_permits(1);
+    let Outcome::Ran(report) = task.await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(report.status, RunStatus::Success);
+    assert!(report.run_id.is_some());
+    assert_eq!(r.recorder().pending(), 1);
+    outage.end().await;
+    assert!(r.recorder().flush().await);
+    let runs = db.db().history(Some("midway"), 10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].status,
+        RunStatus::Success,
+        "the claimed row is finished, not duplicated"
+    );
+}
+
+crate::backend_tests!(
+    jobs_run_during_an_outage_and_are_recorded_after,
+    a_finish_that_fails_is_written_later
+);
