@@ -426,8 +426,71 @@ async fn start_up_marks_this_workers_leftover_runs_abandoned(db: &TestDb) {
     assert!(err.contains("marked abandoned"), "{err}");
 }
 
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on a pid this test spawned and has not yet reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+async fn a_sigstop_pause_neither_stops_jobs_nor_fires_a_burst(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[jobs.tick]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n";
+    let child = daemon(dir.path(), db, config, "5s", "pause-test");
+    eventually(
+        Duration::from_secs(20),
+        "two runs before the pause",
+        || async {
+            history(db, "tick")
+                .await
+                .iter()
+                .filter(|r| r.status == RunStatus::Success)
+                .count()
+                >= 2
+        },
+    )
+    .await;
+    signal(&child, libc::SIGSTOP);
+    let paused_at = Utc::now();
+    // The pause under test: the process is frozen for 4 s, as a debugger or a suspended VM would.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    signal(&child, libc::SIGCONT);
+    let before = history(db, "tick").await.len();
+    eventually(
+        Duration::from_secs(20),
+        "three runs after the pause",
+        || async { history(db, "tick").await.len() >= before + 3 },
+    )
+    .await;
+    sigterm(&child);
+    let (code, err) = exit_within(child, Duration::from_secs(15)).await;
+    assert_eq!(code, 0, "{err}");
+
+    let runs = history(db, "tick").await;
+    let after: Vec<_> = runs
+        .iter()
+        .filter(|r| r.scheduled_for > paused_at)
+        .collect();
+    // The first slot after waking stands for the ones that passed: one run, not a burst.
+    let first = after[0];
+    assert!(
+        first.missed >= 2,
+        "the coalesced run reports missed slots: {first:?}"
+    );
+    for pair in after.windows(2) {
+        assert_eq!(
+            pair[1].scheduled_for - pair[0].scheduled_for,
+            chrono::Duration::seconds(1),
+            "{after:#?}"
+        );
+    }
+    assert!(
+        runs.iter().all(|r| r.status == RunStatus::Success),
+        "{runs:#?}"
+    );
+}
+
 crate::backend_tests!(
     run_job_records_a_manual_run,
+    a_sigstop_pause_neither_stops_jobs_nor_fires_a_burst,
     sigterm_lets_running_jobs_finish,
     sigterm_past_the_grace_interrupts_and_records,
     start_up_marks_this_workers_leftover_runs_abandoned,
