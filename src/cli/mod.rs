@@ -124,7 +124,7 @@ pub async fn open_db() -> anyhow::Result<Db> {
 
 fn find<'c>(config: &'c Config, name: &str) -> anyhow::Result<&'c Arc<JobSpec>> {
     config.job(name).ok_or_else(|| {
-        let known: Vec<_> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+        let known: Vec<_> = crate::config::names(config).into_iter().collect();
         UsageError(format!(
             "unknown job {name:?} in {} (jobs: {})",
             config.path.display(),

@@ -131,20 +131,6 @@ pub enum ConfigError {
     Invalid { problems: Vec<Problem> },
 }
 
-/// Keys the scheduler owns; the rest of a job's table belongs to its kind.
-const SCHEDULING_KEYS: &[&str] = &[
-    "kind",
-    "every",
-    "cron",
-    "timezone",
-    "timeout",
-    "overlap",
-    "catch_up",
-    "catch_up_window",
-    "retries",
-    "retry_backoff",
-    "enabled",
-];
 /// Keys `[defaults]` may set: the scheduling keys a whole file may share.
 const DEFAULTABLE_KEYS: &[&str] = &[
     "timezone",
@@ -375,7 +361,8 @@ impl Cx<'_> {
     ) -> Option<JobSpec> {
         let before = self.problems.len();
         let job = Some(name);
-        // Scheduling keys: the job's own, else [defaults].
+        // The keys the scheduler owns: the job's own, else [defaults]. What
+        // is left of the table belongs to the kind.
         let mut own = |key: &str| {
             table.remove_entry(key).or_else(|| {
                 defaults
@@ -394,7 +381,6 @@ impl Cx<'_> {
         let retries = own("retries");
         let retry_backoff = own("retry_backoff");
         let enabled = own("enabled");
-        debug_assert_eq!(SCHEDULING_KEYS.len(), 11);
 
         let kind = match kind {
             Some((_, v)) => self.string(job, "kind", &v).map(|s| (s, v.span())),
@@ -524,7 +510,7 @@ impl Cx<'_> {
 
         // The rest of the table is the kind's.
         let built = kind.as_ref().and_then(|(kind, kind_span)| {
-            let span = name_span_of_table(&table).unwrap_or(kind_span.clone());
+            let span = span_of_entries(&table).unwrap_or(kind_span.clone());
             let settings = Spanned::new(span, DeValue::Table(table));
             match ops_worker_jobs::build(kind, name, settings.into()) {
                 Ok(job) => Some(job),
@@ -690,9 +676,9 @@ impl Cx<'_> {
     }
 }
 
-/// The span from the first to the last key left in a table, for errors
-/// about the table as a whole.
-fn name_span_of_table(table: &DeTable<'_>) -> Option<Span> {
+/// The span from the first key to the last value of a table, for errors
+/// about its settings as a whole.
+fn span_of_entries(table: &DeTable<'_>) -> Option<Span> {
     let start = table.keys().map(|k| k.span().start).min()?;
     let end = table.values().map(|v| v.span().end).max()?;
     Some(start..end)

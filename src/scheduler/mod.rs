@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{CatchUp, JobSpec};
+use crate::config::JobSpec;
 use crate::db::Trigger;
 use crate::runner::Runner;
 use catch_up::{Due, FireKind};
@@ -112,7 +112,6 @@ async fn job_loop(
         if fires.is_empty() {
             continue;
         }
-        let catching_up_all = spec.catch_up == CatchUp::All;
         let (runner, spec_for_runs) = (runner.clone(), spec.clone());
         // Catch-up runs of one wake go one after the other, oldest first.
         runs.spawn(async move {
@@ -125,9 +124,5 @@ async fn job_loop(
                 runner.run(&spec, fire.slot, trigger, fire.missed).await;
             }
         });
-        if catching_up_all {
-            // Let a long catch-up sequence start before the next wake.
-            tokio::task::yield_now().await;
-        }
     }
 }
