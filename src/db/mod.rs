@@ -320,7 +320,12 @@ impl Db {
         };
         let pool = match url {
             DatabaseUrl::Postgres(url) => {
-                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url.as_str());
+                let mut config = ManagerConfig::default();
+                config.custom_setup = Box::new(|url| Box::pin(establish_postgres(url.to_owned())));
+                let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+                    url.as_str(),
+                    config,
+                );
                 let pool = pool_builder(pool_size).build_unchecked(manager);
                 let first = first_connection(&pool).await.map_err(unavailable)?;
                 // A fresh pool has room for it; if not, the connection just closes.
@@ -493,6 +498,21 @@ fn sqlite_path(path: &Path) -> Result<String, &'static str> {
     } else {
         s.to_owned()
     })
+}
+
+/// Connects like `AsyncPgConnection::establish`, but keeps the cause of a
+/// failure ("Connection refused", "password authentication failed", ...):
+/// diesel-async's own establish keeps only tokio-postgres's top-level
+/// "error connecting to server".
+async fn establish_postgres(url: String) -> diesel::ConnectionResult<AsyncPgConnection> {
+    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        Ok((client, connection)) => {
+            AsyncPgConnection::try_from_client_and_connection(client, connection).await
+        }
+        Err(e) => Err(diesel::ConnectionError::BadConnection(crate::error_chain(
+            &e,
+        ))),
+    }
 }
 
 async fn establish_sqlite(
