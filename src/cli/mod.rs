@@ -187,17 +187,18 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::History { name, limit, json } => {
-            if let Some(name) = &name {
-                // A typo should not look like an empty history.
-                if let Ok(config) = Config::load(&cli.config) {
-                    find(&config, name)?;
-                }
-            }
             let db = open_db().await?;
             let runs = db
                 .history(name.as_deref(), i64::from(limit))
                 .await
                 .context("cannot read the run history")?;
+            if let (Some(name), true) = (&name, runs.is_empty()) {
+                // A typo should not look like an empty history; a job removed
+                // from the file still shows the runs it had.
+                if let Ok(config) = Config::load(&cli.config) {
+                    find(&config, name)?;
+                }
+            }
             show::history(&runs, json)?;
             Ok(ExitCode::Ok)
         }
