@@ -616,13 +616,7 @@ mod tests {
     }
 
     fn ctx() -> JobContext {
-        JobContext {
-            job: "t".into(),
-            scheduled_for: slot(),
-            attempt: 1,
-            cancel: Default::default(),
-            clock: Arc::new(ManualClock::new(slot())),
-        }
+        JobContext::standalone("t", slot(), Arc::new(ManualClock::new(slot())))
     }
 
     /// Builds a job from an inline TOML table, the way config does.

@@ -11,6 +11,8 @@
 
 pub mod clock;
 pub mod command;
+pub mod health;
+pub mod store;
 
 use std::sync::Arc;
 
@@ -19,9 +21,12 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+/// The HTTP client crate jobs use, re-exported so the runtime names the same version.
+pub use reqwest;
+pub use store::{Store, StoreError};
 
 /// Every kind [`build`] knows, in the order the README documents them.
-pub const KINDS: &[&str] = &["command"];
+pub const KINDS: &[&str] = &["command", "health"];
 
 /// One job, configured and ready to run any number of times.
 ///
@@ -48,6 +53,30 @@ pub struct JobContext {
     /// Fired when the run must stop: its timeout passed or the worker shuts down.
     pub cancel: CancellationToken,
     pub clock: Arc<dyn Clock>,
+    /// The shared HTTP client (see [`health::http_client`]).
+    pub http: reqwest::Client,
+    /// The database, through what jobs may do with it.
+    pub store: Arc<dyn Store>,
+}
+
+impl JobContext {
+    /// A context outside the worker: the shared HTTP client and a
+    /// [`store::MemoryStore`]. For tests and tools.
+    pub fn standalone(
+        job: &str,
+        scheduled_for: DateTime<Utc>,
+        clock: Arc<dyn Clock>,
+    ) -> JobContext {
+        JobContext {
+            job: job.into(),
+            scheduled_for,
+            attempt: 1,
+            cancel: CancellationToken::new(),
+            clock,
+            http: health::http_client(),
+            store: Arc::new(store::MemoryStore::default()),
+        }
+    }
 }
 
 /// What a successful run leaves in its record.
@@ -82,6 +111,9 @@ pub enum BuildError {
     /// A settings error from serde; its span points into schedules.toml.
     #[error("{}", .0.message())]
     Settings(#[from] toml::de::Error),
+    /// Settings that parse but do not make sense together.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The kind's settings: the job's table in schedules.toml minus the keys the
@@ -96,6 +128,7 @@ pub fn build(kind: &str, name: &str, settings: Settings<'_>) -> Result<Arc<dyn J
         "command" => Ok(Arc::new(command::CommandJob::from_settings(
             name, settings,
         )?)),
+        "health" => Ok(Arc::new(health::HealthJob::from_settings(name, settings)?)),
         other => Err(BuildError::UnknownKind {
             kind: other.to_string(),
         }),

@@ -180,7 +180,7 @@ pub fn history(runs: &[RunRecord], json: bool) -> anyhow::Result<()> {
         "STATUS",
         "MS",
         "WORKER",
-        "ERROR",
+        "DETAIL",
     ]
     .map(String::from)
     .to_vec()];

@@ -510,8 +510,8 @@ impl Cx<'_> {
 
         // The rest of the table is the kind's.
         let built = kind.as_ref().and_then(|(kind, kind_span)| {
-            let span = span_of_entries(&table).unwrap_or(kind_span.clone());
-            let settings = Spanned::new(span, DeValue::Table(table));
+            let settings_span = span_of_entries(&table).unwrap_or(kind_span.clone());
+            let settings = Spanned::new(settings_span.clone(), DeValue::Table(table));
             match ops_worker_jobs::build(kind, name, settings.into()) {
                 Ok(job) => Some(job),
                 Err(BuildError::UnknownKind { .. }) => {
@@ -520,6 +520,10 @@ impl Cx<'_> {
                         ops_worker_jobs::KINDS.join(", ")
                     );
                     self.problem(kind_span.clone(), job, Some("kind"), msg);
+                    None
+                }
+                Err(BuildError::Invalid(msg)) => {
+                    self.problem(settings_span.clone(), job, None, msg);
                     None
                 }
                 Err(BuildError::Settings(e)) => {

@@ -23,3 +23,31 @@ diesel::table! {
         missed -> Integer,
     }
 }
+
+diesel::table! {
+    service_health (service) {
+        service -> Text,
+        job_name -> Text,
+        status -> Text,
+        http_status -> Nullable<Integer>,
+        latency_ms -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+        checked_at -> Timestamp,
+        consecutive_failures -> Integer,
+        consecutive_successes -> Integer,
+        since -> Timestamp,
+    }
+}
+
+diesel::table! {
+    health_checks (id) {
+        id -> BigInt,
+        service -> Text,
+        job_name -> Text,
+        status -> Text,
+        http_status -> Nullable<Integer>,
+        latency_ms -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+        checked_at -> Timestamp,
+    }
+}

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use ops_worker_jobs::{Clock, JobContext, JobError, JobOutput};
+use ops_worker_jobs::{Clock, JobContext, JobError, JobOutput, Store};
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinError;
@@ -88,6 +88,10 @@ struct Guard {
 
 pub struct Runner {
     recorder: Arc<Recorder>,
+    /// What jobs get in their context: the database behind the `Store`
+    /// traits and the shared HTTP client.
+    store: Arc<dyn Store>,
+    http: ops_worker_jobs::reqwest::Client,
     clock: Arc<dyn Clock>,
     worker_id: String,
     guards: Mutex<HashMap<String, Arc<Guard>>>,
@@ -101,6 +105,8 @@ pub struct Runner {
 impl Runner {
     pub fn new(recorder: Arc<Recorder>, clock: Arc<dyn Clock>, worker_id: String) -> Runner {
         Runner {
+            store: Arc::new(recorder.db().clone()),
+            http: ops_worker_jobs::health::http_client(),
             recorder,
             clock,
             worker_id,
@@ -383,6 +389,8 @@ impl Runner {
             attempt,
             cancel: cancel.clone(),
             clock: self.clock.clone(),
+            http: self.http.clone(),
+            store: self.store.clone(),
         };
         let job = spec.job.clone();
         let mut handle = job_runtime().spawn(async move { job.run(ctx).await });

@@ -116,7 +116,12 @@ async fn migrate_is_idempotent_and_serialised(t: &TestDb) {
     while let Some(result) = tasks.join_next().await {
         applied.extend(result.expect("task").expect("concurrent migrate"));
     }
-    assert_eq!(applied, ["2026-11-23-120000_job_runs"]);
+    applied.sort();
+    assert_eq!(
+        applied,
+        migration_names(t.backend()),
+        "each migration applied exactly once"
+    );
     assert!(empty.db().migrate().await.unwrap().is_empty());
 }
 
@@ -511,7 +516,27 @@ async fn sqlite_creates_the_file_and_its_directory() {
     let db = Db::connect(&url, 2).await.expect("connect");
     assert_eq!(db.backend(), Backend::Sqlite);
     assert!(path.is_file());
-    assert_eq!(db.migrate().await.unwrap().len(), 1);
+    assert_eq!(
+        db.migrate().await.unwrap(),
+        migration_names(Backend::Sqlite)
+    );
+}
+
+/// The migration folders of a backend's tree, in the order they apply.
+fn migration_names(backend: Backend) -> Vec<String> {
+    let tree = match backend {
+        Backend::Postgres => "postgres",
+        Backend::Sqlite => "sqlite",
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(tree);
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -593,75 +618,83 @@ async fn postgres_and_sqlite_schemas_agree() {
     let mut pg_conn = pg.pg_conn().await;
     let mut sqlite_conn = sqlite.sqlite_conn().await;
 
-    let pg_columns: Vec<PgColumn> = diesel::sql_query(
-        "SELECT column_name::text AS name, is_nullable = 'YES' AS nullable, \
-                data_type::text AS data_type \
-         FROM information_schema.columns \
-         WHERE table_schema = current_schema() AND table_name = 'job_runs' \
-         ORDER BY ordinal_position",
-    )
-    .load(&mut pg_conn)
-    .await
-    .unwrap();
-    let sqlite_columns: Vec<SqliteColumn> = diesel::sql_query(
-        "SELECT name, \"notnull\" AS not_null, type AS data_type, pk \
-         FROM pragma_table_info('job_runs') ORDER BY cid",
-    )
-    .load(&mut sqlite_conn)
-    .await
-    .unwrap();
+    // (table, columns, indexes created by the migrations)
+    for (table, columns, indexes) in [
+        ("job_runs", 14, 4),
+        ("service_health", 10, 0),
+        ("health_checks", 8, 2),
+    ] {
+        let pg_columns: Vec<PgColumn> = diesel::sql_query(format!(
+            "SELECT column_name::text AS name, is_nullable = 'YES' AS nullable, \
+                    data_type::text AS data_type \
+             FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = '{table}' \
+             ORDER BY ordinal_position"
+        ))
+        .load(&mut pg_conn)
+        .await
+        .unwrap();
+        let sqlite_columns: Vec<SqliteColumn> = diesel::sql_query(format!(
+            "SELECT name, \"notnull\" AS not_null, type AS data_type, pk \
+             FROM pragma_table_info('{table}') ORDER BY cid"
+        ))
+        .load(&mut sqlite_conn)
+        .await
+        .unwrap();
 
-    let pg_view: Vec<(String, bool, &str)> = pg_columns
-        .iter()
-        .map(|c| {
-            let ty = match c.data_type.as_str() {
-                "bigint" => "bigint",
-                "integer" => "integer",
-                "text" => "text",
-                "timestamp without time zone" => "timestamp",
-                other => panic!("unmapped PostgreSQL type {other} of {}", c.name),
-            };
-            (c.name.clone(), c.nullable, ty)
-        })
-        .collect();
-    let sqlite_view: Vec<(String, bool, &str)> = sqlite_columns
-        .iter()
-        .map(|c| {
-            let ty = match (c.data_type.to_ascii_uppercase().as_str(), c.pk) {
-                // `INTEGER PRIMARY KEY` is the 64-bit rowid.
-                ("INTEGER", 1) | ("BIGINT", _) => "bigint",
-                ("INTEGER", _) => "integer",
-                ("TEXT", _) => "text",
-                ("TIMESTAMP", _) => "timestamp",
-                (other, _) => panic!("unmapped SQLite type {other} of {}", c.name),
-            };
-            // The rowid cannot be NULL though pragma reports notnull = 0.
-            (c.name.clone(), c.not_null == 0 && c.pk == 0, ty)
-        })
-        .collect();
-    assert_eq!(pg_view, sqlite_view);
-    assert_eq!(pg_view.len(), 14);
-
-    let pg_indexes: BTreeSet<String> = diesel::sql_query(
-        "SELECT indexname::text AS name FROM pg_indexes \
-         WHERE schemaname = current_schema() AND tablename = 'job_runs'",
-    )
-    .load::<IndexName>(&mut pg_conn)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|i| i.name)
-    // Constraint-backed indexes: SQLite names them sqlite_autoindex_*.
-    .filter(|name| name != "job_runs_pkey" && name != "job_runs_slot_claim")
-    .collect();
-    let sqlite_indexes: BTreeSet<String> =
-        diesel::sql_query("SELECT name FROM pragma_index_list('job_runs') WHERE origin = 'c'")
-            .load::<IndexName>(&mut sqlite_conn)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|i| i.name)
+        let pg_view: Vec<(String, bool, &str)> = pg_columns
+            .iter()
+            .map(|c| {
+                let ty = match c.data_type.as_str() {
+                    "bigint" => "bigint",
+                    "integer" => "integer",
+                    "text" => "text",
+                    "timestamp without time zone" => "timestamp",
+                    other => panic!("unmapped PostgreSQL type {other} of {}", c.name),
+                };
+                (c.name.clone(), c.nullable, ty)
+            })
             .collect();
-    assert_eq!(pg_indexes, sqlite_indexes);
-    assert_eq!(pg_indexes.len(), 4);
+        let sqlite_view: Vec<(String, bool, &str)> = sqlite_columns
+            .iter()
+            .map(|c| {
+                let ty = match (c.data_type.to_ascii_uppercase().as_str(), c.pk) {
+                    // `INTEGER PRIMARY KEY` is the 64-bit rowid.
+                    ("INTEGER", 1) | ("BIGINT", _) => "bigint",
+                    ("INTEGER", _) => "integer",
+                    ("TEXT", _) => "text",
+                    ("TIMESTAMP", _) => "timestamp",
+                    (other, _) => panic!("unmapped SQLite type {other} of {}", c.name),
+                };
+                // The rowid cannot be NULL though pragma reports notnull = 0.
+                (c.name.clone(), c.not_null == 0 && c.pk == 0, ty)
+            })
+            .collect();
+        assert_eq!(pg_view, sqlite_view, "{table}");
+        assert_eq!(pg_view.len(), columns, "{table}");
+
+        let pg_indexes: BTreeSet<String> = diesel::sql_query(format!(
+            "SELECT indexname::text AS name FROM pg_indexes \
+             WHERE schemaname = current_schema() AND tablename = '{table}'"
+        ))
+        .load::<IndexName>(&mut pg_conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        // Constraint-backed indexes: SQLite names them sqlite_autoindex_*.
+        .filter(|name| *name != format!("{table}_pkey") && name != "job_runs_slot_claim")
+        .collect();
+        let sqlite_indexes: BTreeSet<String> = diesel::sql_query(format!(
+            "SELECT name FROM pragma_index_list('{table}') WHERE origin = 'c'"
+        ))
+        .load::<IndexName>(&mut sqlite_conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+        assert_eq!(pg_indexes, sqlite_indexes);
+        assert_eq!(pg_indexes.len(), indexes, "{table}");
+    }
 }

@@ -1,0 +1,194 @@
+//! `service_health` and `health_checks`: what the `health` kind records and
+//! what `alerts` and reports read. Implements the jobs crate's
+//! [`HealthStore`] for both backends.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use diesel::dsl::case_when;
+use diesel::upsert::excluded;
+use diesel::{ExpressionMethods, Insertable, QueryDsl, Queryable, Selectable, SelectableHelper};
+use diesel_async::AsyncConnection;
+use ops_worker_jobs::store::{HealthCheck, HealthStatus, HealthStore, ServiceHealth, StoreError};
+
+use super::schema::{health_checks, service_health};
+use super::{with_conn, Db, DbError};
+
+fn micros(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc().trunc_subsecs(6)
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = health_checks)]
+struct CheckRow<'a> {
+    service: &'a str,
+    job_name: &'a str,
+    status: &'a str,
+    http_status: Option<i32>,
+    latency_ms: Option<i64>,
+    error: Option<&'a str>,
+    checked_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = service_health)]
+struct LatestRow<'a> {
+    service: &'a str,
+    job_name: &'a str,
+    status: &'a str,
+    http_status: Option<i32>,
+    latency_ms: Option<i64>,
+    error: Option<&'a str>,
+    checked_at: NaiveDateTime,
+    consecutive_failures: i32,
+    consecutive_successes: i32,
+    since: NaiveDateTime,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = service_health)]
+struct ServiceRow {
+    service: String,
+    job_name: String,
+    status: String,
+    http_status: Option<i32>,
+    latency_ms: Option<i64>,
+    error: Option<String>,
+    checked_at: NaiveDateTime,
+    consecutive_failures: i32,
+    consecutive_successes: i32,
+    since: NaiveDateTime,
+}
+
+impl TryFrom<ServiceRow> for ServiceHealth {
+    type Error = StoreError;
+    fn try_from(r: ServiceRow) -> Result<Self, StoreError> {
+        Ok(ServiceHealth {
+            status: r.status.parse()?,
+            service: r.service,
+            job_name: r.job_name,
+            http_status: r.http_status,
+            latency_ms: r.latency_ms,
+            error: r.error,
+            checked_at: r.checked_at.and_utc(),
+            consecutive_failures: r.consecutive_failures,
+            consecutive_successes: r.consecutive_successes,
+            since: r.since.and_utc(),
+        })
+    }
+}
+
+fn store_error(e: DbError) -> StoreError {
+    StoreError(crate::error_chain(&e))
+}
+
+impl Db {
+    async fn record_checks(&self, checks: &[HealthCheck]) -> Result<(), DbError> {
+        use diesel_async::RunQueryDsl;
+        let checks: Vec<_> = checks.to_vec();
+        with_conn!(self, |conn| {
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                for c in &checks {
+                    let at = micros(c.checked_at);
+                    let down = c.status == HealthStatus::Down;
+                    diesel::insert_into(health_checks::table)
+                        .values(CheckRow {
+                            service: &c.service,
+                            job_name: &c.job_name,
+                            status: c.status.as_str(),
+                            http_status: c.http_status,
+                            latency_ms: c.latency_ms,
+                            error: c.error.as_deref(),
+                            checked_at: at,
+                        })
+                        .execute(conn)
+                        .await?;
+                    // The counters and `since` come from the stored row
+                    // (SET expressions see the old values), not from a
+                    // read earlier in this process.
+                    use service_health::dsl as sh;
+                    let is_down = excluded(sh::status).eq(HealthStatus::Down.as_str());
+                    let is_healthy = excluded(sh::status).ne(HealthStatus::Down.as_str());
+                    diesel::insert_into(service_health::table)
+                        .values(LatestRow {
+                            service: &c.service,
+                            job_name: &c.job_name,
+                            status: c.status.as_str(),
+                            http_status: c.http_status,
+                            latency_ms: c.latency_ms,
+                            error: c.error.as_deref(),
+                            checked_at: at,
+                            consecutive_failures: i32::from(down),
+                            consecutive_successes: i32::from(!down),
+                            since: at,
+                        })
+                        .on_conflict(sh::service)
+                        .do_update()
+                        .set((
+                            sh::job_name.eq(excluded(sh::job_name)),
+                            sh::http_status.eq(excluded(sh::http_status)),
+                            sh::latency_ms.eq(excluded(sh::latency_ms)),
+                            sh::error.eq(excluded(sh::error)),
+                            sh::checked_at.eq(excluded(sh::checked_at)),
+                            sh::consecutive_failures.eq(case_when(
+                                is_down,
+                                sh::consecutive_failures + 1,
+                            )
+                            .otherwise(0)),
+                            sh::consecutive_successes.eq(case_when(
+                                is_healthy,
+                                sh::consecutive_successes + 1,
+                            )
+                            .otherwise(0)),
+                            sh::since.eq(case_when(sh::status.eq(excluded(sh::status)), sh::since)
+                                .otherwise(excluded(sh::since))),
+                            sh::status.eq(excluded(sh::status)),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(())
+            })
+            .await?;
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HealthStore for Db {
+    async fn record_health(&self, checks: &[HealthCheck]) -> Result<(), StoreError> {
+        self.record_checks(checks).await.map_err(store_error)
+    }
+
+    async fn prune_health_checks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        use diesel_async::RunQueryDsl;
+        let before = micros(before);
+        let deleted: Result<usize, DbError> = async {
+            Ok(with_conn!(self, |conn| {
+                diesel::delete(health_checks::table.filter(health_checks::checked_at.lt(before)))
+                    .execute(conn)
+                    .await?
+            }))
+        }
+        .await;
+        deleted.map(|n| n as u64).map_err(store_error)
+    }
+
+    async fn service_health(&self) -> Result<Vec<ServiceHealth>, StoreError> {
+        use diesel_async::RunQueryDsl;
+        let rows: Result<Vec<ServiceRow>, DbError> = async {
+            Ok(with_conn!(self, |conn| {
+                service_health::table
+                    .select(ServiceRow::as_select())
+                    .order(service_health::service)
+                    .load(conn)
+                    .await?
+            }))
+        }
+        .await;
+        rows.map_err(store_error)?
+            .into_iter()
+            .map(ServiceHealth::try_from)
+            .collect()
+    }
+}
