@@ -51,3 +51,40 @@ diesel::table! {
         checked_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    alerts (id) {
+        id -> BigInt,
+        fingerprint -> Text,
+        source -> Text,
+        subject -> Text,
+        severity -> Text,
+        status -> Text,
+        message -> Text,
+        opened_at -> Timestamp,
+        acknowledged_at -> Nullable<Timestamp>,
+        acknowledged_by -> Nullable<Text>,
+        resolved_at -> Nullable<Timestamp>,
+        resolution_note -> Nullable<Text>,
+        escalation_level -> Integer,
+        last_escalated_at -> Nullable<Timestamp>,
+        last_notified_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> BigInt,
+        idempotency_key -> Text,
+        target -> Text,
+        alert_id -> Nullable<BigInt>,
+        event -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+    }
+}
