@@ -9,6 +9,7 @@
 //! `deny_unknown_fields`) and a type implementing [`Job`], then add one arm to
 //! the `match` in [`build`] and its name to [`KINDS`].
 
+pub mod alerts;
 pub mod clock;
 pub mod command;
 pub mod health;
@@ -26,7 +27,7 @@ pub use reqwest;
 pub use store::{Store, StoreError};
 
 /// Every kind [`build`] knows, in the order the README documents them.
-pub const KINDS: &[&str] = &["command", "health"];
+pub const KINDS: &[&str] = &["command", "health", "alerts"];
 
 /// One job, configured and ready to run any number of times.
 ///
@@ -129,6 +130,7 @@ pub fn build(kind: &str, name: &str, settings: Settings<'_>) -> Result<Arc<dyn J
             name, settings,
         )?)),
         "health" => Ok(Arc::new(health::HealthJob::from_settings(name, settings)?)),
+        "alerts" => Ok(Arc::new(alerts::AlertsJob::from_settings(name, settings)?)),
         other => Err(BuildError::UnknownKind {
             kind: other.to_string(),
         }),

@@ -105,15 +105,209 @@ pub trait HealthStore: Send + Sync {
     async fn service_health(&self) -> Result<Vec<ServiceHealth>, StoreError>;
 }
 
+/// Defines a text enum stored as lowercase words, with parsing and display.
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = StoreError;
+            fn from_str(s: &str) -> Result<Self, StoreError> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(StoreError(format!(concat!("unknown ", stringify!($name), " {:?}"), other))),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// What an alert is about.
+    AlertSource { Service = "service", Job = "job" }
+);
+text_enum!(
+    /// Where an alert is in its life.
+    AlertStatus { Open = "open", Acknowledged = "acknowledged", Resolved = "resolved" }
+);
+text_enum!(
+    Severity { Critical = "critical", Warning = "warning", Info = "info" }
+);
+text_enum!(
+    /// Why a notification is sent.
+    NotificationEvent { Opened = "opened", Resolved = "resolved", Reminder = "reminder", Escalated = "escalated" }
+);
+
+/// One row of `alerts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    pub id: i64,
+    /// e.g. `system:service:api` or `job:nightly-backup`: at most one active alert each.
+    pub fingerprint: String,
+    pub source: AlertSource,
+    /// The service or job name.
+    pub subject: String,
+    pub severity: Severity,
+    pub status: AlertStatus,
+    pub message: String,
+    pub opened_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolution_note: Option<String>,
+    pub escalation_level: i32,
+    pub last_escalated_at: Option<DateTime<Utc>>,
+    pub last_notified_at: Option<DateTime<Utc>>,
+}
+
+impl Alert {
+    /// The notification payload for `event`: the JSON object the outbox
+    /// stores and a `json` webhook receives; `text` is the one-line summary a
+    /// `slack` webhook shows.
+    pub fn payload(&self, event: NotificationEvent) -> serde_json::Value {
+        let text = match event {
+            NotificationEvent::Opened => format!("[{}] {}", self.severity, self.message),
+            NotificationEvent::Resolved => format!(
+                "[resolved] {}{}",
+                self.message,
+                self.resolution_note
+                    .as_deref()
+                    .map(|n| format!(": {n}"))
+                    .unwrap_or_default()
+            ),
+            NotificationEvent::Reminder => format!(
+                "[{}] still open since {}: {}",
+                self.severity,
+                self.opened_at.format("%Y-%m-%d %H:%M UTC"),
+                self.message
+            ),
+            NotificationEvent::Escalated => format!(
+                "[{}] escalated to level {}: {}",
+                self.severity, self.escalation_level, self.message
+            ),
+        };
+        serde_json::json!({
+            "event": event,
+            "alert_id": self.id,
+            "fingerprint": self.fingerprint,
+            "source": self.source,
+            "subject": self.subject,
+            "severity": self.severity,
+            "status": self.status,
+            "message": self.message,
+            "opened_at": self.opened_at,
+            "acknowledged_at": self.acknowledged_at,
+            "acknowledged_by": self.acknowledged_by,
+            "resolved_at": self.resolved_at,
+            "resolution_note": self.resolution_note,
+            "escalation_level": self.escalation_level,
+            "text": text,
+        })
+    }
+}
+
+/// An alert to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlert {
+    pub fingerprint: String,
+    pub source: AlertSource,
+    pub subject: String,
+    pub severity: Severity,
+    pub message: String,
+    pub opened_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// Opens the alert unless one is active for its fingerprint (the database
+    /// decides, so concurrent callers cannot both open one) and enqueues an
+    /// `opened` notification per target, in one transaction. `Some` when this
+    /// call opened it.
+    async fn open_alert(
+        &self,
+        alert: &NewAlert,
+        notify: &[String],
+    ) -> Result<Option<Alert>, StoreError>;
+    /// Resolves the active alert for `fingerprint`, if any, and enqueues a
+    /// `resolved` notification to every target that was told it opened, in
+    /// one transaction. `Some` when this call resolved it.
+    async fn resolve_alert(
+        &self,
+        fingerprint: &str,
+        note: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Alert>, StoreError>;
+    /// Enqueues reminder number `seq` of an open alert to `notify` (once per
+    /// seq, however many callers) and stamps `last_notified_at`. True when
+    /// this call enqueued it.
+    async fn remind_alert(
+        &self,
+        alert_id: i64,
+        seq: i64,
+        at: DateTime<Utc>,
+        notify: &[String],
+    ) -> Result<bool, StoreError>;
+    /// Open and acknowledged alerts, oldest first.
+    async fn active_alerts(&self) -> Result<Vec<Alert>, StoreError>;
+}
+
 /// Everything a job may touch in storage.
-pub trait Store: HealthStore {}
-impl<T: HealthStore> Store for T {}
+pub trait Store: HealthStore + AlertStore {}
+impl<T: HealthStore + AlertStore> Store for T {}
 
 /// Keeps what jobs write in memory: for tests of a kind without a database,
 /// and for [`crate::JobContext::standalone`].
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     pub checks: std::sync::Mutex<Vec<HealthCheck>>,
+}
+
+/// The memory store keeps no alerts: the `alerts` kind is tested against
+/// the real databases.
+#[async_trait]
+impl AlertStore for MemoryStore {
+    async fn open_alert(&self, _: &NewAlert, _: &[String]) -> Result<Option<Alert>, StoreError> {
+        Err(no_alerts())
+    }
+    async fn resolve_alert(
+        &self,
+        _: &str,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> Result<Option<Alert>, StoreError> {
+        Err(no_alerts())
+    }
+    async fn remind_alert(
+        &self,
+        _: i64,
+        _: i64,
+        _: DateTime<Utc>,
+        _: &[String],
+    ) -> Result<bool, StoreError> {
+        Err(no_alerts())
+    }
+    async fn active_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        Err(no_alerts())
+    }
+}
+
+fn no_alerts() -> StoreError {
+    StoreError("the memory store keeps no alerts".into())
 }
 
 #[async_trait]

@@ -7,6 +7,7 @@
 //! Queries live in one file per table family (`runs.rs` for `job_runs`);
 //! nothing outside `src/db` sees Diesel, a connection or SQL.
 
+mod alerts;
 mod health;
 mod runs;
 pub mod schema;

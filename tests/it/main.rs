@@ -1,6 +1,7 @@
 //! The one integration-test binary: shared helpers and one module per area.
 //! Database tests need PostgreSQL (see `helpers::pg_admin_url`).
 
+mod alerts;
 mod fixtures;
 mod health;
 mod helpers;

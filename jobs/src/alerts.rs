@@ -1,0 +1,245 @@
+//! The `alerts` kind: opens a deduplicated alert when a service turns
+//! unhealthy and resolves it when it recovers, from the checks the `health`
+//! kind records in `service_health`.
+//!
+//! The state machine per service, as the monitor it replaces: healthy to
+//! unhealthy opens an alert ("Service {name} is unhealthy: {reason}");
+//! unhealthy to unhealthy does nothing; unhealthy to healthy resolves it;
+//! healthy to healthy does nothing. "Unhealthy" means `fail_after` down checks
+//! in a row, "healthy" `resolve_after` up or degraded ones, and only fresh
+//! checks count: a service whose checks stopped arriving is never resolved.
+//! The database keeps at most one active alert per fingerprint, so two runs at
+//! once cannot open two.
+//!
+//! ```toml
+//! [jobs.system-alerts]
+//! kind = "alerts"
+//! every = "30s"
+//! enabled = "${SYSTEM_ALERT_ENABLED:-true}"
+//! services = ["api", "db"]   # default: every service in service_health
+//! fail_after = 2             # down checks in a row before opening
+//! resolve_after = 2          # healthy checks in a row before resolving
+//! severity = "critical"      # critical | warning | info
+//! notify = ["ops-webhook"]   # [notify.NAME] targets told on open (and on resolve)
+//! remind_every = "1h"        # optional: remind while still open and unacknowledged
+//! stale_after = "5m"         # a check older than this is not fresh
+//! ```
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+use crate::store::{AlertSource, AlertStatus, NewAlert, Severity};
+use crate::{BuildError, Job, JobContext, JobError, JobOutput, Settings};
+
+const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsSettings {
+    #[serde(default)]
+    services: Option<Vec<String>>,
+    #[serde(default = "two")]
+    fail_after: i32,
+    #[serde(default = "two")]
+    resolve_after: i32,
+    #[serde(default = "critical", deserialize_with = "severity")]
+    severity: Severity,
+    #[serde(default)]
+    notify: Vec<String>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    remind_every: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    stale_after: Option<Duration>,
+}
+
+fn two() -> i32 {
+    2
+}
+
+fn critical() -> Severity {
+    Severity::Critical
+}
+
+fn severity<'de, D: Deserializer<'de>>(d: D) -> Result<Severity, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(|_| {
+        de::Error::custom(format!(
+            "invalid severity {s:?} (expected critical, warning or info)"
+        ))
+    })
+}
+
+fn duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s = String::deserialize(d)?;
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if !d.is_zero() => Ok(Some(d)),
+        Ok(_) => Err(de::Error::custom("must be more than 0s")),
+        Err(e) => Err(de::Error::custom(format!("invalid duration {s:?}: {e}"))),
+    }
+}
+
+pub struct AlertsJob {
+    services: Option<Vec<String>>,
+    fail_after: i32,
+    resolve_after: i32,
+    severity: Severity,
+    notify: Vec<String>,
+    remind_every: Option<Duration>,
+    stale_after: Duration,
+}
+
+/// The fingerprint of a service's alert.
+pub fn service_fingerprint(service: &str) -> String {
+    format!("system:service:{service}")
+}
+
+impl AlertsJob {
+    pub fn from_settings(_name: &str, settings: Settings<'_>) -> Result<Self, BuildError> {
+        let s = AlertsSettings::deserialize(settings)?;
+        if s.fail_after < 1 || s.resolve_after < 1 {
+            return Err(BuildError::Invalid(
+                "fail_after and resolve_after must be at least 1".into(),
+            ));
+        }
+        Ok(AlertsJob {
+            services: s.services,
+            fail_after: s.fail_after,
+            resolve_after: s.resolve_after,
+            severity: s.severity,
+            notify: s.notify,
+            remind_every: s.remind_every,
+            stale_after: s.stale_after.unwrap_or(DEFAULT_STALE_AFTER),
+        })
+    }
+
+    /// The notification targets this job names, for the config to check.
+    pub fn notify_targets(&self) -> &[String] {
+        &self.notify
+    }
+
+    fn watches(&self, service: &str) -> bool {
+        self.services
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|n| n == service))
+    }
+}
+
+#[async_trait]
+impl Job for AlertsJob {
+    async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
+        let store = |e: crate::StoreError| JobError::new(format!("storage: {e}"));
+        let now = ctx.clock.now();
+        let stale_after =
+            chrono::Duration::from_std(self.stale_after).unwrap_or(chrono::Duration::MAX);
+        let services = ctx.store.service_health().await.map_err(store)?;
+        let active: HashMap<String, _> = ctx
+            .store
+            .active_alerts()
+            .await
+            .map_err(store)?
+            .into_iter()
+            .map(|a| (a.fingerprint.clone(), a))
+            .collect();
+
+        let (mut opened, mut resolved, mut reminded, mut stale) =
+            (Vec::new(), Vec::new(), 0, Vec::new());
+        for s in services.iter().filter(|s| self.watches(&s.service)) {
+            if now - s.checked_at > stale_after {
+                // Checks stopped arriving: neither open nor resolve on old news.
+                stale.push(s.service.as_str());
+                continue;
+            }
+            let fingerprint = service_fingerprint(&s.service);
+            let is_active = active.contains_key(&fingerprint);
+            if !s.status.is_healthy() && s.consecutive_failures >= self.fail_after && !is_active {
+                let reason = s.error.as_deref().unwrap_or("down");
+                let alert = NewAlert {
+                    fingerprint,
+                    source: AlertSource::Service,
+                    subject: s.service.clone(),
+                    severity: self.severity,
+                    message: format!("Service {} is unhealthy: {reason}", s.service),
+                    opened_at: now,
+                };
+                if ctx
+                    .store
+                    .open_alert(&alert, &self.notify)
+                    .await
+                    .map_err(store)?
+                    .is_some()
+                {
+                    opened.push(s.service.as_str());
+                }
+            } else if s.status.is_healthy()
+                && s.consecutive_successes >= self.resolve_after
+                && is_active
+            {
+                let note = format!(
+                    "Service {} is healthy again: {} good checks in a row since {}",
+                    s.service,
+                    s.consecutive_successes,
+                    s.since.format("%Y-%m-%d %H:%M:%S UTC")
+                );
+                if ctx
+                    .store
+                    .resolve_alert(&fingerprint, &note, now)
+                    .await
+                    .map_err(store)?
+                    .is_some()
+                {
+                    resolved.push(s.service.as_str());
+                }
+            }
+        }
+
+        if let Some(every) = self.remind_every {
+            let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+            for alert in active.values() {
+                let ours = alert.source == AlertSource::Service && self.watches(&alert.subject);
+                // Acknowledged alerts are someone's job already: no reminders.
+                if !ours
+                    || alert.status != AlertStatus::Open
+                    || resolved.contains(&alert.subject.as_str())
+                {
+                    continue;
+                }
+                // Reminder n is due n intervals after opening; its number makes
+                // it idempotent across runs and replicas.
+                let seq = (now - alert.opened_at).num_seconds() / every.num_seconds().max(1);
+                if seq >= 1
+                    && ctx
+                        .store
+                        .remind_alert(alert.id, seq, now, &self.notify)
+                        .await
+                        .map_err(store)?
+                {
+                    reminded += 1;
+                }
+            }
+        }
+
+        let mut out = format!(
+            "{} service{} watched: opened {}, resolved {}, reminded {reminded}",
+            services.iter().filter(|s| self.watches(&s.service)).count(),
+            if services.len() == 1 { "" } else { "s" },
+            list(&opened),
+            list(&resolved),
+        );
+        if !stale.is_empty() {
+            out.push_str(&format!("; no fresh checks for {}", stale.join(", ")));
+        }
+        Ok(JobOutput { output: Some(out) })
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    if names.is_empty() {
+        "0".to_string()
+    } else {
+        format!("{} ({})", names.len(), names.join(", "))
+    }
+}

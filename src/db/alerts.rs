@@ -1,0 +1,433 @@
+//! `alerts` and the enqueuing side of the `notifications` outbox: opening,
+//! resolving and reminding are each one transaction that changes the alert
+//! and writes its notification rows, so a crash can neither lose nor repeat
+//! one. Implements the jobs crate's [`AlertStore`], plus what the CLI needs
+//! (`alerts list`, `ack`, `resolve`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use diesel::{
+    ExpressionMethods, Insertable, OptionalExtension, QueryDsl, Queryable, Selectable,
+    SelectableHelper,
+};
+use diesel_async::AsyncConnection;
+use ops_worker_jobs::store::{
+    Alert, AlertStatus, AlertStore, NewAlert, NotificationEvent, StoreError,
+};
+
+use super::schema::{alerts, notifications};
+use super::{with_conn, Db, DbError};
+
+fn micros(t: DateTime<Utc>) -> NaiveDateTime {
+    t.naive_utc().trunc_subsecs(6)
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = alerts)]
+struct AlertRow {
+    id: i64,
+    fingerprint: String,
+    source: String,
+    subject: String,
+    severity: String,
+    status: String,
+    message: String,
+    opened_at: NaiveDateTime,
+    acknowledged_at: Option<NaiveDateTime>,
+    acknowledged_by: Option<String>,
+    resolved_at: Option<NaiveDateTime>,
+    resolution_note: Option<String>,
+    escalation_level: i32,
+    last_escalated_at: Option<NaiveDateTime>,
+    last_notified_at: Option<NaiveDateTime>,
+}
+
+impl AlertRow {
+    fn into_alert(self) -> Result<Alert, DbError> {
+        let bad =
+            |e: StoreError| DbError::Query(diesel::result::Error::DeserializationError(e.0.into()));
+        Ok(Alert {
+            id: self.id,
+            fingerprint: self.fingerprint,
+            source: self.source.parse().map_err(bad)?,
+            subject: self.subject,
+            severity: self.severity.parse().map_err(bad)?,
+            status: self.status.parse().map_err(bad)?,
+            message: self.message,
+            opened_at: self.opened_at.and_utc(),
+            acknowledged_at: self.acknowledged_at.map(|t| t.and_utc()),
+            acknowledged_by: self.acknowledged_by,
+            resolved_at: self.resolved_at.map(|t| t.and_utc()),
+            resolution_note: self.resolution_note,
+            escalation_level: self.escalation_level,
+            last_escalated_at: self.last_escalated_at.map(|t| t.and_utc()),
+            last_notified_at: self.last_notified_at.map(|t| t.and_utc()),
+        })
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = alerts)]
+struct NewAlertRow<'a> {
+    fingerprint: &'a str,
+    source: &'a str,
+    subject: &'a str,
+    severity: &'a str,
+    status: &'a str,
+    message: &'a str,
+    opened_at: NaiveDateTime,
+    last_notified_at: Option<NaiveDateTime>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = notifications)]
+struct NotificationRow<'a> {
+    idempotency_key: String,
+    target: &'a str,
+    alert_id: Option<i64>,
+    event: &'a str,
+    payload: String,
+    status: &'a str,
+    attempts: i32,
+    next_attempt_at: NaiveDateTime,
+    created_at: NaiveDateTime,
+}
+
+/// The key that makes an event for a target be enqueued once.
+fn idempotency_key(
+    alert: &Alert,
+    event: NotificationEvent,
+    seq: Option<i64>,
+    target: &str,
+) -> String {
+    match seq {
+        Some(n) => format!("alert:{}:{event}:{n}:{target}", alert.id),
+        None => format!("alert:{}:{event}:{target}", alert.id),
+    }
+}
+
+/// Which alert a resolution is for.
+#[derive(Clone, Copy)]
+enum Which<'a> {
+    ActiveFingerprint(&'a str),
+    Id(i64),
+}
+
+/// Inserts one `event` notification about `$alert` per target inside the
+/// surrounding transaction (a macro so it expands per backend inside
+/// `with_conn!`); evaluates to how many rows were new.
+macro_rules! enqueue {
+    ($conn:expr, $alert:expr, $event:expr, $seq:expr, $targets:expr, $at:expr) => {{
+        let mut new = 0usize;
+        for target in $targets {
+            new += diesel::insert_into(notifications::table)
+                .values(NotificationRow {
+                    idempotency_key: idempotency_key($alert, $event, $seq, target),
+                    target,
+                    alert_id: Some($alert.id),
+                    event: $event.as_str(),
+                    payload: $alert.payload($event).to_string(),
+                    status: "pending",
+                    attempts: 0,
+                    next_attempt_at: micros($at),
+                    created_at: micros($at),
+                })
+                .on_conflict_do_nothing()
+                .execute($conn)
+                .await?;
+        }
+        new
+    }};
+}
+
+fn to_alert(row: Option<AlertRow>) -> Result<Option<Alert>, DbError> {
+    row.map(AlertRow::into_alert).transpose()
+}
+
+fn store_error(e: DbError) -> StoreError {
+    StoreError(crate::error_chain(&e))
+}
+
+impl Db {
+    async fn open(&self, new: &NewAlert, notify: &[String]) -> Result<Option<Alert>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let row = with_conn!(self, |conn| {
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                let at = micros(new.opened_at);
+                // ON CONFLICT DO NOTHING against the partial unique index: the
+                // database, not a read before the write, decides who opens it.
+                let row: Option<AlertRow> = diesel::insert_into(alerts::table)
+                    .values(NewAlertRow {
+                        fingerprint: &new.fingerprint,
+                        source: new.source.as_str(),
+                        subject: &new.subject,
+                        severity: new.severity.as_str(),
+                        status: AlertStatus::Open.as_str(),
+                        message: &new.message,
+                        opened_at: at,
+                        last_notified_at: (!notify.is_empty()).then_some(at),
+                    })
+                    .on_conflict_do_nothing()
+                    .returning(AlertRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?;
+                if let Some(row) = &row {
+                    let alert = AlertRow::into_alert(clone_row(row)).map_err(db_to_diesel)?;
+                    enqueue!(
+                        conn,
+                        &alert,
+                        NotificationEvent::Opened,
+                        None,
+                        notify,
+                        new.opened_at
+                    );
+                }
+                Ok(row)
+            })
+            .await?
+        });
+        to_alert(row)
+    }
+
+    async fn resolve(
+        &self,
+        which: Which<'_>,
+        note: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Alert>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let row = with_conn!(self, |conn| {
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                let target = alerts::table
+                    .filter(alerts::status.ne(AlertStatus::Resolved.as_str()))
+                    .into_boxed();
+                let target = match which {
+                    Which::ActiveFingerprint(f) => target.filter(alerts::fingerprint.eq(f)),
+                    Which::Id(id) => target.filter(alerts::id.eq(id)),
+                };
+                let ids: Vec<i64> = target.select(alerts::id).load(conn).await?;
+                let Some(id) = ids.into_iter().next() else {
+                    return Ok(None);
+                };
+                let row: Option<AlertRow> = diesel::update(
+                    alerts::table
+                        .filter(alerts::id.eq(id))
+                        .filter(alerts::status.ne(AlertStatus::Resolved.as_str())),
+                )
+                .set((
+                    alerts::status.eq(AlertStatus::Resolved.as_str()),
+                    alerts::resolved_at.eq(micros(at)),
+                    alerts::resolution_note.eq(note),
+                ))
+                .returning(AlertRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?;
+                if let Some(row) = &row {
+                    let alert = AlertRow::into_alert(clone_row(row)).map_err(db_to_diesel)?;
+                    // Whoever heard it open hears it resolve.
+                    let told: Vec<String> = notifications::table
+                        .filter(notifications::alert_id.eq(alert.id))
+                        .filter(notifications::event.eq(NotificationEvent::Opened.as_str()))
+                        .select(notifications::target)
+                        .distinct()
+                        .load(conn)
+                        .await?;
+                    enqueue!(conn, &alert, NotificationEvent::Resolved, None, &told, at);
+                }
+                Ok(row)
+            })
+            .await?
+        });
+        to_alert(row)
+    }
+
+    async fn remind(
+        &self,
+        alert_id: i64,
+        seq: i64,
+        at: DateTime<Utc>,
+        notify: &[String],
+    ) -> Result<bool, DbError> {
+        use diesel_async::RunQueryDsl;
+        let new = with_conn!(self, |conn| {
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                let row: Option<AlertRow> = diesel::update(
+                    alerts::table
+                        .filter(alerts::id.eq(alert_id))
+                        .filter(alerts::status.eq(AlertStatus::Open.as_str())),
+                )
+                .set(alerts::last_notified_at.eq(micros(at)))
+                .returning(AlertRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?;
+                let Some(row) = row else { return Ok(0) };
+                let alert = AlertRow::into_alert(row).map_err(db_to_diesel)?;
+                Ok(enqueue!(
+                    conn,
+                    &alert,
+                    NotificationEvent::Reminder,
+                    Some(seq),
+                    notify,
+                    at
+                ))
+            })
+            .await?
+        });
+        Ok(new > 0)
+    }
+
+    /// Active alerts (open or acknowledged), oldest first; with `all`, the
+    /// newest `limit` alerts of any status, newest first.
+    pub async fn list_alerts(&self, all: bool, limit: i64) -> Result<Vec<Alert>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let rows: Vec<AlertRow> = with_conn!(self, |conn| {
+            let q = alerts::table.select(AlertRow::as_select()).into_boxed();
+            let q = if all {
+                q.order((alerts::opened_at.desc(), alerts::id.desc()))
+                    .limit(limit)
+            } else {
+                q.filter(alerts::status.ne(AlertStatus::Resolved.as_str()))
+                    .order((alerts::opened_at.asc(), alerts::id.asc()))
+            };
+            q.load(conn).await?
+        });
+        rows.into_iter().map(AlertRow::into_alert).collect()
+    }
+
+    pub async fn get_alert(&self, id: i64) -> Result<Option<Alert>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let row: Option<AlertRow> = with_conn!(self, |conn| {
+            alerts::table
+                .filter(alerts::id.eq(id))
+                .select(AlertRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        to_alert(row)
+    }
+
+    /// The notifications enqueued about an alert: (event, target), oldest first.
+    pub async fn alert_notifications(
+        &self,
+        alert_id: i64,
+    ) -> Result<Vec<(String, String)>, DbError> {
+        use diesel_async::RunQueryDsl;
+        Ok(with_conn!(self, |conn| {
+            notifications::table
+                .filter(notifications::alert_id.eq(alert_id))
+                .order(notifications::id)
+                .select((notifications::event, notifications::target))
+                .load(conn)
+                .await?
+        }))
+    }
+
+    /// Acknowledges an open alert: escalation stops, reminders stop. `None`
+    /// when it is not open (unknown, already acknowledged or resolved).
+    pub async fn ack_alert(
+        &self,
+        id: i64,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Alert>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let row: Option<AlertRow> = with_conn!(self, |conn| {
+            diesel::update(
+                alerts::table
+                    .filter(alerts::id.eq(id))
+                    .filter(alerts::status.eq(AlertStatus::Open.as_str())),
+            )
+            .set((
+                alerts::status.eq(AlertStatus::Acknowledged.as_str()),
+                alerts::acknowledged_at.eq(micros(at)),
+                alerts::acknowledged_by.eq(by),
+            ))
+            .returning(AlertRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?
+        });
+        to_alert(row)
+    }
+
+    /// Resolves an active alert by id (the CLI), notifying whoever heard it open.
+    pub async fn resolve_alert_by_id(
+        &self,
+        id: i64,
+        note: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Alert>, DbError> {
+        self.resolve(Which::Id(id), note, at).await
+    }
+}
+
+/// Rows are read once inside a transaction and needed twice (to build the
+/// payload and to return); the columns are all owned, so a copy is cheap.
+fn clone_row(r: &AlertRow) -> AlertRow {
+    AlertRow {
+        id: r.id,
+        fingerprint: r.fingerprint.clone(),
+        source: r.source.clone(),
+        subject: r.subject.clone(),
+        severity: r.severity.clone(),
+        status: r.status.clone(),
+        message: r.message.clone(),
+        opened_at: r.opened_at,
+        acknowledged_at: r.acknowledged_at,
+        acknowledged_by: r.acknowledged_by.clone(),
+        resolved_at: r.resolved_at,
+        resolution_note: r.resolution_note.clone(),
+        escalation_level: r.escalation_level,
+        last_escalated_at: r.last_escalated_at,
+        last_notified_at: r.last_notified_at,
+    }
+}
+
+fn db_to_diesel(e: DbError) -> diesel::result::Error {
+    match e {
+        DbError::Query(e) => e,
+        other => diesel::result::Error::DeserializationError(crate::error_chain(&other).into()),
+    }
+}
+
+#[async_trait]
+impl AlertStore for Db {
+    async fn open_alert(
+        &self,
+        alert: &NewAlert,
+        notify: &[String],
+    ) -> Result<Option<Alert>, StoreError> {
+        self.open(alert, notify).await.map_err(store_error)
+    }
+
+    async fn resolve_alert(
+        &self,
+        fingerprint: &str,
+        note: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Alert>, StoreError> {
+        self.resolve(Which::ActiveFingerprint(fingerprint), note, at)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn remind_alert(
+        &self,
+        alert_id: i64,
+        seq: i64,
+        at: DateTime<Utc>,
+        notify: &[String],
+    ) -> Result<bool, StoreError> {
+        self.remind(alert_id, seq, at, notify)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn active_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        self.list_alerts(false, i64::MAX).await.map_err(store_error)
+    }
+}

@@ -1,0 +1,270 @@
+//! The `alerts` kind on both backends, driven by recorded health checks and a
+//! manual clock: open once, no duplicates under concurrent runs, resolve only
+//! after `resolve_after` fresh healthy checks, reminders, acknowledgement.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use ops_worker::db::Db;
+use ops_worker_jobs::store::{AlertStatus, HealthCheck, HealthStatus, HealthStore};
+use ops_worker_jobs::{Clock, Job, JobContext, ManualClock, Store};
+
+use crate::fixtures::utc;
+use crate::helpers::TestDb;
+
+const T0: &str = "2026-08-01T12:00:00Z";
+
+fn alerts_job(settings: &str) -> Arc<dyn Job> {
+    let table = format!("{{ {settings} }}");
+    ops_worker_jobs::build(
+        "alerts",
+        "system-alerts",
+        toml::de::ValueDeserializer::parse(&table).unwrap(),
+    )
+    .unwrap()
+}
+
+async fn run(job: &Arc<dyn Job>, db: &Db, at: DateTime<Utc>) -> String {
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(at));
+    let mut ctx = JobContext::standalone("system-alerts", at, clock);
+    ctx.store = Arc::new(db.clone()) as Arc<dyn Store>;
+    job.run(ctx).await.unwrap().output.unwrap()
+}
+
+async fn checks(db: &Db, service: &str, status: HealthStatus, at: DateTime<Utc>) {
+    let check = HealthCheck {
+        service: service.into(),
+        job_name: "health".into(),
+        status,
+        http_status: None,
+        latency_ms: None,
+        error: (status == HealthStatus::Down).then(|| "cannot connect: Connection refused".into()),
+        checked_at: at,
+    };
+    db.record_health(&[check]).await.unwrap();
+}
+
+async fn opens_once_after_fail_after_down_checks(db: &TestDb) {
+    let (db, t0) = (db.db(), utc(T0));
+    let job = alerts_job(r#"notify = ["ops"], fail_after = 2"#);
+    checks(db, "api", HealthStatus::Down, t0).await;
+    run(&job, db, t0).await;
+    assert!(
+        db.list_alerts(true, 10).await.unwrap().is_empty(),
+        "one down check is not enough"
+    );
+
+    checks(db, "api", HealthStatus::Down, t0 + TimeDelta::seconds(60)).await;
+    let out = run(&job, db, t0 + TimeDelta::seconds(61)).await;
+    assert!(out.contains("opened 1 (api)"), "{out}");
+    let alerts = db.list_alerts(true, 10).await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    let a = &alerts[0];
+    assert_eq!(
+        (a.fingerprint.as_str(), a.status, a.subject.as_str()),
+        ("system:service:api", AlertStatus::Open, "api")
+    );
+    assert_eq!(
+        a.message,
+        "Service api is unhealthy: cannot connect: Connection refused"
+    );
+    assert_eq!(
+        db.alert_notifications(a.id).await.unwrap(),
+        vec![("opened".to_string(), "ops".to_string())]
+    );
+
+    // Still down: no second alert, no second notification.
+    checks(db, "api", HealthStatus::Down, t0 + TimeDelta::seconds(120)).await;
+    run(&job, db, t0 + TimeDelta::seconds(121)).await;
+    run(&job, db, t0 + TimeDelta::seconds(122)).await;
+    assert_eq!(db.list_alerts(true, 10).await.unwrap().len(), 1);
+    assert_eq!(db.alert_notifications(a.id).await.unwrap().len(), 1);
+}
+
+async fn concurrent_runs_open_one_alert(db: &TestDb) {
+    let t0 = utc(T0);
+    let job = alerts_job(r#"notify = ["ops"], fail_after = 1"#);
+    for i in 0..5 {
+        checks(db.db(), &format!("svc{i}"), HealthStatus::Down, t0).await;
+    }
+    // Four "processes" with pools of their own run the same alerts job at once.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (db, job) = (db.connect_again().await, job.clone());
+        tasks.spawn(async move { run(&job, &db, t0).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    let alerts = db.db().list_alerts(true, 100).await.unwrap();
+    assert_eq!(alerts.len(), 5, "{alerts:#?}");
+    for a in alerts {
+        assert_eq!(
+            db.db().alert_notifications(a.id).await.unwrap().len(),
+            1,
+            "notified once: {a:?}"
+        );
+    }
+}
+
+async fn resolves_after_resolve_after_fresh_healthy_checks(db: &TestDb) {
+    let (db, t0) = (db.db(), utc(T0));
+    let job = alerts_job(r#"notify = ["ops", "pager"], fail_after = 1, resolve_after = 2"#);
+    checks(db, "api", HealthStatus::Down, t0).await;
+    run(&job, db, t0).await;
+    checks(db, "api", HealthStatus::Up, t0 + TimeDelta::seconds(60)).await;
+    run(&job, db, t0 + TimeDelta::seconds(61)).await;
+    assert_eq!(
+        db.list_alerts(false, 10).await.unwrap().len(),
+        1,
+        "one good check is not enough"
+    );
+    checks(
+        db,
+        "api",
+        HealthStatus::Degraded,
+        t0 + TimeDelta::seconds(120),
+    )
+    .await;
+    let out = run(&job, db, t0 + TimeDelta::seconds(121)).await;
+    assert!(out.contains("resolved 1 (api)"), "{out}");
+    let a = &db.list_alerts(true, 10).await.unwrap()[0];
+    assert_eq!(a.status, AlertStatus::Resolved);
+    assert_eq!(a.resolved_at, Some(t0 + TimeDelta::seconds(121)));
+    assert!(
+        a.resolution_note
+            .as_deref()
+            .unwrap()
+            .starts_with("Service api is healthy again: 2 good checks"),
+        "{a:?}"
+    );
+    let sent = db.alert_notifications(a.id).await.unwrap();
+    let events: Vec<_> = sent.iter().map(|(e, t)| format!("{e}:{t}")).collect();
+    assert_eq!(
+        events,
+        [
+            "opened:ops",
+            "opened:pager",
+            "resolved:ops",
+            "resolved:pager"
+        ]
+    );
+    // Healthy to healthy: nothing more.
+    run(&job, db, t0 + TimeDelta::seconds(122)).await;
+    assert_eq!(db.alert_notifications(a.id).await.unwrap().len(), 4);
+}
+
+async fn stale_checks_neither_open_nor_resolve(db: &TestDb) {
+    let (db, t0) = (db.db(), utc(T0));
+    let job = alerts_job(r#"fail_after = 1, resolve_after = 1, stale_after = "5m""#);
+    checks(db, "api", HealthStatus::Down, t0).await;
+    let out = run(&job, db, t0 + TimeDelta::minutes(10)).await;
+    assert!(out.contains("no fresh checks for api"), "{out}");
+    assert!(db.list_alerts(true, 10).await.unwrap().is_empty());
+
+    checks(db, "api", HealthStatus::Down, t0 + TimeDelta::minutes(10)).await;
+    run(&job, db, t0 + TimeDelta::minutes(10)).await;
+    assert_eq!(db.list_alerts(false, 10).await.unwrap().len(), 1);
+    // The health job stops; its last (good) check grows old: the alert stays open.
+    checks(db, "api", HealthStatus::Up, t0 + TimeDelta::minutes(11)).await;
+    run(&job, db, t0 + TimeDelta::minutes(30)).await;
+    assert_eq!(
+        db.list_alerts(false, 10).await.unwrap()[0].status,
+        AlertStatus::Open
+    );
+}
+
+async fn watches_only_its_services(db: &TestDb) {
+    let (db, t0) = (db.db(), utc(T0));
+    let job = alerts_job(r#"services = ["api"], fail_after = 1"#);
+    checks(db, "api", HealthStatus::Down, t0).await;
+    checks(db, "other", HealthStatus::Down, t0).await;
+    run(&job, db, t0).await;
+    let subjects: Vec<_> = db
+        .list_alerts(true, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.subject)
+        .collect();
+    assert_eq!(subjects, ["api"]);
+}
+
+async fn reminds_open_alerts_once_per_interval_until_acknowledged(db: &TestDb) {
+    let (db, t0) = (db.db(), utc(T0));
+    let job =
+        alerts_job(r#"notify = ["ops"], fail_after = 1, remind_every = "1h", stale_after = "1d""#);
+    checks(db, "api", HealthStatus::Down, t0).await;
+    run(&job, db, t0).await;
+    let id = db.list_alerts(false, 10).await.unwrap()[0].id;
+    for (minutes, expected) in [(30, 1), (60, 2), (70, 2), (125, 3)] {
+        run(&job, db, t0 + TimeDelta::minutes(minutes)).await;
+        assert_eq!(
+            db.alert_notifications(id).await.unwrap().len(),
+            expected,
+            "at +{minutes}m"
+        );
+    }
+    let acked = db
+        .ack_alert(id, "alice", t0 + TimeDelta::minutes(130))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (acked.status, acked.acknowledged_by.as_deref()),
+        (AlertStatus::Acknowledged, Some("alice"))
+    );
+    assert!(
+        db.ack_alert(id, "bob", t0).await.unwrap().is_none(),
+        "ack is for open alerts"
+    );
+    run(&job, db, t0 + TimeDelta::minutes(190)).await;
+    assert_eq!(
+        db.alert_notifications(id).await.unwrap().len(),
+        3,
+        "no reminders once acknowledged"
+    );
+    // Still down while acknowledged: no second alert either.
+    assert_eq!(db.list_alerts(true, 10).await.unwrap().len(), 1);
+}
+
+async fn resolving_by_id_notifies_whoever_heard_it_open(db: &TestDb) {
+    let (db, t0) = (db.db(), utc(T0));
+    let job = alerts_job(r#"notify = ["ops"], fail_after = 1"#);
+    checks(db, "api", HealthStatus::Down, t0).await;
+    run(&job, db, t0).await;
+    let id = db.list_alerts(false, 10).await.unwrap()[0].id;
+    let a = db
+        .resolve_alert_by_id(id, "fixed by hand", t0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (a.status, a.resolution_note.as_deref()),
+        (AlertStatus::Resolved, Some("fixed by hand"))
+    );
+    assert!(db
+        .resolve_alert_by_id(id, "again", t0)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        db.alert_notifications(id).await.unwrap().last().unwrap(),
+        &("resolved".to_string(), "ops".to_string())
+    );
+    // Still down: a new incident opens (a re-opened incident starts afresh).
+    checks(db, "api", HealthStatus::Down, t0 + TimeDelta::seconds(60)).await;
+    run(&job, db, t0 + TimeDelta::seconds(61)).await;
+    assert_eq!(db.list_alerts(false, 10).await.unwrap().len(), 1);
+    assert_eq!(db.list_alerts(true, 10).await.unwrap().len(), 2);
+}
+
+crate::backend_tests!(
+    opens_once_after_fail_after_down_checks,
+    concurrent_runs_open_one_alert,
+    resolves_after_resolve_after_fresh_healthy_checks,
+    stale_checks_neither_open_nor_resolve,
+    watches_only_its_services,
+    reminds_open_alerts_once_per_interval_until_acknowledged,
+    resolving_by_id_notifies_whoever_heard_it_open,
+);
