@@ -79,10 +79,42 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         count: usize,
     },
+    /// Alerts opened by the `alerts` kind: list, acknowledge, resolve
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
     /// Check the schedule file and print a summary
     Validate,
     /// Apply pending database migrations
     Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Active alerts (open or acknowledged), oldest first
+    List {
+        /// All alerts, resolved ones too, newest first
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge an open alert: reminders and escalation stop
+    Ack {
+        id: i64,
+        /// Who acknowledges (default: $USER)
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Resolve an active alert; whoever was told it opened is told it is resolved
+    Resolve {
+        id: i64,
+        #[arg(long, default_value = "resolved by hand")]
+        note: String,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -174,7 +206,19 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let recorder = Arc::new(Recorder::new(db));
             let runner = Runner::new(recorder.clone(), clock.clone(), worker_id());
-            let outcome = runner.run(&spec, clock.now(), Trigger::Manual, 0).await;
+            // A manual run's slot is the current second; when that is taken
+            // (another manual run, or the scheduled run of this very second)
+            // it runs in the next one instead of failing.
+            let mut outcome = runner.run(&spec, clock.now(), Trigger::Manual, 0).await;
+            for _ in 0..3 {
+                if outcome != Outcome::Taken {
+                    break;
+                }
+                let next_second = crate::scheduler::schedule::whole_second(clock.now())
+                    + chrono::TimeDelta::seconds(1);
+                clock.sleep_until(next_second).await;
+                outcome = runner.run(&spec, next_second, Trigger::Manual, 0).await;
+            }
             if !recorder.flush().await {
                 anyhow::bail!("the run finished but its record could not be written: the database is unavailable");
             }
@@ -202,6 +246,36 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             show::history(&runs, json)?;
             Ok(ExitCode::Ok)
         }
+        Command::Alerts { command } => {
+            let db = open_db().await?;
+            let now = SystemClock.now();
+            match command {
+                AlertsCommand::List { all, limit, json } => {
+                    let alerts = db
+                        .list_alerts(all, i64::from(limit))
+                        .await
+                        .context("cannot read alerts")?;
+                    show::alerts(&alerts, now, json)?;
+                }
+                AlertsCommand::Ack { id, by } => {
+                    let by = by
+                        .or_else(|| std::env::var("USER").ok())
+                        .filter(|s| !s.trim().is_empty())
+                        .unwrap_or_else(|| "cli".to_string());
+                    match db.ack_alert(id, &by, now).await? {
+                        Some(a) => println!("alert {}: acknowledged by {by}: {}", a.id, a.message),
+                        None => return Err(not_changed(&db, id, "acknowledge").await),
+                    }
+                }
+                AlertsCommand::Resolve { id, note } => {
+                    match db.resolve_alert_by_id(id, &note, now).await? {
+                        Some(a) => println!("alert {}: resolved: {}", a.id, a.message),
+                        None => return Err(not_changed(&db, id, "resolve").await),
+                    }
+                }
+            }
+            Ok(ExitCode::Ok)
+        }
         Command::Next { name, count } => {
             let config = Config::load(&cli.config)?;
             let spec = find(&config, &name)?;
@@ -218,6 +292,18 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             show::next(spec, last_slot, SystemClock.now(), count);
             Ok(ExitCode::Ok)
         }
+    }
+}
+
+/// Why an alert could not be acknowledged or resolved.
+async fn not_changed(db: &Db, id: i64, what: &str) -> anyhow::Error {
+    match db.get_alert(id).await {
+        Ok(Some(a)) => anyhow::anyhow!("cannot {what} alert {id}: it is {}", a.status),
+        Ok(None) => UsageError(format!(
+            "no alert {id} (see `ops-worker alerts list --all`)"
+        ))
+        .into(),
+        Err(e) => e.into(),
     }
 }
 

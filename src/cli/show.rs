@@ -185,16 +185,11 @@ pub fn history(runs: &[RunRecord], json: bool) -> anyhow::Result<()> {
     .map(String::from)
     .to_vec()];
     for r in runs {
-        let mut err = r
-            .error
-            .as_deref()
-            .unwrap_or("")
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string();
-        if err.chars().count() > 80 {
-            err = err.chars().take(77).collect::<String>() + "...";
+        // The error when there is one, else what the job reported.
+        let detail = r.error.as_deref().or(r.output.as_deref()).unwrap_or("");
+        let mut err = detail.lines().next().unwrap_or("").to_string();
+        if err.chars().count() > 100 {
+            err = err.chars().take(97).collect::<String>() + "...";
         }
         out.push(vec![
             r.id.to_string(),
@@ -233,4 +228,48 @@ pub fn next(spec: &JobSpec, last_slot: Option<DateTime<Utc>>, now: DateTime<Utc>
             s.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z")
         );
     }
+}
+
+pub fn alerts(
+    alerts: &[ops_worker_jobs::store::Alert],
+    now: DateTime<Utc>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(alerts)?);
+        return Ok(());
+    }
+    if alerts.is_empty() {
+        println!("no alerts");
+        return Ok(());
+    }
+    let mut out = vec![[
+        "ID", "STATUS", "SEVERITY", "SUBJECT", "OPENED", "FOR", "MESSAGE",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for a in alerts {
+        let end = a.resolved_at.unwrap_or(now);
+        let age = (end - a.opened_at).to_std().unwrap_or_default();
+        let age =
+            humantime::format_duration(std::time::Duration::from_secs(age.as_secs() / 60 * 60))
+                .to_string();
+        let status = match (&a.acknowledged_by, a.status) {
+            (Some(by), ops_worker_jobs::store::AlertStatus::Acknowledged) => {
+                format!("acknowledged ({by})")
+            }
+            (_, s) => s.to_string(),
+        };
+        out.push(vec![
+            a.id.to_string(),
+            status,
+            a.severity.to_string(),
+            a.subject.clone(),
+            ts(Some(a.opened_at)),
+            if age == "0s" { "<1m".into() } else { age },
+            a.message.clone(),
+        ]);
+    }
+    table(&out);
+    Ok(())
 }

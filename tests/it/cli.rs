@@ -488,8 +488,69 @@ async fn a_sigstop_pause_neither_stops_jobs_nor_fires_a_burst(db: &TestDb) {
     );
 }
 
+async fn alerts_can_be_listed_acknowledged_and_resolved(db: &TestDb) {
+    use ops_worker_jobs::store::{AlertSource, AlertStore, NewAlert, Severity};
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), GOOD);
+    let new = NewAlert {
+        fingerprint: "system:service:api".into(),
+        source: AlertSource::Service,
+        subject: "api".into(),
+        severity: Severity::Critical,
+        message: "Service api is unhealthy: timed out after 5s".into(),
+        opened_at: Utc::now(),
+    };
+    let id = db
+        .db()
+        .open_alert(&new, &["ops".into()])
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let cli = |args: &[&str]| with_db(dir.path(), db).args(args).output().unwrap();
+
+    let out = cli(&["alerts", "list"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Service api is unhealthy"),
+        "{}",
+        stdout(&out)
+    );
+    let out = cli(&["alerts", "ack", &id.to_string(), "--by", "alice"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("alert {id}: acknowledged by alice: Service api is unhealthy: timed out after 5s")
+    );
+    let out = cli(&["alerts", "ack", &id.to_string()]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        stderr(&out).trim(),
+        format!("error: cannot acknowledge alert {id}: it is acknowledged")
+    );
+    let out = cli(&[
+        "alerts",
+        "resolve",
+        &id.to_string(),
+        "--note",
+        "restarted the pod",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = cli(&["alerts", "list", "--all", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["status"], "resolved");
+    assert_eq!(list[0]["acknowledged_by"], "alice");
+    assert_eq!(list[0]["resolution_note"], "restarted the pod");
+    let out = cli(&["alerts", "list"]);
+    assert_eq!(stdout(&out).trim(), "no alerts");
+    let out = cli(&["alerts", "resolve", "999999"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("no alert 999999"), "{}", stderr(&out));
+}
+
 crate::backend_tests!(
     run_job_records_a_manual_run,
+    alerts_can_be_listed_acknowledged_and_resolved,
     a_sigstop_pause_neither_stops_jobs_nor_fires_a_burst,
     sigterm_lets_running_jobs_finish,
     sigterm_past_the_grace_interrupts_and_records,
