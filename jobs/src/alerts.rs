@@ -23,7 +23,15 @@
 //! notify = ["ops-webhook"]   # [notify.NAME] targets told on open (and on resolve)
 //! remind_every = "1h"        # optional: remind while still open and unacknowledged
 //! stale_after = "5m"         # a check older than this is not fresh
+//! watch_jobs = true          # also alert on jobs (job:NAME), below
+//! jobs = ["backup"]          # default: every enabled job but this one
+//! job_grace = "10m"          # default: the job's timeout + 1m
 //! ```
+//!
+//! Jobs are watched on the scheduler's own timeline: `job:NAME` opens when a
+//! job's last `fail_after` runs failed, or when its next slot (computed from
+//! its schedule after the newest recorded one) passed `job_grace` ago with
+//! nothing recorded for it; it resolves when the job succeeds again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -54,6 +62,16 @@ struct AlertsSettings {
     remind_every: Option<Duration>,
     #[serde(default, deserialize_with = "duration_opt")]
     stale_after: Option<Duration>,
+    #[serde(default = "yes")]
+    watch_jobs: bool,
+    #[serde(default)]
+    jobs: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    job_grace: Option<Duration>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn two() -> i32 {
@@ -90,6 +108,17 @@ pub struct AlertsJob {
     notify: Vec<String>,
     remind_every: Option<Duration>,
     stale_after: Duration,
+    watch_jobs: bool,
+    jobs: Option<Vec<String>>,
+    job_grace: Option<Duration>,
+}
+
+/// How long after a job's timeout a slot with no finished run counts as missed.
+const DEFAULT_JOB_GRACE_EXTRA: Duration = Duration::from_secs(60);
+
+/// The fingerprint of a job's alert.
+pub fn job_fingerprint(job: &str) -> String {
+    format!("job:{job}")
 }
 
 /// The fingerprint of a service's alert.
@@ -113,12 +142,101 @@ impl AlertsJob {
             notify: s.notify,
             remind_every: s.remind_every,
             stale_after: s.stale_after.unwrap_or(DEFAULT_STALE_AFTER),
+            watch_jobs: s.watch_jobs,
+            jobs: s.jobs,
+            job_grace: s.job_grace,
         })
     }
 
     /// The notification targets this job names, for the config to check.
     pub fn notify_targets(&self) -> &[String] {
         &self.notify
+    }
+
+    fn watches_job(&self, job: &str) -> bool {
+        self.watch_jobs
+            && self
+                .jobs
+                .as_ref()
+                .is_none_or(|j| j.iter().any(|n| n == job))
+    }
+
+    /// Opens `job:NAME` when the job's last `fail_after` runs failed or its
+    /// next slot on the schedule passed `job_grace` ago with nothing recorded
+    /// for it; resolves it when the newest run succeeded and no slot is
+    /// overdue. Returns (opened, resolved) job names.
+    async fn watch_jobs(
+        &self,
+        ctx: &JobContext,
+        active: &HashMap<String, crate::store::Alert>,
+    ) -> Result<(Vec<String>, Vec<String>), crate::StoreError> {
+        let now = ctx.clock.now();
+        let (mut opened, mut resolved) = (Vec::new(), Vec::new());
+        let last_slots = ctx.store.last_recorded_slots().await?;
+        for (job, timeout) in ctx.timeline.jobs() {
+            if job == *ctx.job || !self.watches_job(&job) {
+                continue;
+            }
+            let fingerprint = job_fingerprint(&job);
+            let runs = ctx
+                .store
+                .recent_finished_runs(&job, i64::from(self.fail_after))
+                .await?;
+            let failing = runs.len() >= self.fail_after as usize
+                && runs.iter().all(|r| r.status != "success");
+            let grace = self.job_grace.unwrap_or(timeout + DEFAULT_JOB_GRACE_EXTRA);
+            let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+            // A job with no recorded slot has never been expected to run yet.
+            let overdue = last_slots
+                .get(&job)
+                .and_then(|last| ctx.timeline.next_slot_after(&job, *last))
+                .filter(|next| *next + grace < now);
+            let message = match (failing, overdue) {
+                (true, _) => Some(format!(
+                    "Job {job} failed {} times in a row: {}",
+                    runs.len(),
+                    runs[0].error.as_deref().unwrap_or(&runs[0].status)
+                )),
+                (false, Some(slot)) => Some(format!(
+                    "Job {job} missed its slot at {}: nothing ran for it within {}",
+                    slot.format("%Y-%m-%d %H:%M:%S UTC"),
+                    humantime::format_duration(grace.to_std().unwrap_or_default())
+                )),
+                (false, None) => None,
+            };
+            let is_active = active.contains_key(&fingerprint);
+            match message {
+                Some(message) if !is_active => {
+                    let alert = NewAlert {
+                        fingerprint,
+                        source: AlertSource::Job,
+                        subject: job.clone(),
+                        severity: self.severity,
+                        message,
+                        opened_at: now,
+                    };
+                    if ctx.store.open_alert(&alert, &self.notify).await?.is_some() {
+                        opened.push(job);
+                    }
+                }
+                None if is_active && runs.first().is_some_and(|r| r.status == "success") => {
+                    let note = format!(
+                        "Job {job} succeeded again (slot {})",
+                        runs[0].scheduled_for.format("%Y-%m-%d %H:%M:%S UTC")
+                    );
+                    if ctx
+                        .store
+                        .resolve_alert(&fingerprint, &note, now)
+                        .await?
+                        .is_some()
+                    {
+                        resolved.push(job);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok((opened, resolved))
     }
 
     fn watches(&self, service: &str) -> bool {
@@ -196,10 +314,15 @@ impl Job for AlertsJob {
             }
         }
 
+        let (jobs_opened, jobs_resolved) = self.watch_jobs(&ctx, &active).await.map_err(store)?;
+
         if let Some(every) = self.remind_every {
             let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
             for alert in active.values() {
-                let ours = alert.source == AlertSource::Service && self.watches(&alert.subject);
+                let ours = match alert.source {
+                    AlertSource::Service => self.watches(&alert.subject),
+                    AlertSource::Job => self.watches_job(&alert.subject),
+                };
                 // Acknowledged alerts are someone's job already: no reminders.
                 if !ours
                     || alert.status != AlertStatus::Open
@@ -229,6 +352,13 @@ impl Job for AlertsJob {
             list(&opened),
             list(&resolved),
         );
+        if !jobs_opened.is_empty() || !jobs_resolved.is_empty() {
+            out.push_str(&format!(
+                "; jobs: opened {}, resolved {}",
+                jobs_opened.join(", "),
+                jobs_resolved.join(", ")
+            ));
+        }
         if !stale.is_empty() {
             out.push_str(&format!("; no fresh checks for {}", stale.join(", ")));
         }

@@ -58,6 +58,30 @@ pub struct JobContext {
     pub http: reqwest::Client,
     /// The database, through what jobs may do with it.
     pub store: Arc<dyn Store>,
+    /// The worker's schedules, read-only: the jobs and their next slots.
+    pub timeline: Arc<dyn Timeline>,
+}
+
+/// The scheduler's view of time, for jobs that judge other jobs (`alerts`):
+/// slots come from the schedules themselves, so a monitor cannot disagree
+/// with the scheduler about time zones or intervals.
+pub trait Timeline: Send + Sync {
+    /// The enabled jobs, with their timeouts.
+    fn jobs(&self) -> Vec<(String, std::time::Duration)>;
+    /// The first slot of `job` after `slot` on its schedule.
+    fn next_slot_after(&self, job: &str, slot: DateTime<Utc>) -> Option<DateTime<Utc>>;
+}
+
+/// A timeline with no jobs, for contexts outside the worker.
+pub struct NoJobs;
+
+impl Timeline for NoJobs {
+    fn jobs(&self) -> Vec<(String, std::time::Duration)> {
+        Vec::new()
+    }
+    fn next_slot_after(&self, _: &str, _: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        None
+    }
 }
 
 impl JobContext {
@@ -76,6 +100,7 @@ impl JobContext {
             clock,
             http: health::http_client(),
             store: Arc::new(store::MemoryStore::default()),
+            timeline: Arc::new(NoJobs),
         }
     }
 }

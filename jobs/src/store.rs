@@ -266,15 +266,52 @@ pub trait AlertStore: Send + Sync {
     async fn active_alerts(&self) -> Result<Vec<Alert>, StoreError>;
 }
 
+/// A finished run, as the `alerts` kind judges a job by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedRun {
+    pub scheduled_for: DateTime<Utc>,
+    /// `success`, `failed`, `timeout`, `panicked`, `interrupted`, `abandoned`
+    /// (skipped slots are not runs and are left out).
+    pub status: String,
+    pub error: Option<String>,
+    pub finished_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// The newest scheduled or caught-up slot recorded per job, any status.
+    async fn last_recorded_slots(
+        &self,
+    ) -> Result<std::collections::HashMap<String, DateTime<Utc>>, StoreError>;
+    /// The newest `limit` finished, non-skipped runs of `job`, newest first.
+    async fn recent_finished_runs(
+        &self,
+        job: &str,
+        limit: i64,
+    ) -> Result<Vec<FinishedRun>, StoreError>;
+}
+
 /// Everything a job may touch in storage.
-pub trait Store: HealthStore + AlertStore {}
-impl<T: HealthStore + AlertStore> Store for T {}
+pub trait Store: HealthStore + AlertStore + RunStore {}
+impl<T: HealthStore + AlertStore + RunStore> Store for T {}
 
 /// Keeps what jobs write in memory: for tests of a kind without a database,
 /// and for [`crate::JobContext::standalone`].
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     pub checks: std::sync::Mutex<Vec<HealthCheck>>,
+}
+
+#[async_trait]
+impl RunStore for MemoryStore {
+    async fn last_recorded_slots(
+        &self,
+    ) -> Result<std::collections::HashMap<String, DateTime<Utc>>, StoreError> {
+        Ok(Default::default())
+    }
+    async fn recent_finished_runs(&self, _: &str, _: i64) -> Result<Vec<FinishedRun>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The memory store keeps no alerts: the `alerts` kind is tested against

@@ -200,12 +200,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::RunJob { name } => {
-            let config = Config::load(&cli.config)?;
+            let config = Arc::new(Config::load(&cli.config)?);
             let spec = find(&config, &name)?.clone();
             let db = open_db().await?;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let recorder = Arc::new(Recorder::new(db));
-            let runner = Runner::new(recorder.clone(), clock.clone(), worker_id());
+            let runner = Runner::new(recorder.clone(), clock.clone(), worker_id())
+                .with_timeline(config.clone());
             // A manual run's slot is the current second; when that is taken
             // (another manual run, or the scheduled run of this very second)
             // it runs in the next one instead of failing.

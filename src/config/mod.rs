@@ -95,6 +95,27 @@ impl Config {
     }
 }
 
+/// The config as the jobs crate's [`ops_worker_jobs::Timeline`]: enabled
+/// jobs and their slots, computed by the same [`Schedule`] the scheduler uses.
+impl ops_worker_jobs::Timeline for Config {
+    fn jobs(&self) -> Vec<(String, Duration)> {
+        self.jobs
+            .iter()
+            .filter(|j| j.enabled)
+            .map(|j| (j.name.clone(), j.timeout))
+            .collect()
+    }
+
+    fn next_slot_after(
+        &self,
+        job: &str,
+        slot: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        // The interval grid is anchored at the recorded slot, as the scheduler anchors it.
+        self.job(job)?.schedule.next_after(slot, slot)
+    }
+}
+
 /// One problem in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

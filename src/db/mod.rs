@@ -9,6 +9,7 @@
 
 mod alerts;
 mod health;
+mod run_store;
 mod runs;
 pub mod schema;
 

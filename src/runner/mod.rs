@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use ops_worker_jobs::{Clock, JobContext, JobError, JobOutput, Store};
+use ops_worker_jobs::{Clock, JobContext, JobError, JobOutput, Store, Timeline};
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinError;
@@ -92,6 +92,7 @@ pub struct Runner {
     /// traits and the shared HTTP client.
     store: Arc<dyn Store>,
     http: ops_worker_jobs::reqwest::Client,
+    timeline: Arc<dyn Timeline>,
     clock: Arc<dyn Clock>,
     worker_id: String,
     guards: Mutex<HashMap<String, Arc<Guard>>>,
@@ -107,6 +108,7 @@ impl Runner {
         Runner {
             store: Arc::new(recorder.db().clone()),
             http: ops_worker_jobs::health::http_client(),
+            timeline: Arc::new(ops_worker_jobs::NoJobs),
             recorder,
             clock,
             worker_id,
@@ -114,6 +116,12 @@ impl Runner {
             stopping: CancellationToken::new(),
             interrupt: CancellationToken::new(),
         }
+    }
+
+    /// Jobs that judge other jobs (`alerts`) see these schedules.
+    pub fn with_timeline(mut self, timeline: Arc<dyn Timeline>) -> Runner {
+        self.timeline = timeline;
+        self
     }
 
     pub fn recorder(&self) -> &Arc<Recorder> {
@@ -391,6 +399,7 @@ impl Runner {
             clock: self.clock.clone(),
             http: self.http.clone(),
             store: self.store.clone(),
+            timeline: self.timeline.clone(),
         };
         let job = spec.job.clone();
         let mut handle = job_runtime().spawn(async move { job.run(ctx).await });

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use ops_worker::db::Db;
+use ops_worker::db::{Db, Finish, NewRun, RunStatus, Trigger};
 use ops_worker_jobs::store::{AlertStatus, HealthCheck, HealthStatus, HealthStore};
 use ops_worker_jobs::{Clock, Job, JobContext, ManualClock, Store};
 
@@ -25,10 +25,49 @@ fn alerts_job(settings: &str) -> Arc<dyn Job> {
 }
 
 async fn run(job: &Arc<dyn Job>, db: &Db, at: DateTime<Utc>) -> String {
+    run_with(job, db, at, Arc::new(ops_worker_jobs::NoJobs)).await
+}
+
+async fn run_with(
+    job: &Arc<dyn Job>,
+    db: &Db,
+    at: DateTime<Utc>,
+    timeline: Arc<dyn ops_worker_jobs::Timeline>,
+) -> String {
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(at));
     let mut ctx = JobContext::standalone("system-alerts", at, clock);
     ctx.store = Arc::new(db.clone()) as Arc<dyn Store>;
+    ctx.timeline = timeline;
     job.run(ctx).await.unwrap().output.unwrap()
+}
+
+/// The worker's schedules, from a real schedules.toml.
+fn timeline(toml: &str) -> Arc<dyn ops_worker_jobs::Timeline> {
+    Arc::new(
+        ops_worker::config::Config::parse(std::path::Path::new("schedules.toml"), toml, &|_| None)
+            .unwrap(),
+    )
+}
+
+async fn ran(db: &Db, job: &str, slot: DateTime<Utc>, status: RunStatus, error: Option<&str>) {
+    let run = NewRun {
+        job_name: job.into(),
+        kind: "command".into(),
+        scheduled_for: slot,
+        trigger: Trigger::Schedule,
+        attempt: 1,
+        worker_id: "w".into(),
+        started_at: slot,
+        missed: 0,
+    };
+    let finish = Finish {
+        status,
+        finished_at: slot + TimeDelta::seconds(5),
+        error: error.map(str::to_string),
+        output: None,
+        duration_ms: 5000,
+    };
+    assert!(db.insert_finished_run(&run, &finish).await.unwrap());
 }
 
 async fn checks(db: &Db, service: &str, status: HealthStatus, at: DateTime<Utc>) {
@@ -259,7 +298,137 @@ async fn resolving_by_id_notifies_whoever_heard_it_open(db: &TestDb) {
     assert_eq!(db.list_alerts(true, 10).await.unwrap().len(), 2);
 }
 
+const JOBS: &str = r#"
+[jobs.backup]
+kind = "command"
+every = "1h"
+timeout = "10m"
+command = ["true"]
+
+[jobs.nightly]
+kind = "command"
+cron = "0 0 2 * * *"
+timezone = "Europe/Berlin"
+command = ["true"]
+
+[jobs.new]
+kind = "command"
+every = "1m"
+command = ["true"]
+
+[jobs.system-alerts]
+kind = "alerts"
+every = "1m"
+"#;
+
+async fn a_job_failing_fail_after_times_opens_and_a_success_resolves(db: &TestDb) {
+    let (db, t0) = (db.db(), utc(T0));
+    let job = alerts_job(r#"notify = ["ops"], fail_after = 2"#);
+    let tl = timeline(JOBS);
+    ran(
+        db,
+        "backup",
+        t0,
+        RunStatus::Failed,
+        Some("exit status 1: disk full"),
+    )
+    .await;
+    run_with(&job, db, t0 + TimeDelta::minutes(1), tl.clone()).await;
+    assert!(
+        db.list_alerts(true, 10).await.unwrap().is_empty(),
+        "one failure is not enough"
+    );
+    ran(
+        db,
+        "backup",
+        t0 + TimeDelta::hours(1),
+        RunStatus::Timeout,
+        Some("timed out after 10m"),
+    )
+    .await;
+    let out = run_with(&job, db, t0 + TimeDelta::minutes(71), tl.clone()).await;
+    assert!(out.contains("jobs: opened backup"), "{out}");
+    let a = &db.list_alerts(false, 10).await.unwrap()[0];
+    assert_eq!(
+        (a.fingerprint.as_str(), a.subject.as_str()),
+        ("job:backup", "backup")
+    );
+    assert_eq!(
+        a.message,
+        "Job backup failed 2 times in a row: timed out after 10m"
+    );
+    ran(
+        db,
+        "backup",
+        t0 + TimeDelta::hours(2),
+        RunStatus::Success,
+        None,
+    )
+    .await;
+    let out = run_with(&job, db, t0 + TimeDelta::minutes(121), tl.clone()).await;
+    assert!(out.contains("resolved backup"), "{out}");
+    assert!(db.list_alerts(false, 10).await.unwrap().is_empty());
+}
+
+async fn a_missed_slot_opens_on_the_jobs_own_timeline(db: &TestDb) {
+    let db = db.db();
+    let job = alerts_job(r#"fail_after = 2"#);
+    let tl = timeline(JOBS);
+    // 02:00 in Berlin is 00:00 UTC in summer. The last run was on 1 August.
+    ran(
+        db,
+        "nightly",
+        utc("2026-08-01T00:00:00Z"),
+        RunStatus::Success,
+        None,
+    )
+    .await;
+    // 2 August 00:10 UTC: the slot passed 10 minutes ago, within the default grace (10m timeout + 1m).
+    run_with(&job, db, utc("2026-08-02T00:10:00Z"), tl.clone()).await;
+    assert!(db.list_alerts(true, 10).await.unwrap().is_empty());
+    let out = run_with(&job, db, utc("2026-08-02T00:12:00Z"), tl.clone()).await;
+    assert!(out.contains("jobs: opened nightly"), "{out}");
+    let a = &db.list_alerts(false, 10).await.unwrap()[0];
+    assert_eq!(
+        a.message,
+        "Job nightly missed its slot at 2026-08-02 00:00:00 UTC: nothing ran for it within 11m"
+    );
+    // The job without any run yet is not expected to have run.
+    assert!(db
+        .list_alerts(true, 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|a| a.subject != "new"));
+    // Nor does the alerts job judge itself.
+    assert!(db
+        .list_alerts(true, 10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|a| a.subject != "system-alerts"));
+    ran(
+        db,
+        "nightly",
+        utc("2026-08-02T00:00:00Z"),
+        RunStatus::Success,
+        None,
+    )
+    .await;
+    run_with(&job, db, utc("2026-08-02T00:20:00Z"), tl.clone()).await;
+    assert!(
+        db.list_alerts(false, 10).await.unwrap().is_empty(),
+        "resolved by the late run"
+    );
+    // watch_jobs = false ignores jobs altogether.
+    let quiet = alerts_job(r#"watch_jobs = false"#);
+    run_with(&quiet, db, utc("2026-08-09T00:00:00Z"), tl).await;
+    assert!(db.list_alerts(false, 10).await.unwrap().is_empty());
+}
+
 crate::backend_tests!(
+    a_job_failing_fail_after_times_opens_and_a_success_resolves,
+    a_missed_slot_opens_on_the_jobs_own_timeline,
     opens_once_after_fail_after_down_checks,
     concurrent_runs_open_one_alert,
     resolves_after_resolve_after_fresh_healthy_checks,
