@@ -4,13 +4,18 @@
 //! ([`DatabaseUrl`]), the connection pool over PostgreSQL or SQLite ([`Db`]),
 //! the `with_conn!` dispatch that lets each query be written once for both
 //! backends, the embedded migrations and the error type ([`DbError`]).
-//! Queries live in one file per table family (`runs.rs` for `job_runs`);
-//! nothing outside `src/db` sees Diesel, a connection or SQL.
+//! Queries live in one file per table family (`runs.rs` for `job_runs`,
+//! `health.rs`, `notifications.rs` for the outbox); nothing outside `src/db`
+//! sees Diesel, a connection or SQL.
 
 mod health;
+mod notifications;
 mod runs;
 pub mod schema;
 
+pub use notifications::{
+    Claimed, NewNotification, Notification, NotificationStatus, Notifications, NotifyEvent,
+};
 pub use runs::{Finish, JobSummary, NewRun, RunRecord, RunStatus, Trigger, UnknownValue};
 
 use std::error::Error as StdError;
