@@ -410,9 +410,7 @@ impl Cx<'_> {
                     let k = k.get_ref().to_string();
                     match (section, key) {
                         // [jobs.NAME] and [notify.NAME]: the key names the section.
-                        (None, "jobs") => {
-                            self.expand_value(v, Some(&Section::Job(k)), "", env)
-                        }
+                        (None, "jobs") => self.expand_value(v, Some(&Section::Job(k)), "", env),
                         (None, "notify") => {
                             self.expand_value(v, Some(&Section::Notify(k)), "", env)
                         }

@@ -144,7 +144,8 @@ impl Cx<'_> {
             cx: self,
             section: Section::Notify(name.to_string()),
         };
-        let (mut ty, mut url, mut format, mut headers, mut timeout) = (None, None, None, None, None);
+        let (mut ty, mut url, mut format, mut headers, mut timeout) =
+            (None, None, None, None, None);
         for (key, value) in table {
             match key.get_ref().as_ref() {
                 "type" => ty = Some(value),

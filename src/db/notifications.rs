@@ -22,6 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::backend::Backend as DieselBackend;
 use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::dsl::{Eq as EqTo, Filter};
 use diesel::expression::AsExpression;
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
@@ -276,7 +277,10 @@ impl Notifications<'_> {
         use diesel_async::RunQueryDsl;
         use notifications::dsl as n;
         let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
-        let until = micros(now.checked_add_signed(lease).unwrap_or(DateTime::<Utc>::MAX_UTC));
+        let until = micros(
+            now.checked_add_signed(lease)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        );
         let now = micros(now);
         let updated = with_conn!(self.db, |conn| {
             diesel::update(
@@ -286,7 +290,10 @@ impl Notifications<'_> {
                     .filter(n::attempts.eq(row.attempts))
                     .filter(n::next_attempt_at.le(now)),
             )
-            .set((n::attempts.eq(n::attempts + 1), n::next_attempt_at.eq(until)))
+            .set((
+                n::attempts.eq(n::attempts + 1),
+                n::next_attempt_at.eq(until),
+            ))
             .execute(conn)
             .await?
         });
@@ -368,17 +375,15 @@ impl Notifications<'_> {
     }
 }
 
+type ById = Filter<notifications::table, EqTo<notifications::id, i64>>;
+type StillClaimed = Filter<
+    Filter<ById, EqTo<notifications::status, NotificationStatus>>,
+    EqTo<notifications::attempts, i32>,
+>;
+
 /// The row of a claim, if the claim still holds: pending, and not claimed
 /// again since.
-fn claimed(
-    c: &Claimed,
-) -> diesel::dsl::Filter<
-    diesel::dsl::Filter<
-        diesel::dsl::Filter<notifications::table, diesel::dsl::Eq<notifications::id, i64>>,
-        diesel::dsl::Eq<notifications::status, NotificationStatus>,
-    >,
-    diesel::dsl::Eq<notifications::attempts, i32>,
-> {
+fn claimed(c: &Claimed) -> StillClaimed {
     notifications::table
         .filter(notifications::id.eq(c.id))
         .filter(notifications::status.eq(NotificationStatus::Pending))
@@ -388,6 +393,66 @@ fn claimed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::DatabaseUrl;
+    use diesel_async::AsyncConnection;
+
+    fn new_notification() -> NewNotification {
+        NewNotification {
+            idempotency_key: "alert:1:opened:hook".into(),
+            target: "hook".into(),
+            alert_id: Some(1),
+            event: NotifyEvent::Opened,
+            payload: serde_json::json!({ "event": "opened", "text": "api is down" }),
+            created_at: Utc::now(),
+        }
+    }
+
+    /// What the alerts code does: the notification goes in (or not) with
+    /// the state change in the caller's transaction. SQLite here (unit tests
+    /// have no PostgreSQL fixture); the body is compiled for both backends.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn enqueue_joins_the_callers_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DatabaseUrl::Sqlite(dir.path().join("t.db")), 2)
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let n = new_notification();
+
+        let rolled_back: Result<(), DbError> = async {
+            with_conn!(&db, |conn| {
+                let r = conn
+                    .transaction::<(), diesel::result::Error, _>(async |conn| {
+                        assert!(conn.enqueue_notification(&n).await?);
+                        // The state change fails: everything goes.
+                        Err(diesel::result::Error::RollbackTransaction)
+                    })
+                    .await;
+                assert!(r.is_err());
+            });
+            Ok(())
+        }
+        .await;
+        rolled_back.unwrap();
+        assert!(db.notifications().list(10).await.unwrap().is_empty());
+
+        let committed: Result<(bool, bool), DbError> = async {
+            Ok(with_conn!(&db, |conn| {
+                conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                    let first = conn.enqueue_notification(&n).await?;
+                    // A repeat is a no-op, not an error aborting the transaction.
+                    let again = conn.enqueue_notification(&n).await?;
+                    Ok((first, again))
+                })
+                .await?
+            }))
+        }
+        .await;
+        assert_eq!(committed.unwrap(), (true, false));
+        let rows = db.notifications().list(10).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].status, NotificationStatus::Pending);
+    }
 
     #[test]
     fn text_forms_round_trip() {
@@ -399,7 +464,10 @@ mod tests {
             assert_eq!(s.as_str().parse::<NotificationStatus>().unwrap(), *s);
         }
         assert_eq!(
-            "sent".parse::<NotificationStatus>().unwrap_err().to_string(),
+            "sent"
+                .parse::<NotificationStatus>()
+                .unwrap_err()
+                .to_string(),
             "unknown notification status \"sent\""
         );
     }

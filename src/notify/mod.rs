@@ -52,8 +52,12 @@ const CONCURRENT_TARGETS: usize = 8;
 /// The wait before the attempt after attempt number `attempt` (1-based)
 /// failed: 5 s, 10 s, 20 s, ... at most 10 min.
 pub fn backoff(attempt: i32) -> Duration {
-    let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(20);
-    FIRST_BACKOFF.saturating_mul(1 << doublings).min(MAX_BACKOFF)
+    let doublings = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(0)
+        .min(20);
+    FIRST_BACKOFF
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF)
 }
 
 /// When to try a row created at `created_at` again after attempt `attempt`
@@ -180,9 +184,7 @@ impl Sender {
             }
         }
         let deadline = tokio::time::Instant::now() + FINAL_PASS;
-        let last = self
-            .pass(&|| tokio::time::Instant::now() < deadline)
-            .await;
+        let last = self.pass(&|| tokio::time::Instant::now() < deadline).await;
         self.note(last, &mut outage);
         match self.db.notifications().due(self.clock.now(), 1).await {
             Ok(left) if !left.is_empty() => tracing::info!(
@@ -229,11 +231,7 @@ impl Sender {
     /// target's rows one at a time in the order they were enqueued.
     /// `keep_claiming` is asked before each claim.
     async fn pass(&self, keep_claiming: &(dyn Fn() -> bool + Sync)) -> Result<Pass, DbError> {
-        let due = self
-            .db
-            .notifications()
-            .due(self.clock.now(), BATCH)
-            .await?;
+        let due = self.db.notifications().due(self.clock.now(), BATCH).await?;
         let mut total = Pass {
             due: due.len(),
             ..Pass::default()
@@ -382,10 +380,10 @@ impl Sender {
                             f.reason.clone()
                         } else {
                             format!(
-                                "gave up after {} attempt{} ({} retry horizon): {}",
+                                "gave up after {} attempt{} ({}h retry horizon): {}",
                                 claim.attempt,
                                 if claim.attempt == 1 { "" } else { "s" },
-                                humantime::format_duration(RETRY_HORIZON),
+                                RETRY_HORIZON.as_secs() / 3600,
                                 f.reason
                             )
                         };

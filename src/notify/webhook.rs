@@ -81,7 +81,9 @@ pub async fn post(
 ) -> Result<(), Failure> {
     let Ok(key) = header::HeaderValue::from_str(idempotency_key) else {
         return Err(Failure {
-            reason: "the idempotency key cannot be sent as a header (non-ASCII or control characters)".into(),
+            reason:
+                "the idempotency key cannot be sent as a header (non-ASCII or control characters)"
+                    .into(),
             permanent: true,
         });
     };
@@ -258,7 +260,8 @@ mod tests {
     #[test]
     fn scrub_hides_the_url_its_parts_and_header_values() {
         let t = target("https://user:pa55w0rd@hooks.example.com/services/T0/B0/s3cr3t?x=1");
-        let said = "error for url (https://user:pa55w0rd@hooks.example.com/services/T0/B0/s3cr3t?x=1): \
+        let said =
+            "error for url (https://user:pa55w0rd@hooks.example.com/services/T0/B0/s3cr3t?x=1): \
                     path /services/T0/B0/s3cr3t?x=1, password pa55w0rd, header Bearer t0ken";
         let out = scrub(said, &t);
         for secret in ["s3cr3t", "pa55w0rd", "t0ken", "hooks.example.com"] {
