@@ -7,6 +7,7 @@ mod helpers;
 
 mod cli;
 mod db_runs;
+mod notify;
 mod outage;
 mod runner;
 mod scheduler;
