@@ -908,7 +908,9 @@ async fn the_daemon_delivers_and_keeps_secrets_out_of_its_logs(db: &TestDb) {
         serde_json::json!({ "text": "[critical] api is down (alert 1)" })
     );
     let r = row(db.db(), &to_down.idempotency_key).await;
-    assert_eq!((r.status, r.attempts), (NotificationStatus::Pending, 1));
+    // Kept for the next start (a second attempt is fine if this took > 5 s).
+    assert_eq!(r.status, NotificationStatus::Pending);
+    assert!(r.attempts >= 1, "{r:?}");
     let r = row(db.db(), &gone.idempotency_key).await;
     assert_eq!(r.status, NotificationStatus::Failed);
     assert!(err.contains("notification not delivered"), "{err}");
