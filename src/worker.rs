@@ -1,7 +1,8 @@
 //! The daemon's lifecycle (`ops-worker run`): recover from the previous
-//! process, arm every enabled job, and on SIGTERM/SIGINT drain: stop firing,
-//! let running jobs finish within the grace, interrupt the rest, write every
-//! record, exit.
+//! process, arm every enabled job, start the notification sender, and on
+//! SIGTERM/SIGINT drain: stop firing, let running jobs finish within the
+//! grace, interrupt the rest, write every record, give the sender a last
+//! pass, exit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::notify::Sender;
 use crate::runner::{Runner, STOP_GRACE};
 use crate::scheduler::{self, Start};
 
@@ -48,6 +50,18 @@ pub async fn run(
         let recorder = recorder.clone();
         tokio::spawn(async move { recorder.flush_loop().await })
     };
+    // Started before the jobs so that what they enqueue goes out at once.
+    let stop_sender = CancellationToken::new();
+    let sender = {
+        let sender = Sender::new(
+            db.clone(),
+            &config.notify,
+            ops_worker_jobs::health::http_client(),
+            runner.clock().clone(),
+        );
+        let stop = stop_sender.clone();
+        tokio::spawn(async move { sender.run(stop).await })
+    };
     let stop = CancellationToken::new();
     let runs = TaskTracker::new();
     let mut loops = Vec::new();
@@ -68,6 +82,7 @@ pub async fn run(
     tracing::info!(
         jobs = enabled.len(),
         disabled = config.jobs.len() - enabled.len(),
+        notify_targets = config.notify.len(),
         worker_id,
         config = %config.path.display(),
         "worker started"
@@ -96,6 +111,13 @@ pub async fn run(
             lost = recorder.pending(),
             "the database is unreachable: run records held in memory are lost"
         );
+    }
+    // After the runs: what they enqueued gets a last pass (bounded by
+    // FINAL_PASS plus an attempt under way). Anything left stays pending in
+    // the database for the next start.
+    stop_sender.cancel();
+    if let Err(e) = sender.await {
+        tracing::error!(error = %e, "the notification sender panicked");
     }
     tracing::info!("worker stopped");
     Ok(())

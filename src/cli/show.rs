@@ -55,6 +55,14 @@ pub fn validate(config: &Config) {
         let off = if j.enabled { "" } else { " [disabled]" };
         println!("  {}: {} {}{tz}{off}", j.name, j.kind, j.schedule);
     }
+    // Never the URL or headers: they may hold tokens.
+    for t in &config.notify {
+        let format = match t.format {
+            crate::config::NotifyFormat::Json => "json",
+            crate::config::NotifyFormat::Slack => "slack",
+        };
+        println!("  notify {}: webhook ({format})", t.name);
+    }
 }
 
 pub fn run_job(name: &str, outcome: &Outcome) -> ExitCode {

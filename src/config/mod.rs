@@ -1,11 +1,14 @@
 //! schedules.toml: raw TOML (with spans) becomes typed, validated [`JobSpec`]s
-//! once, here. `validate`, `run`, `run-job` and the tests all call
-//! [`Config::load`], so they cannot disagree about what a file means.
+//! and [`NotifyTarget`]s once, here. `validate`, `run`, `run-job` and the
+//! tests all call [`Config::load`], so they cannot disagree about what a file
+//! means. This file owns the document and the `[defaults]` and `[jobs.NAME]`
+//! tables; `notify.rs` owns `[notify.NAME]`.
 //!
-//! Every problem names the file, line, column, job and key. All problems of a
-//! file are reported together, one line each.
+//! Every problem names the file, line, column, job (or notify target) and
+//! key. All problems of a file are reported together, one line each.
 
 mod expand;
+mod notify;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -20,6 +23,7 @@ use toml::Spanned;
 
 use crate::scheduler::Schedule;
 pub use expand::{expand, ExpandError};
+pub use notify::{NotifyFormat, NotifyTarget, Secret, DEFAULT_NOTIFY_TIMEOUT};
 
 /// What to do with a slot that comes due while the job's previous run is
 /// still going.
@@ -87,11 +91,36 @@ pub struct Config {
     pub path: PathBuf,
     /// In name order.
     pub jobs: Vec<Arc<JobSpec>>,
+    /// The `[notify.NAME]` targets, in name order.
+    pub notify: Vec<NotifyTarget>,
 }
 
 impl Config {
     pub fn job(&self, name: &str) -> Option<&Arc<JobSpec>> {
         self.jobs.iter().find(|j| j.name == name)
+    }
+
+    /// The `[notify.NAME]` target called `name`.
+    pub fn notify_target(&self, name: &str) -> Option<&NotifyTarget> {
+        self.notify.iter().find(|t| t.name == name)
+    }
+}
+
+/// The named table of schedules.toml a problem is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Section {
+    /// `[jobs.NAME]`
+    Job(String),
+    /// `[notify.NAME]`
+    Notify(String),
+}
+
+impl fmt::Display for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Section::Job(name) => write!(f, "job {name:?}"),
+            Section::Notify(name) => write!(f, "notify {name:?}"),
+        }
     }
 }
 
@@ -122,7 +151,8 @@ pub struct Problem {
     pub file: String,
     pub line: usize,
     pub column: usize,
-    pub job: Option<String>,
+    /// The job or notify target, when the problem is inside one.
+    pub section: Option<Section>,
     pub key: Option<String>,
     pub message: String,
 }
@@ -130,8 +160,8 @@ pub struct Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
-        if let Some(job) = &self.job {
-            write!(f, "job {job:?}: ")?;
+        if let Some(section) = &self.section {
+            write!(f, "{section}: ")?;
         }
         if let Some(key) = &self.key {
             write!(f, "{key}: ")?;
@@ -190,11 +220,14 @@ impl Config {
             text,
             problems: Vec::new(),
         };
-        let jobs = cx.document(env);
+        let (jobs, notify) = cx.document(env);
+        // In file order, whichever table was checked first.
+        cx.problems.sort_by_key(|p| (p.line, p.column));
         if cx.problems.is_empty() {
             Ok(Config {
                 path: path.to_path_buf(),
                 jobs,
+                notify,
             })
         } else {
             Err(ConfigError::Invalid {
@@ -214,10 +247,23 @@ struct Cx<'t> {
 type Span = std::ops::Range<usize>;
 
 impl Cx<'_> {
+    /// A problem at `span`, in job `job` (if any), about `key` (if any).
     fn problem(
         &mut self,
         span: Span,
         job: Option<&str>,
+        key: Option<&str>,
+        message: impl Into<String>,
+    ) {
+        let section = job.map(|j| Section::Job(j.to_string()));
+        self.problem_in(span, section, key, message);
+    }
+
+    /// A problem at `span`, in any section.
+    fn problem_in(
+        &mut self,
+        span: Span,
+        section: Option<Section>,
         key: Option<&str>,
         message: impl Into<String>,
     ) {
@@ -235,19 +281,22 @@ impl Cx<'_> {
             file: self.file.clone(),
             line,
             column,
-            job: job.map(str::to_string),
+            section,
             key: key.map(str::to_string),
             message: message.into(),
         });
     }
 
-    fn document(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Vec<Arc<JobSpec>> {
+    fn document(
+        &mut self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> (Vec<Arc<JobSpec>>, Vec<NotifyTarget>) {
         let mut root = match DeTable::parse(self.text) {
             Ok(root) => root.into_inner(),
             Err(e) => {
                 let span = e.span().unwrap_or(0..0);
                 self.problem(span, None, None, toml_message(&e));
-                return Vec::new();
+                return (Vec::new(), Vec::new());
             }
         };
         // Expand ${VAR} everywhere first, so every later check sees final values.
@@ -258,6 +307,7 @@ impl Cx<'_> {
 
         let mut defaults = DeTable::new();
         let mut jobs = None;
+        let mut notify = Vec::new();
         for (key, value) in root {
             match key.get_ref().as_ref() {
                 "defaults" => match value.into_inner() {
@@ -278,11 +328,20 @@ impl Cx<'_> {
                         "must be a table of jobs: [jobs.NAME]",
                     ),
                 },
+                "notify" => match value.into_inner() {
+                    DeValue::Table(t) => notify = self.notify_targets(t),
+                    _ => self.problem(
+                        key.span(),
+                        None,
+                        Some("notify"),
+                        "must be a table of targets: [notify.NAME]",
+                    ),
+                },
                 other => self.problem(
                     key.span(),
                     None,
                     None,
-                    format!("unknown top-level key {other:?} (expected [defaults] or [jobs.NAME])"),
+                    format!("unknown top-level key {other:?} (expected [defaults], [jobs.NAME] or [notify.NAME])"),
                 ),
             }
         }
@@ -303,7 +362,7 @@ impl Cx<'_> {
                 None,
                 "no jobs: add at least one [jobs.NAME] table",
             );
-            return Vec::new();
+            return (Vec::new(), notify);
         };
         if jobs.is_empty() {
             self.problem(
@@ -334,13 +393,13 @@ impl Cx<'_> {
                 _ => self.problem(name_span, Some(&name), None, "must be a table: [jobs.NAME]"),
             }
         }
-        specs
+        (specs, notify)
     }
 
     fn expand_value(
         &mut self,
         value: &mut Spanned<DeValue<'_>>,
-        job: Option<&str>,
+        section: Option<&Section>,
         key: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) {
@@ -349,23 +408,37 @@ impl Cx<'_> {
             DeValue::String(s) => match expand(s, env) {
                 Ok(std::borrow::Cow::Owned(new)) => *s = new.into(),
                 Ok(std::borrow::Cow::Borrowed(_)) => {}
-                Err(e) => self.problem(span, job, Some(key), e.to_string()),
+                Err(e) => {
+                    let message = match (section, &e) {
+                        // A notify target's strings are URLs and header values
+                        // that may hold a token: do not echo them.
+                        (Some(Section::Notify(_)), ExpandError::Unterminated(_)) => {
+                            "unterminated ${ (the value is not shown: it may hold a secret)"
+                                .to_string()
+                        }
+                        _ => e.to_string(),
+                    };
+                    self.problem_in(span, section.cloned(), Some(key), message)
+                }
             },
             DeValue::Array(items) => {
                 for item in items.iter_mut() {
-                    self.expand_value(item, job, key, env);
+                    self.expand_value(item, section, key, env);
                 }
             }
             DeValue::Table(t) => {
                 for (k, v) in t.iter_mut() {
                     let k = k.get_ref().to_string();
-                    match (job, key) {
-                        // [jobs.NAME]: the key names the job.
-                        (None, "jobs") => self.expand_value(v, Some(&k), "", env),
-                        // A key of a job's table or of [defaults].
-                        (_, "") | (None, _) => self.expand_value(v, job, &k, env),
-                        // Deeper (e.g. a kind's `env` table): report the job's key.
-                        (Some(_), _) => self.expand_value(v, job, key, env),
+                    match (section, key) {
+                        // [jobs.NAME] and [notify.NAME]: the key names the section.
+                        (None, "jobs") => self.expand_value(v, Some(&Section::Job(k)), "", env),
+                        (None, "notify") => {
+                            self.expand_value(v, Some(&Section::Notify(k)), "", env)
+                        }
+                        // A key of a section's table or of [defaults].
+                        (_, "") | (None, _) => self.expand_value(v, section, &k, env),
+                        // Deeper (e.g. a kind's `env` table): report the section's key.
+                        (Some(_), _) => self.expand_value(v, section, key, env),
                     }
                 }
             }

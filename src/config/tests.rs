@@ -6,6 +6,9 @@ fn env(name: &str) -> Option<String> {
         "BAD_EVERY" => Some("3x".into()),
         "OFF" => Some("false".into()),
         "RETRIES" => Some("2".into()),
+        "OPS_WEBHOOK_URL" => Some("https://hooks.example.com/services/T0/B0/s3cr3t".into()),
+        "OPS_TOKEN" => Some("t0ken-value".into()),
+        "BAD_HEADER" => Some("line\nbreak-s3cr3t".into()),
         _ => None,
     }
 }
@@ -260,4 +263,170 @@ fn empty_file_and_bad_names() {
     let p =
         one_problem("[jobs.\"a b\"]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n");
     assert!(p.contains("job names may use"), "{p}");
+}
+
+const JOB: &str = "[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n";
+
+#[test]
+fn notify_targets_parse_with_defaults_and_env() {
+    let text = format!(
+        "{JOB}[notify.ops-webhook]\ntype = \"webhook\"\nurl = \"${{OPS_WEBHOOK_URL}}\"\n\n\
+         [notify.chat]\ntype = \"webhook\"\nurl = \"http://chat.internal/hook\"\nformat = \"slack\"\n\
+         timeout = \"3s\"\nheaders = {{ Authorization = \"Bearer ${{OPS_TOKEN}}\", X-Team = \"ops\" }}\n"
+    );
+    let c = parse(&text).unwrap();
+    let names: Vec<_> = c.notify.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["chat", "ops-webhook"], "in name order");
+    let hook = c.notify_target("ops-webhook").unwrap();
+    assert_eq!(
+        hook.url.expose(),
+        "https://hooks.example.com/services/T0/B0/s3cr3t"
+    );
+    assert_eq!(hook.format, NotifyFormat::Json);
+    assert_eq!(hook.timeout, DEFAULT_NOTIFY_TIMEOUT);
+    assert!(hook.headers.is_empty());
+    let chat = c.notify_target("chat").unwrap();
+    assert_eq!(chat.format, NotifyFormat::Slack);
+    assert_eq!(chat.timeout, Duration::from_secs(3));
+    let headers: Vec<_> = chat
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.expose()))
+        .collect();
+    assert_eq!(
+        headers,
+        [("Authorization", "Bearer t0ken-value"), ("X-Team", "ops")]
+    );
+    assert!(c.notify_target("nope").is_none());
+    // A file without [notify] has no targets.
+    assert!(parse(JOB).unwrap().notify.is_empty());
+}
+
+#[test]
+fn notify_targets_debug_redacts_urls_and_header_values() {
+    let text = format!(
+        "{JOB}[notify.hook]\ntype = \"webhook\"\nurl = \"${{OPS_WEBHOOK_URL}}\"\nheaders = {{ Authorization = \"${{OPS_TOKEN}}\" }}\n"
+    );
+    let c = parse(&text).unwrap();
+    for shown in [format!("{c:?}"), format!("{:#?}", c.notify[0])] {
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(!shown.contains("hooks.example.com"), "{shown}");
+        assert!(!shown.contains("t0ken"), "{shown}");
+        assert!(shown.contains("Authorization"), "{shown}");
+        assert!(shown.contains("\"hook\""), "{shown}");
+    }
+}
+
+#[test]
+fn notify_problems_name_the_target_and_key() {
+    let cases = [
+        (
+            "[notify.a]\ntype = \"email\"\nurl = \"http://x/\"\n",
+            "schedules.toml:6:8: notify \"a\": type: unknown type \"email\" (known types: webhook)",
+        ),
+        (
+            "[notify.a]\nurl = \"http://x/\"\n",
+            "schedules.toml:5:9: notify \"a\": missing key \"type\" (known types: webhook)",
+        ),
+        (
+            "[notify.a]\ntype = \"webhook\"\n",
+            "schedules.toml:5:9: notify \"a\": missing key \"url\"",
+        ),
+        (
+            "[notify.a]\ntype = \"webhook\"\nurl = \"http://x/\"\nretries = 3\n",
+            "schedules.toml:8:1: notify \"a\": retries: unknown key (expected one of: type, url, format, headers, timeout)",
+        ),
+        (
+            "[notify.a]\ntype = \"webhook\"\nurl = \"http://x/\"\nformat = \"teams\"\n",
+            "schedules.toml:8:10: notify \"a\": format: invalid value \"teams\" (expected one of: json, slack)",
+        ),
+        (
+            "[notify.a]\ntype = \"webhook\"\nurl = \"http://x/\"\ntimeout = \"0s\"\n",
+            "schedules.toml:8:11: notify \"a\": timeout: must be more than 0s and at most 5m",
+        ),
+        (
+            "[notify.a]\ntype = \"webhook\"\nurl = \"http://x/\"\ntimeout = 10\n",
+            "schedules.toml:8:11: notify \"a\": timeout: expected a duration string with a unit, such as \"10s\"",
+        ),
+        (
+            "[notify.a]\ntype = \"webhook\"\nurl = 5\n",
+            "schedules.toml:7:7: notify \"a\": url: expected a string, found integer",
+        ),
+        (
+            "[notify.a]\ntype = \"webhook\"\nurl = \"http://x/\"\nheaders = { Content-Type = \"text/plain\" }\n",
+            "schedules.toml:8:13: notify \"a\": headers: \"Content-Type\" is set by the sender and cannot be overridden",
+        ),
+        (
+            "[notify.a]\ntype = \"webhook\"\nurl = \"http://x/\"\nheaders = { \"X Y\" = \"1\" }\n",
+            "schedules.toml:8:13: notify \"a\": headers: invalid header name \"X Y\"",
+        ),
+        (
+            "[notify.a]\ntype = \"webhook\"\nurl = \"http://x/\"\nheaders = \"Authorization: x\"\n",
+            "schedules.toml:8:11: notify \"a\": headers: expected a table of header names to values, such as { Authorization = \"Bearer ...\" }",
+        ),
+        (
+            "[notify.\"a b\"]\ntype = \"webhook\"\nurl = \"http://x/\"\n",
+            "schedules.toml:5:9: notify \"a b\": target names may use letters, digits, '-', '_' and '.' only",
+        ),
+        (
+            "[notify]\na = 1\n",
+            "schedules.toml:6:1: notify \"a\": must be a table: [notify.NAME]",
+        ),
+    ];
+    for (notify, want) in cases {
+        let text = format!("{JOB}{notify}");
+        assert_eq!(one_problem(&text), want, "in:\n{text}");
+    }
+    assert_eq!(
+        one_problem(&format!("notify = 1\n{JOB}")),
+        "schedules.toml:1:1: notify: must be a table of targets: [notify.NAME]"
+    );
+}
+
+#[test]
+fn notify_problems_never_show_the_url_or_header_values() {
+    let secret_url = "ftp://user:pa55@hooks.example.com/s3cr3t";
+    let cases = [
+        // Not http(s).
+        format!("[notify.a]\ntype = \"webhook\"\nurl = \"{secret_url}\"\n"),
+        // Not a URL at all.
+        "[notify.a]\ntype = \"webhook\"\nurl = \"hooks.example.com/s3cr3t\"\n".to_string(),
+        // A header value that cannot be sent, from the environment.
+        "[notify.a]\ntype = \"webhook\"\nurl = \"http://x/\"\nheaders = { Authorization = \"${BAD_HEADER}\" }\n".to_string(),
+        // A broken ${ in a value holding a literal token.
+        "[notify.a]\ntype = \"webhook\"\nurl = \"https://hooks.example.com/s3cr3t${OPS\"\n".to_string(),
+    ];
+    for notify in cases {
+        let text = format!("{JOB}{notify}");
+        let p = one_problem(&text);
+        assert!(p.starts_with("schedules.toml:"), "{p}");
+        assert!(p.contains("notify \"a\": "), "{p}");
+        assert!(!p.contains("s3cr3t"), "{p}");
+        assert!(!p.contains("pa55"), "{p}");
+        assert!(!p.contains("hooks.example.com"), "{p}");
+    }
+    let p = one_problem(&format!(
+        "{JOB}[notify.a]\ntype = \"webhook\"\nurl = \"{secret_url}\"\n"
+    ));
+    assert_eq!(
+        p,
+        "schedules.toml:7:7: notify \"a\": url: must be an http:// or https:// URL"
+    );
+    // A missing variable names the variable, not the value around it.
+    let p = one_problem(&format!(
+        "{JOB}[notify.a]\ntype = \"webhook\"\nurl = \"${{NOPE}}\"\n"
+    ));
+    assert_eq!(
+        p,
+        "schedules.toml:7:7: notify \"a\": url: environment variable NOPE is not set and has no default (write ${NOPE:-default})"
+    );
+}
+
+#[test]
+fn notify_problems_are_reported_with_the_others() {
+    let p = problems("[jobs.a]\nkind = \"command\"\nevery = \"0s\"\ncommand = [\"true\"]\n[notify.n]\ntype = \"sms\"\nurl = \"x\"\n");
+    assert_eq!(p.len(), 3, "{p:#?}");
+    assert!(p[0].contains("job \"a\""), "{p:#?}");
+    assert!(p[1].contains("notify \"n\": type:"), "{p:#?}");
+    assert!(p[2].contains("notify \"n\": url: invalid URL"), "{p:#?}");
 }

@@ -4,15 +4,20 @@
 //! ([`DatabaseUrl`]), the connection pool over PostgreSQL or SQLite ([`Db`]),
 //! the `with_conn!` dispatch that lets each query be written once for both
 //! backends, the embedded migrations and the error type ([`DbError`]).
-//! Queries live in one file per table family (`runs.rs` for `job_runs`);
-//! nothing outside `src/db` sees Diesel, a connection or SQL.
+//! Queries live in one file per table family (`runs.rs` and `run_store.rs`
+//! for `job_runs`, `health.rs`, `alerts.rs`, `notifications.rs` for the
+//! outbox); nothing outside `src/db` sees Diesel, a connection or SQL.
 
 mod alerts;
 mod health;
+mod notifications;
 mod run_store;
 mod runs;
 pub mod schema;
 
+pub use notifications::{
+    Claimed, NewNotification, Notification, NotificationStatus, Notifications, NotifyEvent,
+};
 pub use runs::{Finish, JobSummary, NewRun, RunRecord, RunStatus, Trigger, UnknownValue};
 
 use std::error::Error as StdError;

@@ -39,8 +39,9 @@ const ABANDONED: &str = "abandoned: the worker stopped before the run finished";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {value:?}")]
 pub struct UnknownValue {
-    what: &'static str,
-    value: String,
+    // Set by `text_enum!`, which other table families use too.
+    pub(super) what: &'static str,
+    pub(super) value: String,
 }
 
 /// A closed set of strings stored in a TEXT column with a CHECK constraint:
@@ -104,6 +105,8 @@ macro_rules! text_enum {
         }
     };
 }
+
+pub(super) use text_enum;
 
 text_enum! {
     /// Why a run happened.

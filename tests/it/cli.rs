@@ -301,7 +301,7 @@ async fn run_job_records_a_manual_run(db: &TestDb) {
 }
 
 /// A `run` daemon with the given schedule.
-fn daemon(dir: &Path, db: &TestDb, config: &str, grace: &str, worker: &str) -> Child {
+pub(crate) fn daemon(dir: &Path, db: &TestDb, config: &str, grace: &str, worker: &str) -> Child {
     write_config(dir, config);
     with_db(dir, db)
         .args(["run", "--grace", grace])
@@ -312,13 +312,13 @@ fn daemon(dir: &Path, db: &TestDb, config: &str, grace: &str, worker: &str) -> C
         .unwrap()
 }
 
-fn sigterm(child: &Child) {
+pub(crate) fn sigterm(child: &Child) {
     // SAFETY: kill(2) on a pid this test spawned and has not yet reaped.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
 }
 
 /// Waits for the child to exit, failing the test after `limit`.
-async fn exit_within(mut child: Child, limit: Duration) -> (i32, String) {
+pub(crate) async fn exit_within(mut child: Child, limit: Duration) -> (i32, String) {
     let deadline = std::time::Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {

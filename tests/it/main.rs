@@ -8,6 +8,7 @@ mod helpers;
 
 mod cli;
 mod db_runs;
+mod notify;
 mod outage;
 mod runner;
 mod scheduler;
