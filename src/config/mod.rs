@@ -219,6 +219,7 @@ impl Config {
             file: path.display().to_string(),
             text,
             problems: Vec::new(),
+            notify_names: Vec::new(),
         };
         let (jobs, notify) = cx.document(env);
         // In file order, whichever table was checked first.
@@ -242,6 +243,8 @@ struct Cx<'t> {
     file: String,
     text: &'t str,
     problems: Vec<Problem>,
+    /// The declared [notify.NAME] targets, for checking jobs' `notify` lists.
+    notify_names: Vec<String>,
 }
 
 type Span = std::ops::Range<usize>;
@@ -372,6 +375,7 @@ impl Cx<'_> {
                 "no jobs: add at least one [jobs.NAME] table",
             );
         }
+        self.notify_names = notify.iter().map(|t| t.name.clone()).collect();
         let mut specs = Vec::new();
         for (name, table) in jobs {
             let name_span = name.span();
@@ -602,6 +606,23 @@ impl Cx<'_> {
             None => Some(true),
         };
 
+        // A `notify` list names [notify.NAME] targets, whatever the kind.
+        if let Some(DeValue::Array(items)) = table.get("notify").map(|v| v.get_ref()) {
+            for item in items {
+                let Some(target) = item.get_ref().as_str() else {
+                    continue;
+                };
+                if !self.notify_names.iter().any(|n| n == target) {
+                    let declared = if self.notify_names.is_empty() {
+                        "none is declared: add a [notify.NAME] table".to_string()
+                    } else {
+                        format!("declared: {}", self.notify_names.join(", "))
+                    };
+                    let msg = format!("unknown notification target {target:?} ({declared})");
+                    self.problem(item.span(), job, Some("notify"), msg);
+                }
+            }
+        }
         // The rest of the table is the kind's.
         let built = kind.as_ref().and_then(|(kind, kind_span)| {
             let settings_span = span_of_entries(&table).unwrap_or(kind_span.clone());

@@ -430,3 +430,18 @@ fn notify_problems_are_reported_with_the_others() {
     assert!(p[1].contains("notify \"n\": type:"), "{p:#?}");
     assert!(p[2].contains("notify \"n\": url: invalid URL"), "{p:#?}");
 }
+
+#[test]
+fn notify_lists_must_name_declared_targets() {
+    let text = "[notify.ops]\ntype = \"webhook\"\nurl = \"http://hooks.example/x\"\n\n[jobs.a]\nkind = \"alerts\"\nevery = \"1m\"\nnotify = [\"ops\", \"pager\"]\n";
+    let p = one_problem(text);
+    assert_eq!(p, "schedules.toml:8:18: job \"a\": notify: unknown notification target \"pager\" (declared: ops)");
+    let p = one_problem("[jobs.a]\nkind = \"alerts\"\nevery = \"1m\"\nnotify = [\"ops\"]\n");
+    assert!(
+        p.ends_with(
+            "unknown notification target \"ops\" (none is declared: add a [notify.NAME] table)"
+        ),
+        "{p}"
+    );
+    assert!(parse(&text.replace(", \"pager\"", "")).is_ok());
+}

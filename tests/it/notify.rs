@@ -919,7 +919,56 @@ async fn the_daemon_delivers_and_keeps_secrets_out_of_its_logs(db: &TestDb) {
     assert!(!err.contains(SECRET), "{err}");
 }
 
+/// The whole path through the real daemon: a service goes down, `health`
+/// records it, `alerts` opens one alert, the webhook gets one `opened`
+/// notification, and no duplicate follows while the service stays down.
+async fn a_service_going_down_reaches_the_webhook_once(db: &TestDb) {
+    let rx = Receiver::start().await;
+    let down = closed_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[jobs.health]\nkind = \"health\"\nevery = \"1s\"\ntargets = [{{ name = \"api\", url = \"http://127.0.0.1:{down}/health\", timeout = \"1s\" }}]\n\n\
+         [jobs.alerts]\nkind = \"alerts\"\nevery = \"1s\"\nfail_after = 2\nnotify = [\"ops\"]\n\n{}",
+        webhook("ops", &rx.url("/hook"), "")
+    );
+    let child = crate::cli::daemon(dir.path(), db, &config, "5s", "e2e-test");
+    eventually(
+        Duration::from_secs(30),
+        "the opened notification",
+        || async { !rx.accepted().is_empty() },
+    )
+    .await;
+    // Several more health and alerts runs while the service stays down.
+    let runs_then = db.db().history(Some("alerts"), 1000).await.unwrap().len();
+    eventually(
+        Duration::from_secs(30),
+        "three more alerts runs",
+        || async { db.db().history(Some("alerts"), 1000).await.unwrap().len() >= runs_then + 3 },
+    )
+    .await;
+    crate::cli::sigterm(&child);
+    let (code, err) = crate::cli::exit_within(child, Duration::from_secs(20)).await;
+    assert_eq!(code, 0, "{err}");
+
+    let got = rx.requests();
+    assert_eq!(got.len(), 1, "one notification, no duplicates: {got:#?}");
+    let body = got[0].json();
+    assert_eq!(body["event"], "opened");
+    assert_eq!(body["fingerprint"], "system:service:api");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Service api is unhealthy: cannot connect"),
+        "{body}"
+    );
+    let alerts = db.db().list_alerts(true, 10).await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(got[0].key(), format!("alert:{}:opened:ops", alerts[0].id));
+}
+
 crate::backend_tests!(
+    a_service_going_down_reaches_the_webhook_once,
     enqueue_is_once_per_key_and_claims_have_one_winner,
     delivers_once_with_the_right_headers_and_body,
     rows_that_cannot_be_sent_fail_at_once,
