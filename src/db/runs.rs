@@ -2,8 +2,10 @@
 //! scheduler and the CLI need (slot anchors, per-job summaries, history).
 //!
 //! Every query is written once inside `with_conn!` and so compiled for both
-//! backends: Diesel's DSL where it reaches, and portable SQL text for the two
-//! per-job reads that need a recursive CTE (which the DSL cannot express).
+//! backends: Diesel's DSL where it reaches, portable SQL text for the two
+//! per-job reads that need a recursive CTE (which the DSL cannot express),
+//! and a hand-written query type for the finishing `UPDATE`, which runs once
+//! per run and must stay a cached prepared statement (see `FinishQuery`).
 //!
 //! Timestamps cross this boundary as `DateTime<Utc>` and are stored as UTC
 //! `NaiveDateTime`: `scheduled_for` truncated to whole seconds (it is part of
@@ -20,8 +22,9 @@ use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::backend::Backend as DieselBackend;
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::expression::AsExpression;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::serialize::{self, Output, ToSql};
-use diesel::sql_types::{Nullable, Text, Timestamp};
+use diesel::sql_types::{BigInt, HasSqlType, Nullable, Text, Timestamp};
 use diesel::{
     AsChangeset, ExpressionMethods, Insertable, OptionalExtension, QueryDsl, Queryable,
     QueryableByName, Selectable, SelectableHelper,
@@ -206,8 +209,12 @@ fn micros(t: DateTime<Utc>) -> NaiveDateTime {
     t.naive_utc().trunc_subsecs(6)
 }
 
+/// `treat_none_as_default_value = false`: a `None` is bound as NULL (what the
+/// nullable columns default to anyway) instead of written as `DEFAULT`, which
+/// Diesel does not cache, so the claim, run once per run, stays a prepared
+/// statement instead of being parsed and planned again each time.
 #[derive(Insertable)]
-#[diesel(table_name = job_runs)]
+#[diesel(table_name = job_runs, treat_none_as_default_value = false)]
 struct NewRow<'a> {
     job_name: &'a str,
     kind: &'a str,
@@ -263,6 +270,49 @@ impl<'a> From<&'a Finish> for FinishRow<'a> {
             output: f.output.as_deref(),
             duration_ms: f.duration_ms,
         }
+    }
+}
+
+/// The finishing `UPDATE` of [`Db::finish_run`], written out as a query of
+/// its own so both backends can keep it prepared: Diesel marks every
+/// `diesel::update(..)` as not cacheable (a changeset's column list may
+/// vary), so each finish was parsed and planned again, on PostgreSQL with an
+/// extra round trip. Same statement as `update(..).set(&FinishRow)`.
+struct FinishQuery<'a> {
+    id: i64,
+    row: FinishRow<'a>,
+}
+
+/// One fixed SQL text, so the statement is cached by this type.
+impl QueryId for FinishQuery<'_> {
+    type QueryId = FinishQuery<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<DB> QueryFragment<DB> for FinishQuery<'_>
+where
+    DB: DieselBackend + HasSqlType<Text> + HasSqlType<Timestamp> + HasSqlType<BigInt>,
+    RunStatus: ToSql<Text, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    str: ToSql<Text, DB>,
+    i64: ToSql<BigInt, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
+        let row = &self.row;
+        out.push_sql("UPDATE job_runs SET status = ");
+        out.push_bind_param::<Text, _>(&row.status)?;
+        out.push_sql(", finished_at = ");
+        out.push_bind_param::<Timestamp, _>(&row.finished_at)?;
+        out.push_sql(", error = ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.error)?;
+        out.push_sql(", output = ");
+        out.push_bind_param::<Nullable<Text>, _>(&row.output)?;
+        out.push_sql(", duration_ms = ");
+        out.push_bind_param::<BigInt, _>(&row.duration_ms)?;
+        out.push_sql(" WHERE id = ");
+        out.push_bind_param::<BigInt, _>(&self.id)?;
+        out.push_sql(" AND finished_at IS NULL");
+        Ok(())
     }
 }
 
@@ -411,17 +461,11 @@ impl Db {
     /// succeeds once: `true` means this call finished it.
     pub async fn finish_run(&self, id: i64, f: &Finish) -> Result<bool, DbError> {
         use diesel_async::RunQueryDsl;
-        let changes = FinishRow::from(f);
-        let updated = with_conn!(self, |conn| {
-            diesel::update(
-                job_runs::table
-                    .filter(job_runs::id.eq(id))
-                    .filter(job_runs::finished_at.is_null()),
-            )
-            .set(&changes)
-            .execute(conn)
-            .await?
-        });
+        let query = FinishQuery {
+            id,
+            row: FinishRow::from(f),
+        };
+        let updated = with_conn!(self, |conn| query.execute(conn).await?);
         Ok(updated == 1)
     }
 
