@@ -534,6 +534,8 @@ mod tests {
             target("hang", format!("http://{hang}/")),
             target("closed", format!("http://{closed}/")),
             target("tls", format!("https://{ok}/")),
+            // RFC 6761: .invalid never resolves.
+            target("dns", "http://ops-worker-test.invalid/".to_string()),
         ];
         let c = ctx();
         let started = Instant::now();
@@ -551,7 +553,7 @@ mod tests {
                 .iter()
                 .map(|c| c.service.as_str())
                 .collect::<Vec<_>>(),
-            ["ok", "failing", "slow", "hang", "closed", "tls"]
+            ["ok", "failing", "slow", "hang", "closed", "tls", "dns"]
         );
         let ok = by("ok");
         assert_eq!(
