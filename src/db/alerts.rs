@@ -5,7 +5,7 @@
 //! (`alerts list`, `ack`, `resolve`).
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::{
     ExpressionMethods, Insertable, OptionalExtension, QueryDsl, Queryable, Selectable,
     SelectableHelper,
@@ -16,11 +16,7 @@ use ops_worker_jobs::store::{
 };
 
 use super::schema::{alerts, notifications};
-use super::{with_conn, Db, DbError};
-
-fn micros(t: DateTime<Utc>) -> NaiveDateTime {
-    t.naive_utc().trunc_subsecs(6)
-}
+use super::{micros, store_error, with_conn, Db, DbError};
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = alerts)]
@@ -142,10 +138,6 @@ macro_rules! enqueue {
 
 fn to_alert(row: Option<AlertRow>) -> Result<Option<Alert>, DbError> {
     row.map(AlertRow::into_alert).transpose()
-}
-
-fn store_error(e: DbError) -> StoreError {
-    StoreError(crate::error_chain(&e))
 }
 
 impl Db {

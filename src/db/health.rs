@@ -3,7 +3,7 @@
 //! [`HealthStore`] for both backends.
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::dsl::case_when;
 use diesel::upsert::excluded;
 use diesel::{ExpressionMethods, Insertable, QueryDsl, Queryable, Selectable, SelectableHelper};
@@ -11,11 +11,7 @@ use diesel_async::AsyncConnection;
 use ops_worker_jobs::store::{HealthCheck, HealthStatus, HealthStore, ServiceHealth, StoreError};
 
 use super::schema::{health_checks, service_health};
-use super::{with_conn, Db, DbError};
-
-fn micros(t: DateTime<Utc>) -> NaiveDateTime {
-    t.naive_utc().trunc_subsecs(6)
-}
+use super::{micros, store_error, with_conn, Db, DbError};
 
 #[derive(Insertable)]
 #[diesel(table_name = health_checks)]
@@ -75,10 +71,6 @@ impl TryFrom<ServiceRow> for ServiceHealth {
             since: r.since.and_utc(),
         })
     }
-}
-
-fn store_error(e: DbError) -> StoreError {
-    StoreError(crate::error_chain(&e))
 }
 
 impl Db {

@@ -8,6 +8,18 @@
 //! for `job_runs`, `health.rs`, `alerts.rs`, `notifications.rs` for the
 //! outbox); nothing outside `src/db` sees Diesel, a connection or SQL.
 
+/// Timestamps other than slots are stored to the microsecond, what
+/// PostgreSQL keeps, so a value reads back the same on both backends.
+pub(crate) fn micros(t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
+    use chrono::SubsecRound;
+    t.naive_utc().trunc_subsecs(6)
+}
+
+/// A storage error as the jobs crate sees it: one line with its causes.
+pub(crate) fn store_error(e: DbError) -> ops_worker_jobs::StoreError {
+    ops_worker_jobs::StoreError(crate::error_chain(&e))
+}
+
 mod alerts;
 mod health;
 mod notifications;

@@ -19,7 +19,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::backend::Backend as DieselBackend;
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::dsl::{Eq as EqTo, Filter};
@@ -34,7 +34,7 @@ use serde::Serialize;
 
 use super::runs::text_enum;
 use super::schema::notifications;
-use super::{with_conn, Db, DbError, UnknownValue};
+use super::{micros, with_conn, Db, DbError, UnknownValue};
 
 text_enum! {
     /// What a notification announces (the `event` column).
@@ -154,10 +154,6 @@ impl From<Row> for Notification {
             last_error: r.last_error,
         }
     }
-}
-
-fn micros(t: DateTime<Utc>) -> NaiveDateTime {
-    t.naive_utc().trunc_subsecs(6)
 }
 
 /// Enqueueing on a connection the caller already holds, so that code which

@@ -9,11 +9,7 @@ use diesel::{ExpressionMethods, QueryDsl};
 use ops_worker_jobs::store::{FinishedRun, RunStore, StoreError};
 
 use super::schema::job_runs;
-use super::{with_conn, Db, DbError};
-
-fn store_error(e: DbError) -> StoreError {
-    StoreError(crate::error_chain(&e))
-}
+use super::{store_error, with_conn, Db, DbError};
 
 impl Db {
     async fn finished_runs(&self, job: &str, limit: i64) -> Result<Vec<FinishedRun>, DbError> {

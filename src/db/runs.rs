@@ -32,7 +32,7 @@ use diesel::{
 use serde::Serialize;
 
 use super::schema::job_runs;
-use super::{with_conn, Db, DbError};
+use super::{micros, with_conn, Db, DbError};
 
 /// Written into `error` by [`Db::abandon_running`].
 const ABANDONED: &str = "abandoned: the worker stopped before the run finished";
@@ -203,10 +203,6 @@ pub struct JobSummary {
 
 fn whole_seconds(t: DateTime<Utc>) -> NaiveDateTime {
     t.naive_utc().trunc_subsecs(0)
-}
-
-fn micros(t: DateTime<Utc>) -> NaiveDateTime {
-    t.naive_utc().trunc_subsecs(6)
 }
 
 /// `treat_none_as_default_value = false`: a `None` is bound as NULL (what the
