@@ -15,8 +15,9 @@ use ops_worker_jobs::store::{
     Alert, AlertStatus, AlertStore, NewAlert, NotificationEvent, StoreError,
 };
 
+use super::notifications::Outbox;
 use super::schema::{alerts, notifications};
-use super::{micros, store_error, with_conn, Db, DbError};
+use super::{micros, store_error, with_conn, Db, DbError, NewNotification, NotifyEvent};
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = alerts)]
@@ -75,20 +76,6 @@ struct NewAlertRow<'a> {
     last_notified_at: Option<NaiveDateTime>,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = notifications)]
-struct NotificationRow<'a> {
-    idempotency_key: String,
-    target: &'a str,
-    alert_id: Option<i64>,
-    event: &'a str,
-    payload: String,
-    status: &'a str,
-    attempts: i32,
-    next_attempt_at: NaiveDateTime,
-    created_at: NaiveDateTime,
-}
-
 /// The key that makes an event for a target be enqueued once.
 fn idempotency_key(
     alert: &Alert,
@@ -109,31 +96,35 @@ enum Which<'a> {
     Id(i64),
 }
 
-/// Inserts one `event` notification about `$alert` per target inside the
-/// surrounding transaction (a macro so it expands per backend inside
-/// `with_conn!`); evaluates to how many rows were new.
+/// Enqueues one `event` notification about `$alert` per target through the
+/// outbox, inside the surrounding transaction (a macro so it expands per
+/// backend inside `with_conn!`); evaluates to how many rows were new.
 macro_rules! enqueue {
     ($conn:expr, $alert:expr, $event:expr, $seq:expr, $targets:expr, $at:expr) => {{
         let mut new = 0usize;
         for target in $targets {
-            new += diesel::insert_into(notifications::table)
-                .values(NotificationRow {
-                    idempotency_key: idempotency_key($alert, $event, $seq, target),
-                    target,
-                    alert_id: Some($alert.id),
-                    event: $event.as_str(),
-                    payload: $alert.payload($event).to_string(),
-                    status: "pending",
-                    attempts: 0,
-                    next_attempt_at: micros($at),
-                    created_at: micros($at),
-                })
-                .on_conflict_do_nothing()
-                .execute($conn)
-                .await?;
+            let n = NewNotification {
+                idempotency_key: idempotency_key($alert, $event, $seq, target),
+                target: target.to_string(),
+                alert_id: Some($alert.id),
+                event: outbox_event($event),
+                payload: $alert.payload($event),
+                created_at: $at,
+            };
+            new += usize::from($conn.enqueue_notification(&n).await?);
         }
         new
     }};
+}
+
+/// The jobs crate's name for an event, as the outbox stores it.
+fn outbox_event(e: NotificationEvent) -> NotifyEvent {
+    match e {
+        NotificationEvent::Opened => NotifyEvent::Opened,
+        NotificationEvent::Resolved => NotifyEvent::Resolved,
+        NotificationEvent::Reminder => NotifyEvent::Reminder,
+        NotificationEvent::Escalated => NotifyEvent::Escalated,
+    }
 }
 
 fn to_alert(row: Option<AlertRow>) -> Result<Option<Alert>, DbError> {
