@@ -31,6 +31,10 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). A fresh PostgreSQL
 //! database is created and dropped at the end; SQLite uses a temporary file.
 
+#[path = "../tests/support/pg_url.rs"]
+mod pg_url;
+use pg_url::with_database;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -274,26 +278,6 @@ impl Drop for PgDatabase {
             Ok(Err(e)) => eprintln!("warning: dropping database {}: {e:#}", self.name),
             Err(_) => eprintln!("warning: dropping database {} panicked", self.name),
         }
-    }
-}
-
-/// `admin` with its database name replaced by `name`, query kept.
-fn with_database(admin: &str, name: &str) -> String {
-    let (base, query) = match admin.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (admin, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let host_start = base[authority_start..]
-        .rfind('@')
-        .map_or(authority_start, |i| authority_start + i + 1);
-    let server = match base[host_start..].find('/') {
-        Some(slash) => &base[..host_start + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{server}/{name}?{query}"),
-        None => format!("{server}/{name}"),
     }
 }
 

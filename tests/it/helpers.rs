@@ -17,6 +17,10 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use ops_worker::db::{Backend, DatabaseUrl, Db};
 
+#[path = "../support/pg_url.rs"]
+mod pg_url;
+use pg_url::with_database;
+
 /// Pool size for test databases: enough for the concurrency tests.
 pub const POOL_SIZE: u32 = 8;
 
@@ -238,26 +242,6 @@ fn unique_suffix() -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// `admin` with its database name replaced by `name`, query kept.
-fn with_database(admin: &str, name: &str) -> String {
-    let (base, query) = match admin.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (admin, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let host_start = base[authority_start..]
-        .rfind('@')
-        .map_or(authority_start, |i| authority_start + i + 1);
-    let server = match base[host_start..].find('/') {
-        Some(slash) => &base[..host_start + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{server}/{name}?{query}"),
-        None => format!("{server}/{name}"),
-    }
-}
-
 /// Turns each named `async fn case(db: &TestDb)` of the calling module into
 /// two tests, `case::postgres` and `case::sqlite`, each on a fresh migrated
 /// database and a multi-thread runtime (the migration harness and SQLite's
@@ -279,24 +263,6 @@ macro_rules! backend_tests {
             }
         }
     )+};
-}
-
-#[test]
-fn with_database_replaces_the_name() {
-    let cases = [
-        (
-            "postgres://postgres@127.0.0.1:5432/postgres",
-            "postgres://postgres@127.0.0.1:5432/t",
-        ),
-        (
-            "postgres://u:p/w@h/db?sslmode=disable",
-            "postgres://u:p/w@h/t?sslmode=disable",
-        ),
-        ("postgres://h:5432", "postgres://h:5432/t"),
-    ];
-    for (admin, want) in cases {
-        assert_eq!(with_database(admin, "t"), want);
-    }
 }
 
 /// A database outage in progress; see [`TestDb::outage`].
