@@ -438,6 +438,8 @@ struct Outcome {
     start: Stats,
     finish: Stats,
     first_slot_fire_max: i64,
+    /// The latest fires of the window: (lateness µs, slot, job).
+    worst: Vec<(i64, DateTime<Utc>, String)>,
     own_cpu: f64,
     /// PostgreSQL: the CPU of the server processes serving the pool.
     db_cpu: Option<f64>,
@@ -492,6 +494,12 @@ impl Outcome {
             self.per_run_cells(),
             self.load,
         );
+        let worst: Vec<String> = self
+            .worst
+            .iter()
+            .map(|(late, slot, job)| format!("{} ms {job} @{}", ms(*late), slot.format("%H:%M:%S")))
+            .collect();
+        println!("  latest fires: {}", worst.join(", "));
     }
 }
 
@@ -635,6 +643,7 @@ async fn run_scenario(
     let (mut fire, mut finish) = (Vec::new(), Vec::new());
     let (mut rows, mut missed_rows, mut not_success) = (0, 0, 0);
     let mut first_slot_fire_max = 0;
+    let mut worst = Vec::new();
     for r in &records {
         let late = |t: DateTime<Utc>| (t - r.scheduled_for).num_microseconds().unwrap_or(i64::MAX);
         if r.scheduled_for == first_slot {
@@ -648,6 +657,7 @@ async fn run_scenario(
             .entry((r.job_name.as_str(), r.scheduled_for.timestamp()))
             .or_default() += 1;
         fire.push(late(r.started_at));
+        worst.push((late(r.started_at), r.scheduled_for, r.job_name.clone()));
         if let Some(f) = r.finished_at {
             finish.push(late(f));
         }
@@ -665,6 +675,8 @@ async fn run_scenario(
             }
         }
     }
+    worst.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    worst.truncate(8);
     let start: Vec<i64> = jobs
         .iter()
         .flat_map(|j| j.starts.lock().unwrap().clone())
@@ -685,6 +697,7 @@ async fn run_scenario(
         start: Stats::of(start),
         finish: Stats::of(finish),
         first_slot_fire_max,
+        worst,
         own_cpu,
         db_cpu,
         machine_cpu,
