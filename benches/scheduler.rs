@@ -51,7 +51,8 @@ use ops_worker::scheduler::{self, schedule::whole_second, Start};
 use ops_worker_jobs::{Clock, Job, JobContext, JobError, JobOutput, SystemClock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Slots at each end of a scenario left out of the figures (warm-up: the pool
@@ -162,14 +163,13 @@ fn settings() -> anyhow::Result<Settings> {
 /// The daemon's logging (`ops-worker run`: text, `info` unless RUST_LOG).
 fn init_logging() -> anyhow::Result<&'static str> {
     let mode = std::env::var("BENCH_LOG").unwrap_or_else(|_| "null".to_string());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false);
+    let (filter, _) = ops_worker::log_filter("info");
+    let logs = tracing_subscriber::fmt::layer().with_ansi(false);
+    let registry = tracing_subscriber::registry().with(filter);
     match mode.as_str() {
         "off" => Ok("off"),
         "stderr" => {
-            logs.with_writer(std::io::stderr).init();
+            registry.with(logs.with_writer(std::io::stderr)).init();
             Ok("text to stderr")
         }
         "null" => {
@@ -177,7 +177,7 @@ fn init_logging() -> anyhow::Result<&'static str> {
                 .write(true)
                 .open("/dev/null")
                 .context("opening /dev/null")?;
-            logs.with_writer(Mutex::new(null)).init();
+            registry.with(logs.with_writer(Mutex::new(null))).init();
             Ok("text to /dev/null")
         }
         other => bail!("BENCH_LOG must be null, stderr or off, not {other:?}"),
@@ -675,7 +675,7 @@ async fn run_scenario(
             }
         }
     }
-    worst.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    worst.sort_unstable_by_key(|w| std::cmp::Reverse(w.0));
     worst.truncate(8);
     let start: Vec<i64> = jobs
         .iter()

@@ -6,23 +6,24 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 use ops_worker::cli::{self, Cli, LogFormat};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(cli.command.default_log_level()));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let (filter, bad_filter) = ops_worker::log_filter(cli.command.default_log_level());
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
+    let registry = tracing_subscriber::registry().with(filter);
     match cli.log_format {
-        LogFormat::Json => logs
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
+        LogFormat::Json => registry
+            .with(logs.json().flatten_event(true).with_current_span(true))
             .init(),
-        LogFormat::Text => logs.init(),
+        LogFormat::Text => registry.with(logs).init(),
+    }
+    if let Some(problem) = bad_filter {
+        tracing::warn!("{problem}");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -217,6 +217,38 @@ fn json_logs_on_request() {
     assert_eq!(v["span"]["trigger"], "manual");
 }
 
+#[test]
+fn rust_log_filters_by_target_and_a_bad_value_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), GOOD);
+    let run = |rust_log: &str| {
+        bin(dir.path())
+            .env("RUST_LOG", rust_log)
+            .args(["run-job", "ok"])
+            .output()
+            .unwrap()
+    };
+    // Our target off: the run's log line goes.
+    let quiet = run("ops_worker=off");
+    assert_eq!(code(&quiet), 0);
+    assert!(
+        !stderr(&quiet).contains("run succeeded"),
+        "{}",
+        stderr(&quiet)
+    );
+    // A level that is not one: one warning naming the variable, then the
+    // default (`info` for run-job) applies and the run is logged.
+    let bad = run("ops_worker=loud");
+    assert_eq!(code(&bad), 0);
+    let err = stderr(&bad);
+    assert_eq!(
+        err.matches("RUST_LOG=\"ops_worker=loud\"").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("run succeeded"), "{err}");
+}
+
 async fn history(db: &TestDb, job: &str) -> Vec<RunRecord> {
     let mut runs = db.db().history(Some(job), 100).await.unwrap();
     runs.reverse();

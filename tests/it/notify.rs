@@ -18,6 +18,7 @@ use ops_worker_jobs::{Clock, ManualClock, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::layer::SubscriberExt;
 
 use crate::fixtures::{eventually, utc};
 use crate::helpers::TestDb;
@@ -804,10 +805,15 @@ async fn urls_and_tokens_never_appear_in_logs_or_errors(db: &TestDb) {
         // Everything of ours; the HTTP libraries at the daemon's default
         // level (at debug and trace they log target hosts, see the README).
         tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info,ops_worker=trace"))
+            .with_max_level(tracing::Level::TRACE)
             .with_ansi(false)
             .with_writer(move || Capture(logs.clone()))
             .finish()
+            .with(
+                "info,ops_worker=trace"
+                    .parse::<tracing_subscriber::filter::Targets>()
+                    .unwrap(),
+            )
     };
     let pass = {
         // The pass runs on this thread, so a thread-local subscriber sees it.
