@@ -122,7 +122,7 @@ impl<'de> Deserialize<'de> for StatusRange {
     }
 }
 
-fn duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(crate) fn duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(s.trim())
         .map(Some)
@@ -371,7 +371,7 @@ async fn fetch(http: &reqwest::Client, t: &Target) -> Result<(u16, String), reqw
 
 /// A short reason for a failed request: what kind of failure and its root
 /// cause, without the URL (it may hold a token).
-fn reason(e: &reqwest::Error) -> String {
+pub(crate) fn reason(e: &reqwest::Error) -> String {
     let mut root: &dyn std::error::Error = e;
     while let Some(next) = root.source() {
         root = next;

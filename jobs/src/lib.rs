@@ -13,6 +13,8 @@ pub mod alerts;
 pub mod clock;
 pub mod command;
 pub mod health;
+pub mod metrics;
+pub mod prom;
 pub mod store;
 
 use std::sync::Arc;
@@ -27,7 +29,7 @@ pub use reqwest;
 pub use store::{Store, StoreError};
 
 /// Every kind [`build`] knows, in the order the README documents them.
-pub const KINDS: &[&str] = &["command", "health", "alerts"];
+pub const KINDS: &[&str] = &["command", "health", "alerts", "metrics"];
 
 /// One job, configured and ready to run any number of times.
 ///
@@ -156,6 +158,9 @@ pub fn build(kind: &str, name: &str, settings: Settings<'_>) -> Result<Arc<dyn J
         )?)),
         "health" => Ok(Arc::new(health::HealthJob::from_settings(name, settings)?)),
         "alerts" => Ok(Arc::new(alerts::AlertsJob::from_settings(name, settings)?)),
+        "metrics" => Ok(Arc::new(metrics::MetricsJob::from_settings(
+            name, settings,
+        )?)),
         other => Err(BuildError::UnknownKind {
             kind: other.to_string(),
         }),

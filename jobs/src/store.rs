@@ -277,8 +277,28 @@ pub struct FinishedRun {
     pub finished_at: DateTime<Utc>,
 }
 
+/// ops-worker's own figures for one job over a window: what the `metrics`
+/// kind records with `own = true`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobFigures {
+    pub job: String,
+    /// Runs scheduled in the window, by status (`success`, `failed`,
+    /// `skipped`, ...), statuses sorted.
+    pub runs: Vec<(String, i64)>,
+    /// Of the finished runs that ran (not skipped).
+    pub duration_ms_max: Option<i64>,
+    pub duration_ms_avg: Option<f64>,
+    /// `started_at - scheduled_for` of the scheduled and caught-up runs.
+    pub lateness_ms_max: Option<i64>,
+    /// When the job last succeeded, in the window or not.
+    pub last_success: Option<DateTime<Utc>>,
+}
+
 #[async_trait]
 pub trait RunStore: Send + Sync {
+    /// Per job with runs scheduled at or after `since`, its figures; sorted
+    /// by job.
+    async fn job_figures(&self, since: DateTime<Utc>) -> Result<Vec<JobFigures>, StoreError>;
     /// The newest scheduled or caught-up slot recorded per job, any status.
     async fn last_recorded_slots(
         &self,
@@ -291,19 +311,82 @@ pub trait RunStore: Send + Sync {
     ) -> Result<Vec<FinishedRun>, StoreError>;
 }
 
+/// One sample of one series, as the `metrics` kind records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSample {
+    pub job_name: String,
+    pub name: String,
+    /// Sorted by label name, no name twice.
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+    pub collected_at: DateTime<Utc>,
+}
+
+/// One row of a read-only query: every column but the last is a label (the
+/// column's name and its value as text), the last one is the number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRow {
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+#[async_trait]
+pub trait MetricStore: Send + Sync {
+    /// Runs one SQL statement that cannot change data (PostgreSQL: a `READ
+    /// ONLY` transaction with `statement_timeout`; SQLite: a connection
+    /// opened read-only) and returns its rows. The error says why, in one
+    /// line: a write refused, a syntax error, a non-numeric last column.
+    async fn query_read_only(
+        &self,
+        sql: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<QueryRow>, StoreError>;
+    /// Writes samples in batches, all or none.
+    async fn record_samples(&self, samples: &[MetricSample]) -> Result<(), StoreError>;
+    /// Deletes samples collected before `before`, in small batches so no
+    /// statement holds locks for long; returns how many went.
+    async fn prune_samples(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
 /// Everything a job may touch in storage.
-pub trait Store: HealthStore + AlertStore + RunStore {}
-impl<T: HealthStore + AlertStore + RunStore> Store for T {}
+pub trait Store: HealthStore + AlertStore + RunStore + MetricStore {}
+impl<T: HealthStore + AlertStore + RunStore + MetricStore> Store for T {}
 
 /// Keeps what jobs write in memory: for tests of a kind without a database,
 /// and for [`crate::JobContext::standalone`].
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     pub checks: std::sync::Mutex<Vec<HealthCheck>>,
+    pub samples: std::sync::Mutex<Vec<MetricSample>>,
+}
+
+/// The memory store keeps samples; it has no SQL to run.
+#[async_trait]
+impl MetricStore for MemoryStore {
+    async fn query_read_only(
+        &self,
+        _: &str,
+        _: std::time::Duration,
+    ) -> Result<Vec<QueryRow>, StoreError> {
+        Err(StoreError("the memory store runs no SQL".into()))
+    }
+    async fn record_samples(&self, samples: &[MetricSample]) -> Result<(), StoreError> {
+        self.samples.lock().unwrap().extend_from_slice(samples);
+        Ok(())
+    }
+    async fn prune_samples(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut samples = self.samples.lock().unwrap();
+        let n = samples.len();
+        samples.retain(|s| s.collected_at >= before);
+        Ok((n - samples.len()) as u64)
+    }
 }
 
 #[async_trait]
 impl RunStore for MemoryStore {
+    async fn job_figures(&self, _: DateTime<Utc>) -> Result<Vec<JobFigures>, StoreError> {
+        Ok(Vec::new())
+    }
     async fn last_recorded_slots(
         &self,
     ) -> Result<std::collections::HashMap<String, DateTime<Utc>>, StoreError> {

@@ -22,6 +22,7 @@ pub(crate) fn store_error(e: DbError) -> ops_worker_jobs::StoreError {
 
 mod alerts;
 mod health;
+mod metrics;
 mod notifications;
 mod run_store;
 mod runs;
@@ -290,6 +291,8 @@ pub struct Db {
     pool: Pool,
     /// Redacted, for errors.
     url: Arc<str>,
+    /// SQLite: the file, for connections outside the pool (read-only queries).
+    sqlite_file: Option<Arc<str>>,
 }
 
 impl fmt::Debug for Db {
@@ -338,6 +341,7 @@ impl Db {
             url: redacted.to_string(),
             source,
         };
+        let mut sqlite_file = None;
         let pool = match url {
             DatabaseUrl::Postgres(url) => {
                 let mut config = ManagerConfig::default();
@@ -363,7 +367,8 @@ impl Db {
                 config.custom_setup = Box::new(|url| Box::pin(establish_sqlite(url.to_owned())));
                 let manager = AsyncDieselConnectionManager::<
                     SyncConnectionWrapper<SqliteConnection>,
-                >::new_with_config(path_str, config);
+                >::new_with_config(path_str.clone(), config);
+                sqlite_file = Some(Arc::from(path_str.as_str()));
                 let pool = pool_builder(pool_size).build_unchecked(manager);
                 let first = first_connection(&pool).await.map_err(unavailable)?;
                 drop(pool.add(first));
@@ -373,6 +378,7 @@ impl Db {
         Ok(Db {
             pool,
             url: redacted,
+            sqlite_file,
         })
     }
 

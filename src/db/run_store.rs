@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::{ExpressionMethods, QueryDsl};
-use ops_worker_jobs::store::{FinishedRun, RunStore, StoreError};
+use ops_worker_jobs::store::{FinishedRun, JobFigures, RunStore, StoreError};
 
 use super::schema::job_runs;
 use super::{store_error, with_conn, Db, DbError};
@@ -45,8 +45,105 @@ impl Db {
     }
 }
 
+/// Per job and status over a window: counts, durations of runs that ran,
+/// lateness of scheduled and caught-up runs. Timestamp arithmetic is not
+/// portable SQL, so the lateness expression is per backend.
+fn figures_sql(lateness_ms: &str) -> String {
+    format!(
+        "SELECT job_name, status, count(*) AS runs,
+                max(CASE WHEN status <> 'skipped' THEN duration_ms END) AS duration_max,
+                CAST(sum(CASE WHEN status <> 'skipped' THEN duration_ms END) AS BIGINT) AS duration_sum,
+                count(CASE WHEN status <> 'skipped' THEN duration_ms END) AS duration_count,
+                max(CASE WHEN status <> 'skipped' AND \"trigger\" IN ('schedule', 'catch_up')
+                         THEN {lateness_ms} END) AS lateness_max
+         FROM job_runs
+         WHERE scheduled_for >= $1
+         GROUP BY job_name, status
+         ORDER BY job_name, status"
+    )
+}
+
+const PG_LATENESS_MS: &str =
+    "CAST(round(EXTRACT(EPOCH FROM (started_at - scheduled_for)) * 1000) AS BIGINT)";
+const SQLITE_LATENESS_MS: &str =
+    "CAST(round((julianday(started_at) - julianday(scheduled_for)) * 86400000) AS BIGINT)";
+
+#[derive(diesel::QueryableByName)]
+struct FiguresRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    job_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    runs: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    duration_max: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    duration_sum: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    duration_count: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    lateness_max: Option<i64>,
+}
+
+impl Db {
+    async fn figures(&self, since: DateTime<Utc>) -> Result<Vec<JobFigures>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let since = since.naive_utc();
+        let rows: Vec<FiguresRow> = match self.backend() {
+            super::Backend::Postgres => with_conn!(self, |conn| {
+                diesel::sql_query(figures_sql(PG_LATENESS_MS))
+                    .bind::<diesel::sql_types::Timestamp, _>(since)
+                    .load(conn)
+                    .await?
+            }),
+            // SQLite takes `$1` as a numbered parameter too.
+            super::Backend::Sqlite => with_conn!(self, |conn| {
+                diesel::sql_query(figures_sql(SQLITE_LATENESS_MS))
+                    .bind::<diesel::sql_types::Timestamp, _>(since)
+                    .load(conn)
+                    .await?
+            }),
+        };
+        let last_success: HashMap<String, DateTime<Utc>> = self
+            .job_summaries()
+            .await?
+            .into_iter()
+            .filter_map(|s| Some((s.job_name, s.last_success_at?)))
+            .collect();
+        let mut out: Vec<JobFigures> = Vec::new();
+        // Per job: the sum and count of durations, for the average.
+        let mut durations = (0i64, 0i64);
+        for r in rows {
+            if out.last().is_none_or(|f| f.job != r.job_name) {
+                durations = (0, 0);
+                out.push(JobFigures {
+                    last_success: last_success.get(&r.job_name).copied(),
+                    job: r.job_name.clone(),
+                    runs: Vec::new(),
+                    duration_ms_max: None,
+                    duration_ms_avg: None,
+                    lateness_ms_max: None,
+                });
+            }
+            let f = out.last_mut().expect("pushed");
+            durations.0 += r.duration_sum.unwrap_or(0);
+            durations.1 += r.duration_count;
+            f.duration_ms_avg = (durations.1 > 0).then(|| durations.0 as f64 / durations.1 as f64);
+            f.duration_ms_max = f.duration_ms_max.max(r.duration_max);
+            f.lateness_ms_max = f.lateness_ms_max.max(r.lateness_max);
+            f.runs.push((r.status, r.runs));
+        }
+        Ok(out)
+    }
+}
+
 #[async_trait]
 impl RunStore for Db {
+    async fn job_figures(&self, since: DateTime<Utc>) -> Result<Vec<JobFigures>, StoreError> {
+        self.figures(since).await.map_err(store_error)
+    }
+
     async fn last_recorded_slots(&self) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
         self.last_slots().await.map_err(store_error)
     }

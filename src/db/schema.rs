@@ -88,3 +88,14 @@ diesel::table! {
         last_error -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    metric_samples (id) {
+        id -> BigInt,
+        job_name -> Text,
+        name -> Text,
+        labels -> Text,
+        value -> Double,
+        collected_at -> Timestamp,
+    }
+}

@@ -10,10 +10,9 @@ use ops_worker::db::{RunStatus, Trigger};
 use ops_worker::runner::Outcome;
 use ops_worker_jobs::store::{HealthCheck, HealthStatus, HealthStore};
 use ops_worker_jobs::{Clock, SystemClock};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::fixtures::{runner, spec_from_toml, utc};
+use crate::fixtures::{runner, serve, spec_from_toml, utc};
 use crate::helpers::TestDb;
 
 fn check(service: &str, status: HealthStatus, at: DateTime<Utc>) -> HealthCheck {
@@ -30,22 +29,7 @@ fn check(service: &str, status: HealthStatus, at: DateTime<Utc>) -> HealthCheck 
 
 /// An HTTP server on 127.0.0.1 answering 200 "ok" to everything.
 async fn healthy_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = sock.read(&mut buf).await;
-                let _ = sock
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                    )
-                    .await;
-            });
-        }
-    });
-    addr
+    serve(200, "text/plain", "ok").await
 }
 
 async fn counters_and_since_follow_the_checks(db: &TestDb) {

@@ -5,6 +5,7 @@ mod alerts;
 mod fixtures;
 mod health;
 mod helpers;
+mod metrics;
 
 mod cli;
 mod db_runs;
