@@ -1,0 +1,1620 @@
+//! The pure computation of an operations report: which period a report
+//! describes, and its figures from what the store read for that period.
+//!
+//! Nothing here touches storage or the clock: [`compute`] takes the rows
+//! ([`RunFact`], [`HealthCheck`], [`Alert`], [`MetricSample`]) and returns a
+//! [`ReportData`], which serialises to JSON and renders as Markdown
+//! ([`ReportData::markdown`]) or as one chat line ([`ReportData::summary`]).
+//!
+//! Every figure is defined on the struct field that holds it. Times are
+//! compared as half-open ranges: an instant belongs to a period when
+//! `start <= t < end`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday};
+use chrono_tz::Tz;
+use serde::{Serialize, Serializer};
+
+use crate::store::{Alert, HealthCheck, HealthStatus, MetricSample, RunFact, Severity};
+
+/// How long a report's period is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeriodKind {
+    /// One calendar day, local midnight to local midnight.
+    Day,
+    /// One ISO week, Monday 00:00 local to the next Monday 00:00 local.
+    Week,
+}
+
+/// The stretch of time a report describes: `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Period {
+    /// `2026-11-21` for a day, `2026-W47` for an ISO week.
+    pub label: String,
+    /// The first instant of the period (local midnight, as UTC).
+    pub start: DateTime<Utc>,
+    /// The first instant after the period (the next local midnight, as UTC).
+    pub end: DateTime<Utc>,
+}
+
+impl Period {
+    /// The last whole period ending at or before `slot` on `tz`'s calendar: a
+    /// daily report whose slot is 2026-11-22 07:00 Europe/Berlin describes
+    /// 2026-11-21 (local midnight to local midnight, 23 or 25 hours on DST
+    /// days); a weekly one describes the ISO week (Monday 00:00 local to the
+    /// next Monday) before the week containing the slot. A local midnight
+    /// that does not exist (zones that change DST at midnight) is the first
+    /// instant after the gap; one that occurs twice is the earlier.
+    pub fn before(slot: DateTime<Utc>, kind: PeriodKind, tz: Tz) -> Period {
+        let today = slot.with_timezone(&tz).date_naive();
+        match kind {
+            PeriodKind::Day => Period::of_day(today.pred_opt().unwrap_or(NaiveDate::MIN), tz),
+            PeriodKind::Week => {
+                let monday =
+                    today - chrono::Days::new(today.weekday().num_days_from_monday().into());
+                Period::of_week(monday - chrono::Days::new(7), tz)
+            }
+        }
+    }
+
+    /// The period with this label: "2026-11-21" for Day, "2026-W47" for Week
+    /// (ISO week; "2025-W53" does not exist). None if the label is not of
+    /// that kind, exactly as [`Period::before`] writes it (zero-padded, an
+    /// upper-case `W`, no spaces).
+    pub fn parse(label: &str, kind: PeriodKind, tz: Tz) -> Option<Period> {
+        let period = match kind {
+            PeriodKind::Day => {
+                let date = NaiveDate::parse_from_str(label, "%Y-%m-%d").ok()?;
+                Period::of_day(date, tz)
+            }
+            PeriodKind::Week => {
+                let (year, week) = label.split_once("-W")?;
+                let all_digits =
+                    |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+                if !all_digits(year, 4) || !all_digits(week, 2) {
+                    return None;
+                }
+                let monday = NaiveDate::from_isoywd_opt(
+                    year.parse().ok()?,
+                    week.parse().ok()?,
+                    Weekday::Mon,
+                )?;
+                Period::of_week(monday, tz)
+            }
+        };
+        // Only the canonical spelling: "2026-1-5" or "2026-W1" are refused.
+        (period.label == label).then_some(period)
+    }
+
+    fn of_day(date: NaiveDate, tz: Tz) -> Period {
+        let next = date.succ_opt().unwrap_or(NaiveDate::MAX);
+        Period {
+            label: date.format("%Y-%m-%d").to_string(),
+            start: local_midnight(date, tz),
+            end: local_midnight(next, tz),
+        }
+    }
+
+    fn of_week(monday: NaiveDate, tz: Tz) -> Period {
+        let week = monday.iso_week();
+        Period {
+            label: format!("{:04}-W{:02}", week.year(), week.week()),
+            start: local_midnight(monday, tz),
+            end: local_midnight(monday + chrono::Days::new(7), tz),
+        }
+    }
+
+    /// How long the period lasts, in milliseconds.
+    pub fn duration_ms(&self) -> i64 {
+        (self.end - self.start).num_milliseconds()
+    }
+
+    fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.start <= t && t < self.end
+    }
+}
+
+/// 00:00 of `date` on `tz`'s calendar: the earlier instant if it occurs twice,
+/// the first instant after the gap if it does not occur.
+fn local_midnight(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
+    let naive = date.and_time(chrono::NaiveTime::MIN);
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(t) => t.with_timezone(&Utc),
+        LocalResult::Ambiguous(a, b) => a.min(b).with_timezone(&Utc),
+        LocalResult::None => first_instant_at_or_after(naive, tz),
+    }
+}
+
+/// The first instant whose local time on `tz` is `naive` or later, to the
+/// second: where `naive` falls in a gap, the instant the gap ends.
+fn first_instant_at_or_after(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
+    let local = |secs: i64| {
+        DateTime::from_timestamp(secs, 0)
+            .map(|t| t.with_timezone(&tz).naive_local())
+            .unwrap_or(naive)
+    };
+    // UTC offsets stay within ±26 h, so the local time at `lo` is before
+    // `naive` and the one at `hi` is not.
+    let guess = naive.and_utc().timestamp();
+    let (mut lo, mut hi) = (guess - 26 * 3600, guess + 26 * 3600);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if local(mid) >= naive {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    DateTime::from_timestamp(hi, 0).unwrap_or_else(|| naive.and_utc())
+}
+
+/// A whole report: what [`compute`] returns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportData {
+    /// The report's name in the schedules (e.g. `daily`).
+    pub name: String,
+    pub period: Period,
+    /// The IANA name of the zone whose calendar defines the period.
+    pub timezone: String,
+    pub generated_at: DateTime<Utc>,
+    /// One per job with runs in the period, by job name.
+    pub jobs: Vec<JobFigures>,
+    /// One per service with checks, by service name.
+    pub services: Vec<ServiceFigures>,
+    pub alerts: AlertFigures,
+    /// One per series with samples in the period, by name then labels.
+    pub metrics: Vec<MetricFigures>,
+}
+
+/// One job over the period, from its runs with `scheduled_for` in
+/// `[start, end)` (every attempt, manual runs and retries included).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobFigures {
+    pub job: String,
+    /// Rows whose status is not `skipped` (every attempt, manual included,
+    /// still `running` included).
+    pub runs: u64,
+    /// Rows with status `success`.
+    pub successes: u64,
+    /// Rows with status `failed`, `panicked`, `interrupted` or `abandoned`.
+    pub failures: u64,
+    /// Rows with status `timeout`.
+    pub timeouts: u64,
+    /// Rows with status `skipped` (not runs).
+    pub skipped: u64,
+    /// Rows still `running` (counted in `runs`, not in the success rate).
+    pub running: u64,
+    /// The sum of `missed` over all rows, skipped ones included.
+    pub missed: i64,
+    /// `100 * successes / (runs - running)`; None when no run has finished.
+    pub success_rate_pct: Option<f64>,
+    /// Nearest-rank percentiles of `duration_ms` over the rows that are not
+    /// skipped and have a duration: the value at index `ceil(q * n) - 1` of
+    /// the sorted list. None when there is no such row.
+    pub duration_ms_p50: Option<i64>,
+    pub duration_ms_p95: Option<i64>,
+    pub duration_ms_max: Option<i64>,
+    /// The largest `started_at - scheduled_for`, in ms, over the rows that
+    /// are not skipped and whose trigger is `schedule` or `catch_up` (manual
+    /// runs and retries do not start at their slot). None if there is none.
+    pub lateness_ms_max: Option<i64>,
+}
+
+/// One service over the period, from its health checks.
+///
+/// Each check's status holds from its `checked_at` until the service's next
+/// check (or the end of the period). The newest check before `start` (the
+/// carry-in) gives the status at `start`; checks at or after `end` and older
+/// carry-ins are ignored. Degraded counts as up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceFigures {
+    pub service: String,
+    /// Checks with `checked_at` in `[start, end)` (not the carry-in).
+    pub checks: u64,
+    /// The observed window, in ms: from `start` if there is a carry-in check,
+    /// else from the first check in the period; to `end`. 0 when the service
+    /// has no check before `end`.
+    pub observed_ms: i64,
+    /// Time spent down inside the observed window, in ms: the total length
+    /// inside the period of the down episodes.
+    pub down_ms: i64,
+    /// `100 * (observed_ms - down_ms) / observed_ms`; None if nothing was observed.
+    pub uptime_pct: Option<f64>,
+    /// Maximal stretches of consecutive `down` checks (the carry-in
+    /// included) that last some time inside the period: a stretch carried in
+    /// from before `start` or running past `end` counts once.
+    pub down_episodes: u64,
+    /// The largest `latency_ms` of the checks in the period (not the carry-in).
+    pub latency_ms_max: Option<i64>,
+    /// The status in force at the end of the period, if any check was seen.
+    pub last_status: Option<HealthStatus>,
+}
+
+/// The alerts over the period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertFigures {
+    /// Alerts with `opened_at` in `[start, end)`.
+    pub opened: u64,
+    /// Alerts with `resolved_at` in `[start, end)`.
+    pub resolved: u64,
+    /// Alerts opened before `end` and not resolved before `end`.
+    pub still_open: u64,
+    /// Alerts with `acknowledged_at` in `[start, end)`.
+    pub acknowledged: u64,
+    /// Mean of `acknowledged_at - opened_at`, in seconds, over the alerts
+    /// acknowledged in the period (whenever they opened); None if none.
+    pub mean_ack_secs: Option<f64>,
+    /// Mean of `resolved_at - opened_at`, in seconds, over the alerts
+    /// resolved in the period (whenever they opened); None if none.
+    pub mean_resolve_secs: Option<f64>,
+    /// The alerts opened in the period, by `opened_at` then id.
+    pub opened_alerts: Vec<OpenedAlert>,
+}
+
+/// An alert opened in the period, as the report lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenedAlert {
+    pub id: i64,
+    pub subject: String,
+    pub severity: Severity,
+    pub message: String,
+    pub opened_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// One series (name and labels) over the period, from its samples with
+/// `collected_at` in `[start, end)`. NaN samples are left out (a series with
+/// nothing else is not listed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricFigures {
+    pub name: String,
+    /// Sorted by label name; serialised as a JSON object.
+    #[serde(serialize_with = "labels_as_map")]
+    pub labels: Vec<(String, String)>,
+    pub samples: u64,
+    pub min: f64,
+    /// The arithmetic mean of the samples.
+    pub avg: f64,
+    pub max: f64,
+}
+
+fn labels_as_map<S: Serializer>(labels: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(labels.iter().map(|(k, v)| (k, v)))
+}
+
+/// Computes the report `name` for `period`, whose calendar is `tz`'s.
+///
+/// `runs` are the runs scheduled in the period, `checks` the health checks in
+/// it plus at most one carry-in per service just before `start`, `alerts`
+/// those that may touch the period, `samples` those collected in it. Rows
+/// outside the period are ignored wherever a definition says "in the
+/// period", so a caller may pass more than that. See the field docs of
+/// [`JobFigures`], [`ServiceFigures`], [`AlertFigures`] and
+/// [`MetricFigures`] for each figure.
+#[allow(clippy::too_many_arguments)]
+pub fn compute(
+    name: &str,
+    period: &Period,
+    tz: Tz,
+    generated_at: DateTime<Utc>,
+    runs: &[RunFact],
+    checks: &[HealthCheck],
+    alerts: &[Alert],
+    samples: &[MetricSample],
+) -> ReportData {
+    ReportData {
+        name: name.to_string(),
+        period: period.clone(),
+        timezone: tz.name().to_string(),
+        generated_at,
+        jobs: job_figures(period, runs),
+        services: service_figures(period, checks),
+        alerts: alert_figures(period, alerts),
+        metrics: metric_figures(period, samples),
+    }
+}
+
+/// The value at index `ceil(pct/100 * n) - 1` of `sorted` (nearest rank),
+/// in integers so that 95 % of 20 is exactly 19.
+fn nearest_rank(sorted: &[i64], pct: usize) -> Option<i64> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let rank = (pct * n).div_ceil(100).clamp(1, n);
+    Some(sorted[rank - 1])
+}
+
+fn job_figures(period: &Period, runs: &[RunFact]) -> Vec<JobFigures> {
+    let mut by_job: BTreeMap<&str, Vec<&RunFact>> = BTreeMap::new();
+    for run in runs.iter().filter(|r| period.contains(r.scheduled_for)) {
+        by_job.entry(run.job.as_str()).or_default().push(run);
+    }
+    by_job
+        .into_iter()
+        .map(|(job, rows)| {
+            let count =
+                |f: &dyn Fn(&str) -> bool| rows.iter().filter(|r| f(&r.status)).count() as u64;
+            let skipped = count(&|s| s == "skipped");
+            let runs = rows.len() as u64 - skipped;
+            let successes = count(&|s| s == "success");
+            let failures =
+                count(&|s| matches!(s, "failed" | "panicked" | "interrupted" | "abandoned"));
+            let timeouts = count(&|s| s == "timeout");
+            let running = count(&|s| s == "running");
+            let finished = runs - running;
+            let ran = || rows.iter().filter(|r| r.status != "skipped");
+            let mut durations: Vec<i64> = ran().filter_map(|r| r.duration_ms).collect();
+            durations.sort_unstable();
+            JobFigures {
+                job: job.to_string(),
+                runs,
+                successes,
+                failures,
+                timeouts,
+                skipped,
+                running,
+                missed: rows.iter().map(|r| i64::from(r.missed)).sum(),
+                success_rate_pct: (finished > 0)
+                    .then(|| 100.0 * successes as f64 / finished as f64),
+                duration_ms_p50: nearest_rank(&durations, 50),
+                duration_ms_p95: nearest_rank(&durations, 95),
+                duration_ms_max: durations.last().copied(),
+                lateness_ms_max: ran()
+                    .filter(|r| matches!(r.trigger.as_str(), "schedule" | "catch_up"))
+                    .map(|r| (r.started_at - r.scheduled_for).num_milliseconds())
+                    .max(),
+            }
+        })
+        .collect()
+}
+
+fn service_figures(period: &Period, checks: &[HealthCheck]) -> Vec<ServiceFigures> {
+    let mut by_service: BTreeMap<&str, Vec<&HealthCheck>> = BTreeMap::new();
+    for check in checks {
+        by_service
+            .entry(check.service.as_str())
+            .or_default()
+            .push(check);
+    }
+    by_service
+        .into_iter()
+        .map(|(service, mut checks)| {
+            checks.sort_by_key(|c| c.checked_at); // stable: equal times keep their order
+            let carry_in = checks.iter().rev().find(|c| c.checked_at < period.start);
+            let inside: Vec<&HealthCheck> = checks
+                .iter()
+                .copied()
+                .filter(|c| period.contains(c.checked_at))
+                .collect();
+            // (from, status): each holds until the next one's `from`, the last until `end`.
+            let steps: Vec<(DateTime<Utc>, HealthStatus)> = carry_in
+                .map(|c| (period.start, c.status))
+                .into_iter()
+                .chain(inside.iter().map(|c| (c.checked_at, c.status)))
+                .collect();
+            let observed_ms = steps
+                .first()
+                .map_or(0, |(from, _)| (period.end - *from).num_milliseconds());
+            let (mut down_ms, mut down_episodes) = (0, 0);
+            let mut stretch: Option<i64> = None; // length so far of the current down stretch
+            for (i, (from, status)) in steps.iter().enumerate() {
+                let to = steps.get(i + 1).map_or(period.end, |(t, _)| *t);
+                let len = (to - *from).num_milliseconds();
+                if *status == HealthStatus::Down {
+                    down_ms += len;
+                    *stretch.get_or_insert(0) += len;
+                } else if let Some(len) = stretch.take() {
+                    down_episodes += u64::from(len > 0);
+                }
+            }
+            if let Some(len) = stretch {
+                down_episodes += u64::from(len > 0);
+            }
+            ServiceFigures {
+                service: service.to_string(),
+                checks: inside.len() as u64,
+                observed_ms,
+                down_ms,
+                uptime_pct: (observed_ms > 0)
+                    .then(|| 100.0 * (observed_ms - down_ms) as f64 / observed_ms as f64),
+                down_episodes,
+                latency_ms_max: inside.iter().filter_map(|c| c.latency_ms).max(),
+                last_status: steps.last().map(|(_, s)| *s),
+            }
+        })
+        .collect()
+}
+
+fn mean_secs(deltas: impl Iterator<Item = chrono::TimeDelta>) -> (u64, Option<f64>) {
+    let (n, total_ms) = deltas.fold((0u64, 0i128), |(n, t), d| {
+        (n + 1, t + i128::from(d.num_milliseconds()))
+    });
+    (n, (n > 0).then(|| total_ms as f64 / 1000.0 / n as f64))
+}
+
+fn alert_figures(period: &Period, alerts: &[Alert]) -> AlertFigures {
+    let in_period = |t: Option<DateTime<Utc>>| t.is_some_and(|t| period.contains(t));
+    let mut opened_alerts: Vec<OpenedAlert> = alerts
+        .iter()
+        .filter(|a| period.contains(a.opened_at))
+        .map(|a| OpenedAlert {
+            id: a.id,
+            subject: a.subject.clone(),
+            severity: a.severity,
+            message: a.message.clone(),
+            opened_at: a.opened_at,
+            acknowledged_at: a.acknowledged_at,
+            resolved_at: a.resolved_at,
+        })
+        .collect();
+    opened_alerts.sort_by_key(|a| (a.opened_at, a.id));
+    let (acknowledged, mean_ack_secs) = mean_secs(
+        alerts
+            .iter()
+            .filter(|a| in_period(a.acknowledged_at))
+            .filter_map(|a| Some(a.acknowledged_at? - a.opened_at)),
+    );
+    let (resolved, mean_resolve_secs) = mean_secs(
+        alerts
+            .iter()
+            .filter(|a| in_period(a.resolved_at))
+            .filter_map(|a| Some(a.resolved_at? - a.opened_at)),
+    );
+    AlertFigures {
+        opened: opened_alerts.len() as u64,
+        resolved,
+        still_open: alerts
+            .iter()
+            .filter(|a| a.opened_at < period.end && a.resolved_at.is_none_or(|r| r >= period.end))
+            .count() as u64,
+        acknowledged,
+        mean_ack_secs,
+        mean_resolve_secs,
+        opened_alerts,
+    }
+}
+
+/// A series: its name and its sorted labels.
+type SeriesKey<'a> = (&'a str, &'a [(String, String)]);
+
+fn metric_figures(period: &Period, samples: &[MetricSample]) -> Vec<MetricFigures> {
+    // Per series, `avg` holds the sum until the end.
+    let mut series: BTreeMap<SeriesKey, MetricFigures> = BTreeMap::new();
+    for s in samples
+        .iter()
+        .filter(|s| period.contains(s.collected_at) && !s.value.is_nan())
+    {
+        let v = s.value;
+        let m = series
+            .entry((s.name.as_str(), s.labels.as_slice()))
+            .or_insert_with(|| MetricFigures {
+                name: s.name.clone(),
+                labels: s.labels.clone(),
+                samples: 0,
+                min: v,
+                avg: 0.0,
+                max: v,
+            });
+        m.samples += 1;
+        m.avg += v;
+        m.min = m.min.min(v);
+        m.max = m.max.max(v);
+    }
+    series
+        .into_values()
+        .map(|mut m| {
+            m.avg /= m.samples as f64;
+            m
+        })
+        .collect()
+}
+
+impl ReportData {
+    /// The report as a Markdown document: a title, the UTC range, then the
+    /// sections Jobs, Services, Alerts and Metrics (tables; an empty section
+    /// says "none"). Percents have 2 decimals; durations are humanised
+    /// (`1h 30m`); a figure that does not exist is `-`.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let p = &self.period;
+        let _ = writeln!(
+            md,
+            "# Report {}: {} ({})\n",
+            self.name, p.label, self.timezone
+        );
+        let _ = writeln!(
+            md,
+            "{} to {} UTC ({}), generated {} UTC.\n",
+            p.start.format("%Y-%m-%d %H:%M:%S"),
+            p.end.format("%Y-%m-%d %H:%M:%S"),
+            humanise_ms(p.duration_ms()),
+            self.generated_at.format("%Y-%m-%d %H:%M:%S"),
+        );
+
+        md.push_str("## Jobs\n\n");
+        if self.jobs.is_empty() {
+            md.push_str("none\n\n");
+        } else {
+            md.push_str(
+                "| job | runs | success | failed | timeout | skipped | missed | success % | p50 / p95 / max ms | max lateness ms |\n\
+                 |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            );
+            for j in &self.jobs {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} / {} | {} |",
+                    cell(&j.job),
+                    j.runs,
+                    j.successes,
+                    j.failures,
+                    j.timeouts,
+                    j.skipped,
+                    j.missed,
+                    pct(j.success_rate_pct),
+                    opt(j.duration_ms_p50),
+                    opt(j.duration_ms_p95),
+                    opt(j.duration_ms_max),
+                    opt(j.lateness_ms_max),
+                );
+            }
+            md.push('\n');
+        }
+
+        md.push_str("## Services\n\n");
+        if self.services.is_empty() {
+            md.push_str("none\n\n");
+        } else {
+            md.push_str(
+                "| service | uptime % | down episodes | down time | worst latency ms | checks |\n\
+                 |---|---:|---:|---:|---:|---:|\n",
+            );
+            for s in &self.services {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    cell(&s.service),
+                    pct(s.uptime_pct),
+                    s.down_episodes,
+                    humanise_ms(s.down_ms),
+                    opt(s.latency_ms_max),
+                    s.checks,
+                );
+            }
+            md.push('\n');
+        }
+
+        md.push_str("## Alerts\n\n");
+        let a = &self.alerts;
+        if a.opened == 0 && a.resolved == 0 && a.still_open == 0 && a.acknowledged == 0 {
+            md.push_str("none\n\n");
+        } else {
+            let mean = |secs: Option<f64>, n: u64, what: &str| match secs {
+                Some(secs) => format!(
+                    "{} ({} s, over {n} alert{} {what} in the period)",
+                    humanise_ms((secs * 1000.0).round() as i64),
+                    number(secs),
+                    plural(n)
+                ),
+                None => "-".to_string(),
+            };
+            let _ = writeln!(md, "- Opened: {}", a.opened);
+            let _ = writeln!(md, "- Resolved: {}", a.resolved);
+            let _ = writeln!(md, "- Still open at the end: {}", a.still_open);
+            let _ = writeln!(
+                md,
+                "- MTTA: {}",
+                mean(a.mean_ack_secs, a.acknowledged, "acknowledged")
+            );
+            let _ = writeln!(
+                md,
+                "- MTTR: {}",
+                mean(a.mean_resolve_secs, a.resolved, "resolved")
+            );
+            md.push_str("\n### Opened\n\n");
+            if a.opened_alerts.is_empty() {
+                md.push_str("none\n");
+            }
+            for o in &a.opened_alerts {
+                let resolved = match o.resolved_at {
+                    Some(r) => format!("resolved {} UTC", r.format("%Y-%m-%d %H:%M:%S")),
+                    None => "not resolved".to_string(),
+                };
+                let _ = writeln!(
+                    md,
+                    "- #{} [{}] {}: {} (opened {} UTC, {resolved})",
+                    o.id,
+                    o.severity,
+                    one_line(&o.subject),
+                    one_line(&o.message),
+                    o.opened_at.format("%Y-%m-%d %H:%M:%S"),
+                );
+            }
+            md.push('\n');
+        }
+
+        md.push_str("## Metrics\n\n");
+        if self.metrics.is_empty() {
+            md.push_str("none\n");
+        } else {
+            md.push_str("| name | labels | min | avg | max |\n|---|---|---:|---:|---:|\n");
+            for m in &self.metrics {
+                let labels: Vec<String> =
+                    m.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} |",
+                    cell(&m.name),
+                    if labels.is_empty() {
+                        "-".to_string()
+                    } else {
+                        cell(&labels.join(", "))
+                    },
+                    number(m.min),
+                    number(m.avg),
+                    number(m.max),
+                );
+            }
+        }
+        md
+    }
+
+    /// One line for a chat message, e.g. `Report daily 2026-11-21
+    /// (Europe/Berlin): 1440 runs, 99.93 % success, 3 failures; 2 services,
+    /// worst uptime 99.10 % (api); 1 alert opened, 0 still open`.
+    ///
+    /// Runs, successes and failures are summed over the jobs; the success
+    /// rate is `100 * successes / (runs - running)` over all jobs (left out
+    /// when no run finished); timeouts are added as `, N timeouts` when there
+    /// are any. The worst uptime is the lowest `uptime_pct` (the first
+    /// service by name on a tie), left out when no service was observed.
+    pub fn summary(&self) -> String {
+        let sum = |f: fn(&JobFigures) -> u64| self.jobs.iter().map(f).sum::<u64>();
+        let (runs, successes, failures) =
+            (sum(|j| j.runs), sum(|j| j.successes), sum(|j| j.failures));
+        let (timeouts, finished) = (sum(|j| j.timeouts), sum(|j| j.runs - j.running));
+        let mut line = format!(
+            "Report {} {} ({}): {runs} run{}",
+            self.name,
+            self.period.label,
+            self.timezone,
+            plural(runs)
+        );
+        if finished > 0 {
+            let _ = write!(
+                line,
+                ", {:.2} % success",
+                100.0 * successes as f64 / finished as f64
+            );
+        }
+        let _ = write!(line, ", {failures} failure{}", plural(failures));
+        if timeouts > 0 {
+            let _ = write!(line, ", {timeouts} timeout{}", plural(timeouts));
+        }
+        let services = self.services.len() as u64;
+        let _ = write!(line, "; {services} service{}", plural(services));
+        let worst = self
+            .services
+            .iter()
+            .filter_map(|s| Some((s.uptime_pct?, &s.service)))
+            .fold(None::<(f64, &String)>, |w, (u, s)| match w {
+                Some((wu, _)) if wu <= u => w,
+                _ => Some((u, s)),
+            });
+        if let Some((uptime, service)) = worst {
+            let _ = write!(line, ", worst uptime {uptime:.2} % ({service})");
+        }
+        let a = &self.alerts;
+        let _ = write!(
+            line,
+            "; {} alert{} opened, {} still open",
+            a.opened,
+            plural(a.opened),
+            a.still_open
+        );
+        line
+    }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn pct(p: Option<f64>) -> String {
+    p.map_or_else(|| "-".to_string(), |p| format!("{p:.2}"))
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// Text on one line, for a list item.
+fn one_line(s: &str) -> String {
+    s.replace(['\r', '\n'], " ")
+}
+
+/// Text for a table cell: one line, `|` escaped.
+fn cell(s: &str) -> String {
+    one_line(s).replace('|', "\\|")
+}
+
+/// A number for reading: integers as such, others with 3 decimals (trailing
+/// zeros dropped), very small or large ones in scientific notation.
+fn number(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    let a = v.abs();
+    if v.fract() == 0.0 && a < 1e15 {
+        format!("{v:.0}")
+    } else if (0.001..1e15).contains(&a) {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+/// `1d 2h 3m 4s`, nonzero parts only; `0s` for nothing, `250ms` under a second.
+fn humanise_ms(ms: i64) -> String {
+    if ms < 0 {
+        return format!("-{}", humanise_ms(-ms));
+    }
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = ms / 1000;
+    let parts = [
+        (secs / 86_400, "d"),
+        (secs / 3600 % 24, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+    ];
+    parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AlertSource, AlertStatus};
+    use chrono_tz::{America, Europe};
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn period(label: &str, start: &str, end: &str) -> Period {
+        Period {
+            label: label.to_string(),
+            start: utc(start),
+            end: utc(end),
+        }
+    }
+
+    fn hours(p: &Period) -> i64 {
+        (p.end - p.start).num_hours()
+    }
+
+    // ---- periods ----
+
+    #[test]
+    fn report_day_before_slot_berlin() {
+        let p = Period::before(utc("2026-11-22T06:00:00Z"), PeriodKind::Day, Europe::Berlin);
+        assert_eq!(
+            p,
+            period("2026-11-21", "2026-11-20T23:00:00Z", "2026-11-21T23:00:00Z")
+        );
+        // A slot exactly at local midnight ends the day before it.
+        let p = Period::before(utc("2026-11-21T23:00:00Z"), PeriodKind::Day, Europe::Berlin);
+        assert_eq!(p.label, "2026-11-21");
+        // One second earlier is still 2026-11-21 locally.
+        let p = Period::before(utc("2026-11-21T22:59:59Z"), PeriodKind::Day, Europe::Berlin);
+        assert_eq!(p.label, "2026-11-20");
+        assert_eq!(
+            Period::parse("2026-11-21", PeriodKind::Day, Europe::Berlin)
+                .unwrap()
+                .start,
+            utc("2026-11-20T23:00:00Z")
+        );
+    }
+
+    #[test]
+    fn report_day_dst_berlin() {
+        // Spring forward: 23 hours.
+        let p = Period::before(utc("2026-03-30T05:00:00Z"), PeriodKind::Day, Europe::Berlin);
+        assert_eq!(
+            p,
+            period("2026-03-29", "2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z")
+        );
+        assert_eq!(hours(&p), 23);
+        assert_eq!(
+            Period::parse("2026-03-29", PeriodKind::Day, Europe::Berlin),
+            Some(p)
+        );
+        // Fall back: 25 hours.
+        let p = Period::before(utc("2026-10-26T06:00:00Z"), PeriodKind::Day, Europe::Berlin);
+        assert_eq!(
+            p,
+            period("2026-10-25", "2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z")
+        );
+        assert_eq!(hours(&p), 25);
+        assert_eq!(
+            Period::parse("2026-10-25", PeriodKind::Day, Europe::Berlin),
+            Some(p)
+        );
+    }
+
+    #[test]
+    fn report_day_dst_new_york() {
+        let ny = America::New_York;
+        let p = Period::before(utc("2026-03-09T12:00:00Z"), PeriodKind::Day, ny);
+        assert_eq!(
+            p,
+            period("2026-03-08", "2026-03-08T05:00:00Z", "2026-03-09T04:00:00Z")
+        );
+        assert_eq!(hours(&p), 23);
+        assert_eq!(Period::parse("2026-03-08", PeriodKind::Day, ny), Some(p));
+        let p = Period::before(utc("2026-11-02T12:00:00Z"), PeriodKind::Day, ny);
+        assert_eq!(
+            p,
+            period("2026-11-01", "2026-11-01T04:00:00Z", "2026-11-02T05:00:00Z")
+        );
+        assert_eq!(hours(&p), 25);
+        assert_eq!(Period::parse("2026-11-01", PeriodKind::Day, ny), Some(p));
+        // 03:00 UTC on 2026-11-02 is still 2026-11-01 in New York (22:00 EST).
+        let p = Period::before(utc("2026-11-02T03:00:00Z"), PeriodKind::Day, ny);
+        assert_eq!(p.label, "2026-10-31");
+    }
+
+    #[test]
+    fn report_day_midnight_in_a_gap() {
+        // Chile springs forward at 24:00 on Saturday 2026-09-05: 00:00 on
+        // the 6th does not exist, the day starts at 01:00 -03 (04:00 UTC).
+        let tz = America::Santiago;
+        let midnight = NaiveDate::from_ymd_opt(2026, 9, 6)
+            .unwrap()
+            .and_time(chrono::NaiveTime::MIN);
+        assert_eq!(tz.from_local_datetime(&midnight), LocalResult::None);
+        let p = Period::parse("2026-09-06", PeriodKind::Day, tz).unwrap();
+        assert_eq!(
+            p,
+            period("2026-09-06", "2026-09-06T04:00:00Z", "2026-09-07T03:00:00Z")
+        );
+        assert_eq!(hours(&p), 23);
+        let before = Period::parse("2026-09-05", PeriodKind::Day, tz).unwrap();
+        assert_eq!(before.end, p.start);
+        assert_eq!(hours(&before), 24);
+        assert_eq!(
+            Period::before(utc("2026-09-06T04:00:00Z"), PeriodKind::Day, tz),
+            before
+        );
+    }
+
+    #[test]
+    fn report_week_periods() {
+        let berlin = Europe::Berlin;
+        // Monday 2026-11-23 07:00 Berlin is in W48: the report is W47.
+        let p = Period::before(utc("2026-11-23T06:00:00Z"), PeriodKind::Week, berlin);
+        assert_eq!(
+            p,
+            period("2026-W47", "2026-11-15T23:00:00Z", "2026-11-22T23:00:00Z")
+        );
+        assert_eq!(
+            Period::parse("2026-W47", PeriodKind::Week, berlin),
+            Some(p.clone())
+        );
+        // Any instant of W48 gives W47; Sunday 2026-11-22 (W47) gives W46.
+        assert_eq!(
+            Period::before(utc("2026-11-29T22:59:59Z"), PeriodKind::Week, berlin),
+            p
+        );
+        let w46 = Period::before(utc("2026-11-22T06:00:00Z"), PeriodKind::Week, berlin);
+        assert_eq!(w46.label, "2026-W46");
+        assert_eq!(w46.end, p.start);
+        // The week with the fall-back lasts 169 hours.
+        let p = Period::parse("2026-W43", PeriodKind::Week, berlin).unwrap();
+        assert_eq!(
+            p,
+            period("2026-W43", "2026-10-18T22:00:00Z", "2026-10-25T23:00:00Z")
+        );
+        assert_eq!(hours(&p), 169);
+        // New York's spring-forward week: 167 hours.
+        let p = Period::parse("2026-W10", PeriodKind::Week, America::New_York).unwrap();
+        assert_eq!(
+            p,
+            period("2026-W10", "2026-03-02T05:00:00Z", "2026-03-09T04:00:00Z")
+        );
+        assert_eq!(hours(&p), 167);
+        // Across the year: 2026 has 53 ISO weeks, 2025 has 52.
+        let p = Period::before(utc("2027-01-05T12:00:00Z"), PeriodKind::Week, Tz::UTC);
+        assert_eq!(
+            p,
+            period("2026-W53", "2026-12-28T00:00:00Z", "2027-01-04T00:00:00Z")
+        );
+        assert_eq!(
+            Period::parse("2026-W53", PeriodKind::Week, Tz::UTC),
+            Some(p)
+        );
+        assert_eq!(Period::parse("2025-W53", PeriodKind::Week, Tz::UTC), None);
+        let p = Period::parse("2026-W01", PeriodKind::Week, Tz::UTC).unwrap();
+        assert_eq!(p.start, utc("2025-12-29T00:00:00Z"));
+    }
+
+    #[test]
+    fn report_parse_refuses_other_labels() {
+        let tz = Europe::Berlin;
+        for bad in [
+            "2026-W47",
+            "2026-13-01",
+            "2026-02-30",
+            "2026-1-05",
+            " 2026-11-21",
+            "2026-11-21 ",
+            "",
+        ] {
+            assert_eq!(Period::parse(bad, PeriodKind::Day, tz), None, "{bad:?}");
+        }
+        for bad in [
+            "2026-11-21",
+            "2026-W00",
+            "2026-W54",
+            "2026-W7",
+            "2026-w47",
+            "2026W47",
+            "2026-W47x",
+            "+2026-W47",
+        ] {
+            assert_eq!(Period::parse(bad, PeriodKind::Week, tz), None, "{bad:?}");
+        }
+    }
+
+    // ---- jobs ----
+
+    fn run(
+        job: &str,
+        status: &str,
+        trigger: &str,
+        sched: &str,
+        started: &str,
+        dur: Option<i64>,
+        missed: i32,
+    ) -> RunFact {
+        RunFact {
+            job: job.to_string(),
+            status: status.to_string(),
+            trigger: trigger.to_string(),
+            attempt: if trigger == "retry" { 2 } else { 1 },
+            scheduled_for: utc(sched),
+            started_at: utc(started),
+            duration_ms: dur,
+            missed,
+        }
+    }
+
+    fn day() -> Period {
+        Period::parse("2026-11-21", PeriodKind::Day, Tz::UTC).unwrap()
+    }
+
+    #[test]
+    fn report_nearest_rank() {
+        let v: Vec<i64> = (1..=20).collect();
+        assert_eq!(nearest_rank(&v, 50), Some(10));
+        assert_eq!(nearest_rank(&v, 95), Some(19));
+        assert_eq!(nearest_rank(&v[..1], 50), Some(1));
+        assert_eq!(nearest_rank(&v[..1], 95), Some(1));
+        assert_eq!(nearest_rank(&v[..3], 50), Some(2));
+        assert_eq!(nearest_rank(&v[..3], 95), Some(3));
+        assert_eq!(nearest_rank(&[], 50), None);
+    }
+
+    #[test]
+    fn report_job_figures() {
+        let runs = vec![
+            run(
+                "backup",
+                "success",
+                "schedule",
+                "2026-11-21T00:00:00Z",
+                "2026-11-21T00:00:02Z",
+                Some(100),
+                0,
+            ),
+            run(
+                "backup",
+                "failed",
+                "schedule",
+                "2026-11-21T01:00:00Z",
+                "2026-11-21T01:00:05Z",
+                Some(300),
+                0,
+            ),
+            // Retries and manual runs: counted, but not late.
+            run(
+                "backup",
+                "success",
+                "retry",
+                "2026-11-21T01:00:00Z",
+                "2026-11-21T01:05:00Z",
+                Some(200),
+                0,
+            ),
+            run(
+                "backup",
+                "success",
+                "manual",
+                "2026-11-21T02:00:00Z",
+                "2026-11-21T02:30:00Z",
+                Some(400),
+                0,
+            ),
+            // Skipped: not a run, no duration, no lateness; its missed count.
+            run(
+                "backup",
+                "skipped",
+                "schedule",
+                "2026-11-21T03:00:00Z",
+                "2026-11-21T03:59:00Z",
+                Some(9999),
+                1,
+            ),
+            run(
+                "backup",
+                "timeout",
+                "catch_up",
+                "2026-11-21T04:00:00Z",
+                "2026-11-21T04:00:10Z",
+                Some(1000),
+                2,
+            ),
+            run(
+                "backup",
+                "running",
+                "schedule",
+                "2026-11-21T05:00:00Z",
+                "2026-11-21T05:00:01Z",
+                None,
+                0,
+            ),
+            run(
+                "backup",
+                "panicked",
+                "schedule",
+                "2026-11-21T06:00:00Z",
+                "2026-11-21T06:00:00.500Z",
+                Some(50),
+                1,
+            ),
+            // Outside the period: ignored.
+            run(
+                "backup",
+                "failed",
+                "schedule",
+                "2026-11-22T00:00:00Z",
+                "2026-11-22T00:00:00Z",
+                Some(1),
+                5,
+            ),
+            run(
+                "flaky",
+                "interrupted",
+                "schedule",
+                "2026-11-21T00:00:00Z",
+                "2026-11-21T00:00:00Z",
+                Some(10),
+                0,
+            ),
+            run(
+                "flaky",
+                "abandoned",
+                "schedule",
+                "2026-11-21T01:00:00Z",
+                "2026-11-21T01:00:00Z",
+                None,
+                0,
+            ),
+            run(
+                "flaky",
+                "success",
+                "schedule",
+                "2026-11-21T02:00:00Z",
+                "2026-11-21T02:00:00Z",
+                Some(20),
+                0,
+            ),
+            run(
+                "a-job",
+                "running",
+                "manual",
+                "2026-11-21T02:00:00Z",
+                "2026-11-21T02:00:00Z",
+                None,
+                0,
+            ),
+            run(
+                "only-skipped",
+                "skipped",
+                "schedule",
+                "2026-11-21T02:00:00Z",
+                "2026-11-21T02:00:00Z",
+                None,
+                3,
+            ),
+        ];
+        let jobs = job_figures(&day(), &runs);
+        let names: Vec<&str> = jobs.iter().map(|j| j.job.as_str()).collect();
+        assert_eq!(names, ["a-job", "backup", "flaky", "only-skipped"]);
+
+        // backup: 7 runs (not the skipped one), 1 running → 6 finished, 3 successes.
+        // Durations sorted: 50 100 200 300 400 1000 → p50 = [ceil(3)-1] = 200,
+        // p95 = [ceil(5.7)-1] = 1000. Lateness: 2 s, 5 s, 10 s, 1 s, 0.5 s → 10 s
+        // (the retry's 5 min, the manual 30 min and the skipped 59 min do not count).
+        let b = &jobs[1];
+        assert_eq!(
+            *b,
+            JobFigures {
+                job: "backup".into(),
+                runs: 7,
+                successes: 3,
+                failures: 2,
+                timeouts: 1,
+                skipped: 1,
+                running: 1,
+                missed: 4,
+                success_rate_pct: Some(50.0),
+                duration_ms_p50: Some(200),
+                duration_ms_p95: Some(1000),
+                duration_ms_max: Some(1000),
+                lateness_ms_max: Some(10_000),
+            }
+        );
+
+        let f = &jobs[2];
+        assert_eq!((f.runs, f.successes, f.failures, f.timeouts), (3, 1, 2, 0));
+        assert!((f.success_rate_pct.unwrap() - 100.0 / 3.0).abs() < 1e-9);
+        assert_eq!(
+            (f.duration_ms_p50, f.duration_ms_p95, f.duration_ms_max),
+            (Some(10), Some(20), Some(20))
+        );
+        assert_eq!(f.lateness_ms_max, Some(0));
+
+        let a = &jobs[0];
+        assert_eq!((a.runs, a.running, a.success_rate_pct), (1, 1, None));
+        assert_eq!(
+            (a.duration_ms_p50, a.duration_ms_max, a.lateness_ms_max),
+            (None, None, None)
+        );
+
+        let s = &jobs[3];
+        assert_eq!(
+            (s.runs, s.skipped, s.missed, s.success_rate_pct),
+            (0, 1, 3, None)
+        );
+        assert_eq!((s.duration_ms_max, s.lateness_ms_max), (None, None));
+    }
+
+    // ---- services ----
+
+    fn check(service: &str, status: HealthStatus, at: &str, latency: Option<i64>) -> HealthCheck {
+        HealthCheck {
+            service: service.to_string(),
+            job_name: "health".to_string(),
+            status,
+            http_status: None,
+            latency_ms: latency,
+            error: None,
+            checked_at: utc(at),
+        }
+    }
+
+    fn service_checks() -> Vec<HealthCheck> {
+        use HealthStatus::*;
+        vec![
+            // api: down since before the period (carry-in), up at 00:30;
+            // degraded 12:00-12:10 (counts as up); down from 23:00 past the end.
+            check("api", Down, "2026-11-20T23:50:00Z", Some(5000)),
+            check("api", Down, "2026-11-21T00:05:00Z", None),
+            check("api", Up, "2026-11-21T00:30:00Z", Some(120)),
+            check("api", Degraded, "2026-11-21T12:00:00Z", Some(900)),
+            check("api", Up, "2026-11-21T12:10:00Z", Some(80)),
+            check("api", Down, "2026-11-21T23:00:00Z", None),
+            check("api", Down, "2026-11-21T23:30:00Z", None),
+            // web: no carry-in, first check at 08:00; down 18:00-20:00.
+            check("web", Up, "2026-11-21T08:00:00Z", Some(10)),
+            check("web", Down, "2026-11-21T18:00:00Z", Some(30)),
+            check("web", Up, "2026-11-21T20:00:00Z", Some(20)),
+            check("web", Down, "2026-11-22T00:00:00Z", Some(99)), // after the end: ignored
+            // db: only a carry-in (an older one is superseded).
+            check("db", Down, "2026-11-19T12:00:00Z", None),
+            check("db", Up, "2026-11-20T12:00:00Z", Some(10)),
+        ]
+    }
+
+    #[test]
+    fn report_service_figures() {
+        let services = service_figures(&day(), &service_checks());
+        let names: Vec<&str> = services.iter().map(|s| s.service.as_str()).collect();
+        assert_eq!(names, ["api", "db", "web"]);
+
+        // api: observed 24 h; down 00:00-00:30 (carried in) and 23:00-24:00
+        // (past the end): 90 min in 2 episodes; uptime 100 * 22.5 / 24 = 93.75.
+        assert_eq!(
+            services[0],
+            ServiceFigures {
+                service: "api".into(),
+                checks: 6,
+                observed_ms: 86_400_000,
+                down_ms: 5_400_000,
+                uptime_pct: Some(93.75),
+                down_episodes: 2,
+                latency_ms_max: Some(900),
+                last_status: Some(HealthStatus::Down),
+            }
+        );
+        // db: up all day from the carry-in, no check in the period.
+        assert_eq!(
+            services[1],
+            ServiceFigures {
+                service: "db".into(),
+                checks: 0,
+                observed_ms: 86_400_000,
+                down_ms: 0,
+                uptime_pct: Some(100.0),
+                down_episodes: 0,
+                latency_ms_max: None,
+                last_status: Some(HealthStatus::Up),
+            }
+        );
+        // web: observed 08:00-24:00 = 16 h, down 2 h: 100 * 14 / 16 = 87.5.
+        assert_eq!(
+            services[2],
+            ServiceFigures {
+                service: "web".into(),
+                checks: 3,
+                observed_ms: 57_600_000,
+                down_ms: 7_200_000,
+                uptime_pct: Some(87.5),
+                down_episodes: 1,
+                latency_ms_max: Some(30),
+                last_status: Some(HealthStatus::Up),
+            }
+        );
+    }
+
+    #[test]
+    fn report_service_down_all_period_and_unobserved() {
+        use HealthStatus::*;
+        let checks = vec![
+            check("x", Down, "2026-11-20T10:00:00Z", None),
+            check("x", Down, "2026-11-21T10:00:00Z", None),
+            check("late", Up, "2026-11-22T01:00:00Z", None),
+        ];
+        let s = service_figures(&day(), &checks);
+        assert_eq!(s[0].service, "late");
+        assert_eq!(
+            (s[0].observed_ms, s[0].uptime_pct, s[0].last_status),
+            (0, None, None)
+        );
+        assert_eq!(
+            (s[1].down_episodes, s[1].down_ms, s[1].uptime_pct),
+            (1, 86_400_000, Some(0.0))
+        );
+    }
+
+    // ---- alerts ----
+
+    fn alert(id: i64, opened: &str, ack: Option<&str>, resolved: Option<&str>) -> Alert {
+        Alert {
+            id,
+            fingerprint: format!("system:service:s{id}"),
+            source: AlertSource::Service,
+            subject: format!("s{id}"),
+            severity: Severity::Critical,
+            status: if resolved.is_some() {
+                AlertStatus::Resolved
+            } else {
+                AlertStatus::Open
+            },
+            message: format!("s{id} is down"),
+            opened_at: utc(opened),
+            acknowledged_at: ack.map(utc),
+            acknowledged_by: None,
+            resolved_at: resolved.map(utc),
+            resolution_note: None,
+            escalation_level: 0,
+            last_escalated_at: None,
+            last_notified_at: None,
+        }
+    }
+
+    fn some_alerts() -> Vec<Alert> {
+        vec![
+            // Opened before, acknowledged (2h10m = 7800 s) and resolved (3 h = 10800 s) in the period.
+            alert(
+                1,
+                "2026-11-20T22:00:00Z",
+                Some("2026-11-21T00:10:00Z"),
+                Some("2026-11-21T01:00:00Z"),
+            ),
+            // Opened, acknowledged (300 s), resolved (1800 s) in the period.
+            alert(
+                2,
+                "2026-11-21T10:00:00Z",
+                Some("2026-11-21T10:05:00Z"),
+                Some("2026-11-21T10:30:00Z"),
+            ),
+            // Opened in the period, still open.
+            alert(3, "2026-11-21T20:00:00Z", None, None),
+            // Opened and acknowledged (1800 s) in the period, resolved after it: still open.
+            alert(
+                4,
+                "2026-11-21T23:00:00Z",
+                Some("2026-11-21T23:30:00Z"),
+                Some("2026-11-22T01:00:00Z"),
+            ),
+            // Entirely before, entirely after: nothing.
+            alert(
+                5,
+                "2026-11-19T00:00:00Z",
+                Some("2026-11-19T01:00:00Z"),
+                Some("2026-11-20T00:00:00Z"),
+            ),
+            alert(6, "2026-11-22T02:00:00Z", None, None),
+            // Opened before, never resolved: still open.
+            alert(7, "2026-11-20T12:00:00Z", None, None),
+        ]
+    }
+
+    #[test]
+    fn report_alert_figures() {
+        let a = alert_figures(&day(), &some_alerts());
+        assert_eq!(
+            (a.opened, a.resolved, a.still_open, a.acknowledged),
+            (3, 2, 3, 3)
+        );
+        // (7800 + 300 + 1800) / 3 and (10800 + 1800) / 2.
+        assert_eq!(a.mean_ack_secs, Some(3300.0));
+        assert_eq!(a.mean_resolve_secs, Some(6300.0));
+        let ids: Vec<i64> = a.opened_alerts.iter().map(|o| o.id).collect();
+        assert_eq!(ids, [2, 3, 4]);
+        assert_eq!(
+            a.opened_alerts[0].resolved_at,
+            Some(utc("2026-11-21T10:30:00Z"))
+        );
+
+        let none = alert_figures(&day(), &[]);
+        assert_eq!(
+            (
+                none.opened,
+                none.still_open,
+                none.mean_ack_secs,
+                none.mean_resolve_secs
+            ),
+            (0, 0, None, None)
+        );
+    }
+
+    // ---- metrics ----
+
+    fn sample(name: &str, labels: &[(&str, &str)], value: f64, at: &str) -> MetricSample {
+        MetricSample {
+            job_name: "capacity".to_string(),
+            name: name.to_string(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value,
+            collected_at: utc(at),
+        }
+    }
+
+    fn some_samples() -> Vec<MetricSample> {
+        vec![
+            sample("load", &[], 1.0, "2026-11-21T00:00:00Z"),
+            sample("load", &[], 6.0, "2026-11-21T12:00:00Z"),
+            sample("load", &[], 2.0, "2026-11-21T23:59:59Z"),
+            sample("load", &[], 100.0, "2026-11-22T00:00:00Z"), // after the end
+            sample("load", &[], f64::NAN, "2026-11-21T13:00:00Z"), // left out
+            sample("disk", &[("mount", "/data")], 10.0, "2026-11-21T01:00:00Z"),
+            sample("disk", &[("mount", "/")], 5.0, "2026-11-21T01:00:00Z"),
+            sample("disk", &[("mount", "/")], 7.5, "2026-11-21T02:00:00Z"),
+        ]
+    }
+
+    #[test]
+    fn report_metric_figures() {
+        let m = metric_figures(&day(), &some_samples());
+        let mf = |name: &str, labels: &[(&str, &str)], samples, min, avg, max| MetricFigures {
+            name: name.to_string(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            samples,
+            min,
+            avg,
+            max,
+        };
+        assert_eq!(
+            m,
+            vec![
+                mf("disk", &[("mount", "/")], 2, 5.0, 6.25, 7.5),
+                mf("disk", &[("mount", "/data")], 1, 10.0, 10.0, 10.0),
+                mf("load", &[], 3, 1.0, 3.0, 6.0),
+            ]
+        );
+        let json = serde_json::to_value(&m[0]).unwrap();
+        assert_eq!(json["labels"], serde_json::json!({"mount": "/"}));
+    }
+
+    // ---- the whole report ----
+
+    fn full_report() -> ReportData {
+        let runs = vec![
+            run(
+                "backup",
+                "success",
+                "schedule",
+                "2026-11-21T00:00:00Z",
+                "2026-11-21T00:00:02Z",
+                Some(100),
+                0,
+            ),
+            run(
+                "backup",
+                "failed",
+                "schedule",
+                "2026-11-21T01:00:00Z",
+                "2026-11-21T01:00:05Z",
+                Some(300),
+                1,
+            ),
+            run(
+                "backup",
+                "timeout",
+                "schedule",
+                "2026-11-21T02:00:00Z",
+                "2026-11-21T02:00:01Z",
+                Some(700),
+                0,
+            ),
+            run(
+                "backup",
+                "success",
+                "schedule",
+                "2026-11-21T03:00:00Z",
+                "2026-11-21T03:00:00Z",
+                Some(200),
+                0,
+            ),
+            run(
+                "rotate|logs",
+                "success",
+                "schedule",
+                "2026-11-21T03:00:00Z",
+                "2026-11-21T03:00:00Z",
+                Some(5),
+                0,
+            ),
+        ];
+        compute(
+            "daily",
+            &day(),
+            Tz::UTC,
+            utc("2026-11-22T06:00:05Z"),
+            &runs,
+            &service_checks(),
+            &some_alerts(),
+            &some_samples(),
+        )
+    }
+
+    #[test]
+    fn report_markdown_has_the_figures() {
+        let r = full_report();
+        let md = r.markdown();
+        assert!(md.starts_with("# Report daily: 2026-11-21 (UTC)\n"), "{md}");
+        for needle in [
+            "2026-11-21 00:00:00 to 2026-11-22 00:00:00 UTC (1d), generated 2026-11-22 06:00:05 UTC.",
+            "## Jobs",
+            "| backup | 4 | 2 | 1 | 1 | 0 | 1 | 50.00 | 200 / 700 / 700 | 5000 |",
+            "| rotate\\|logs | 1 | 1 | 0 | 0 | 0 | 0 | 100.00 | 5 / 5 / 5 | 0 |",
+            "## Services",
+            "| api | 93.75 | 2 | 1h 30m | 900 | 6 |",
+            "| db | 100.00 | 0 | 0s | - | 0 |",
+            "| web | 87.50 | 1 | 2h | 30 | 3 |",
+            "## Alerts",
+            "- Opened: 3",
+            "- Resolved: 2",
+            "- Still open at the end: 3",
+            "- MTTA: 55m (3300 s, over 3 alerts acknowledged in the period)",
+            "- MTTR: 1h 45m (6300 s, over 2 alerts resolved in the period)",
+            "- #2 [critical] s2: s2 is down (opened 2026-11-21 10:00:00 UTC, resolved 2026-11-21 10:30:00 UTC)",
+            "- #3 [critical] s3: s3 is down (opened 2026-11-21 20:00:00 UTC, not resolved)",
+            "## Metrics",
+            "| disk | mount=\"/\" | 5 | 6.25 | 7.5 |",
+            "| load | - | 1 | 3 | 6 |",
+        ] {
+            assert!(md.contains(needle), "missing {needle:?} in\n{md}");
+        }
+        assert!(!md.contains("none"), "{md}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["period"]["label"], "2026-11-21");
+        assert_eq!(json["services"][0]["last_status"], "down");
+        assert_eq!(json["alerts"]["opened_alerts"][0]["severity"], "critical");
+    }
+
+    #[test]
+    fn report_empty_markdown_and_summary() {
+        let p = Period::parse("2026-W47", PeriodKind::Week, Europe::Berlin).unwrap();
+        let r = compute(
+            "weekly",
+            &p,
+            Europe::Berlin,
+            utc("2026-11-23T06:00:00Z"),
+            &[],
+            &[],
+            &[],
+            &[],
+        );
+        let md = r.markdown();
+        assert!(
+            md.starts_with("# Report weekly: 2026-W47 (Europe/Berlin)\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("2026-11-15 23:00:00 to 2026-11-22 23:00:00 UTC (7d)"),
+            "{md}"
+        );
+        for section in [
+            "## Jobs\n\nnone\n",
+            "## Services\n\nnone\n",
+            "## Alerts\n\nnone\n",
+            "## Metrics\n\nnone\n",
+        ] {
+            assert!(md.contains(section), "missing {section:?} in\n{md}");
+        }
+        assert_eq!(
+            r.summary(),
+            "Report weekly 2026-W47 (Europe/Berlin): 0 runs, 0 failures; 0 services; 0 alerts opened, 0 still open"
+        );
+    }
+
+    #[test]
+    fn report_summary() {
+        // 5 runs, 3 successes of 5 finished = 60 %, 1 failure, 1 timeout;
+        // worst uptime web 87.50 %; 3 alerts opened, 3 still open.
+        assert_eq!(
+            full_report().summary(),
+            "Report daily 2026-11-21 (UTC): 5 runs, 60.00 % success, 1 failure, 1 timeout; \
+             3 services, worst uptime 87.50 % (web); 3 alerts opened, 3 still open"
+        );
+    }
+
+    #[test]
+    fn report_humanise_and_numbers() {
+        assert_eq!(humanise_ms(5_400_000), "1h 30m");
+        assert_eq!(humanise_ms(0), "0s");
+        assert_eq!(humanise_ms(250), "250ms");
+        assert_eq!(humanise_ms(90_061_000), "1d 1h 1m 1s");
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(1.0 / 3.0), "0.333");
+        assert_eq!(number(0.0001), "1.000e-4");
+        assert_eq!(number(-2.5), "-2.5");
+    }
+}
