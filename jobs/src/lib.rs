@@ -15,6 +15,7 @@ pub mod command;
 pub mod health;
 pub mod metrics;
 pub mod prom;
+pub mod report;
 pub mod store;
 
 use std::sync::Arc;
@@ -29,7 +30,7 @@ pub use reqwest;
 pub use store::{Store, StoreError};
 
 /// Every kind [`build`] knows, in the order the README documents them.
-pub const KINDS: &[&str] = &["command", "health", "alerts", "metrics"];
+pub const KINDS: &[&str] = &["command", "health", "alerts", "metrics", "report"];
 
 /// One job, configured and ready to run any number of times.
 ///
@@ -150,8 +151,19 @@ pub enum BuildError {
 /// offending key or value.
 pub type Settings<'i> = toml::de::ValueDeserializer<'i>;
 
-/// The one registration point: kind name to constructor.
+/// The one registration point: kind name to constructor, for a job on UTC.
 pub fn build(kind: &str, name: &str, settings: Settings<'_>) -> Result<Arc<dyn Job>, BuildError> {
+    build_in(kind, name, chrono_tz::UTC, settings)
+}
+
+/// [`build`] for a job whose `timezone` is `timezone` (kinds with a calendar,
+/// such as `report`, use it).
+pub fn build_in(
+    kind: &str,
+    name: &str,
+    timezone: chrono_tz::Tz,
+    settings: Settings<'_>,
+) -> Result<Arc<dyn Job>, BuildError> {
     match kind {
         "command" => Ok(Arc::new(command::CommandJob::from_settings(
             name, settings,
@@ -160,6 +172,9 @@ pub fn build(kind: &str, name: &str, settings: Settings<'_>) -> Result<Arc<dyn J
         "alerts" => Ok(Arc::new(alerts::AlertsJob::from_settings(name, settings)?)),
         "metrics" => Ok(Arc::new(metrics::MetricsJob::from_settings(
             name, settings,
+        )?)),
+        "report" => Ok(Arc::new(report::ReportJob::from_settings(
+            name, timezone, settings,
         )?)),
         other => Err(BuildError::UnknownKind {
             kind: other.to_string(),

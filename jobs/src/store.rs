@@ -348,9 +348,73 @@ pub trait MetricStore: Send + Sync {
     async fn prune_samples(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
+/// A run as a report reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFact {
+    pub job: String,
+    /// `running`, `success`, `failed`, `timeout`, `panicked`, `interrupted`,
+    /// `skipped` or `abandoned`.
+    pub status: String,
+    /// `schedule`, `catch_up`, `manual` or `retry`.
+    pub trigger: String,
+    pub attempt: i32,
+    pub scheduled_for: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    /// None while running.
+    pub duration_ms: Option<i64>,
+    /// Slots before this one that were not run.
+    pub missed: i32,
+}
+
+/// A report as stored in `reports`: one per (name, period).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReport {
+    pub name: String,
+    /// `2026-11-21` for a day, `2026-W47` for an ISO week.
+    pub period: String,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub generated_at: DateTime<Utc>,
+    pub json: String,
+    pub markdown: String,
+}
+
+#[async_trait]
+pub trait ReportStore: Send + Sync {
+    /// Runs with `scheduled_for` in `[start, end)`, oldest first.
+    async fn runs_between(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<RunFact>, StoreError>;
+    /// Checks with `checked_at` in `[start, end)` and, per service, the
+    /// newest check before `start` (the state the period began in); sorted
+    /// by service, then time.
+    async fn checks_between(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<HealthCheck>, StoreError>;
+    /// Alerts opened before `end` and not resolved before `start`, by id.
+    async fn alerts_between(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<Alert>, StoreError>;
+    /// Samples of the series named `names` collected in `[start, end)`.
+    async fn samples_between(
+        &self,
+        names: &[String],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<MetricSample>, StoreError>;
+    /// Stores `report`, replacing the one with its name and period.
+    async fn save_report(&self, report: &StoredReport) -> Result<(), StoreError>;
+}
+
 /// Everything a job may touch in storage.
-pub trait Store: HealthStore + AlertStore + RunStore + MetricStore {}
-impl<T: HealthStore + AlertStore + RunStore + MetricStore> Store for T {}
+pub trait Store: HealthStore + AlertStore + RunStore + MetricStore + ReportStore {}
+impl<T: HealthStore + AlertStore + RunStore + MetricStore + ReportStore> Store for T {}
 
 /// Keeps what jobs write in memory: for tests of a kind without a database,
 /// and for [`crate::JobContext::standalone`].
@@ -358,6 +422,44 @@ impl<T: HealthStore + AlertStore + RunStore + MetricStore> Store for T {}
 pub struct MemoryStore {
     pub checks: std::sync::Mutex<Vec<HealthCheck>>,
     pub samples: std::sync::Mutex<Vec<MetricSample>>,
+}
+
+/// The memory store reads nothing back for reports; reports are tested
+/// against the real databases.
+#[async_trait]
+impl ReportStore for MemoryStore {
+    async fn runs_between(
+        &self,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<Vec<RunFact>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn checks_between(
+        &self,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<Vec<HealthCheck>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn alerts_between(
+        &self,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<Vec<Alert>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn samples_between(
+        &self,
+        _: &[String],
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<Vec<MetricSample>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn save_report(&self, _: &StoredReport) -> Result<(), StoreError> {
+        Err(StoreError("the memory store keeps no reports".into()))
+    }
 }
 
 /// The memory store keeps samples; it has no SQL to run.

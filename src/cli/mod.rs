@@ -84,6 +84,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AlertsCommand,
     },
+    /// Reports written by the `report` kind
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Check the schedule file and print a summary
     Validate,
     /// Apply pending database migrations
@@ -114,6 +119,22 @@ pub enum AlertsCommand {
         id: i64,
         #[arg(long, default_value = "resolved by hand")]
         note: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Print a stored report as Markdown (the newest unless --period)
+    Show {
+        /// The report job's name (default: any)
+        #[arg(long)]
+        name: Option<String>,
+        /// The period, e.g. 2026-11-21 or 2026-W47 (default: the newest)
+        #[arg(long)]
+        period: Option<String>,
+        /// The figures as JSON instead
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -274,6 +295,30 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         None => return Err(not_changed(&db, id, "resolve").await),
                     }
                 }
+            }
+            Ok(ExitCode::Ok)
+        }
+        Command::Report {
+            command: ReportCommand::Show { name, period, json },
+        } => {
+            let db = open_db().await?;
+            let Some(report) = db
+                .report(name.as_deref(), period.as_deref())
+                .await
+                .context("cannot read reports")?
+            else {
+                let which = match (&name, &period) {
+                    (Some(n), Some(p)) => format!(" named {n:?} for {p}"),
+                    (Some(n), None) => format!(" named {n:?}"),
+                    (None, Some(p)) => format!(" for {p}"),
+                    (None, None) => String::new(),
+                };
+                return Err(UsageError(format!("no report{which} is stored")).into());
+            };
+            if json {
+                println!("{}", report.json);
+            } else {
+                print!("{}", report.markdown);
             }
             Ok(ExitCode::Ok)
         }

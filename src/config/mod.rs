@@ -627,7 +627,12 @@ impl Cx<'_> {
         let built = kind.as_ref().and_then(|(kind, kind_span)| {
             let settings_span = span_of_entries(&table).unwrap_or(kind_span.clone());
             let settings = Spanned::new(settings_span.clone(), DeValue::Table(table));
-            match ops_worker_jobs::build(kind, name, settings.into()) {
+            match ops_worker_jobs::build_in(
+                kind,
+                name,
+                timezone.unwrap_or(Tz::UTC),
+                settings.into(),
+            ) {
                 Ok(job) => Some(job),
                 Err(BuildError::UnknownKind { .. }) => {
                     let msg = format!(

@@ -7,8 +7,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::{
-    ExpressionMethods, Insertable, OptionalExtension, QueryDsl, Queryable, Selectable,
-    SelectableHelper,
+    BoolExpressionMethods, ExpressionMethods, Insertable, OptionalExtension, QueryDsl, Queryable,
+    Selectable, SelectableHelper,
 };
 use diesel_async::AsyncConnection;
 use ops_worker_jobs::store::{
@@ -276,6 +276,30 @@ impl Db {
                     .order((alerts::opened_at.asc(), alerts::id.asc()))
             };
             q.load(conn).await?
+        });
+        rows.into_iter().map(AlertRow::into_alert).collect()
+    }
+
+    /// Alerts opened before `end` and not resolved before `start`, by id.
+    pub(super) async fn alerts_overlapping(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<Alert>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let (start, end) = (micros(start), micros(end));
+        let rows: Vec<AlertRow> = with_conn!(self, |conn| {
+            alerts::table
+                .select(AlertRow::as_select())
+                .filter(alerts::opened_at.lt(end))
+                .filter(
+                    alerts::resolved_at
+                        .is_null()
+                        .or(alerts::resolved_at.ge(start)),
+                )
+                .order(alerts::id)
+                .load(conn)
+                .await?
         });
         rows.into_iter().map(AlertRow::into_alert).collect()
     }

@@ -6,7 +6,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::dsl::case_when;
 use diesel::upsert::excluded;
-use diesel::{ExpressionMethods, Insertable, QueryDsl, Queryable, Selectable, SelectableHelper};
+use diesel::{
+    ExpressionMethods, Insertable, OptionalExtension, QueryDsl, Queryable, Selectable,
+    SelectableHelper,
+};
 use diesel_async::AsyncConnection;
 use ops_worker_jobs::store::{HealthCheck, HealthStatus, HealthStore, ServiceHealth, StoreError};
 
@@ -143,6 +146,90 @@ impl Db {
             .await?;
         });
         Ok(())
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = health_checks)]
+struct StoredCheck {
+    service: String,
+    job_name: String,
+    status: String,
+    http_status: Option<i32>,
+    latency_ms: Option<i64>,
+    error: Option<String>,
+    checked_at: NaiveDateTime,
+}
+
+impl TryFrom<StoredCheck> for HealthCheck {
+    type Error = StoreError;
+    fn try_from(r: StoredCheck) -> Result<Self, StoreError> {
+        Ok(HealthCheck {
+            status: r.status.parse()?,
+            service: r.service,
+            job_name: r.job_name,
+            http_status: r.http_status,
+            latency_ms: r.latency_ms,
+            error: r.error,
+            checked_at: r.checked_at.and_utc(),
+        })
+    }
+}
+
+impl Db {
+    /// Checks in `[start, end)` and, per service, the newest before `start`;
+    /// sorted by service, then time. One probe of `health_checks_service_time`
+    /// per service for the carry-in.
+    pub(super) async fn checks_in(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<HealthCheck>, StoreError> {
+        use diesel_async::RunQueryDsl;
+        let (start, end) = (micros(start), micros(end));
+        let rows: Result<Vec<StoredCheck>, DbError> = async {
+            Ok(with_conn!(self, |conn| {
+                let services: Vec<String> = health_checks::table
+                    .select(health_checks::service)
+                    .distinct()
+                    .load(conn)
+                    .await?;
+                let mut rows = Vec::new();
+                for service in services {
+                    let before: Option<StoredCheck> = health_checks::table
+                        .select(StoredCheck::as_select())
+                        .filter(health_checks::service.eq(&service))
+                        .filter(health_checks::checked_at.lt(start))
+                        .order((health_checks::checked_at.desc(), health_checks::id.desc()))
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    rows.extend(before);
+                    let inside: Vec<StoredCheck> = health_checks::table
+                        .select(StoredCheck::as_select())
+                        .filter(health_checks::service.eq(&service))
+                        .filter(health_checks::checked_at.ge(start))
+                        .filter(health_checks::checked_at.lt(end))
+                        .order((health_checks::checked_at, health_checks::id))
+                        .load(conn)
+                        .await?;
+                    rows.extend(inside);
+                }
+                rows
+            }))
+        }
+        .await;
+        let mut checks: Vec<HealthCheck> = rows
+            .map_err(store_error)?
+            .into_iter()
+            .map(HealthCheck::try_from)
+            .collect::<Result<_, _>>()?;
+        checks.sort_by(|a, b| {
+            a.service
+                .cmp(&b.service)
+                .then(a.checked_at.cmp(&b.checked_at))
+        });
+        Ok(checks)
     }
 }
 

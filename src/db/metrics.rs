@@ -340,7 +340,19 @@ struct StoredSample {
 impl Db {
     /// Samples of series `name` (every series when `None`), oldest first.
     pub async fn metric_samples(&self, name: Option<&str>) -> Result<Vec<MetricSample>, DbError> {
+        let names = name.map(|n| vec![n.to_string()]);
+        self.samples_in(names.as_deref(), None).await
+    }
+
+    /// Samples of the series `names` (all when `None`) collected in
+    /// `[start, end)` (any time when `None`), oldest first.
+    pub(super) async fn samples_in(
+        &self,
+        names: Option<&[String]>,
+        range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    ) -> Result<Vec<MetricSample>, DbError> {
         use diesel_async::RunQueryDsl;
+        let range = range.map(|(s, e)| (micros(s), micros(e)));
         let rows: Vec<StoredSample> = with_conn!(self, |conn| {
             let mut q = metric_samples::table
                 .select((
@@ -352,8 +364,13 @@ impl Db {
                 ))
                 .order((metric_samples::collected_at, metric_samples::id))
                 .into_boxed();
-            if let Some(name) = name {
-                q = q.filter(metric_samples::name.eq(name.to_string()));
+            if let Some(names) = names {
+                q = q.filter(metric_samples::name.eq_any(names.to_vec()));
+            }
+            if let Some((start, end)) = range {
+                q = q
+                    .filter(metric_samples::collected_at.ge(start))
+                    .filter(metric_samples::collected_at.lt(end));
             }
             q.load(conn).await?
         });

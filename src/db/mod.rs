@@ -24,6 +24,7 @@ mod alerts;
 mod health;
 mod metrics;
 mod notifications;
+mod reports;
 mod run_store;
 mod runs;
 pub mod schema;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::{ExpressionMethods, QueryDsl};
-use ops_worker_jobs::store::{FinishedRun, JobFigures, RunStore, StoreError};
+use ops_worker_jobs::store::{FinishedRun, JobFigures, RunFact, RunStore, StoreError};
 
 use super::schema::job_runs;
 use super::{store_error, with_conn, Db, DbError};
@@ -135,6 +135,61 @@ impl Db {
             f.runs.push((r.status, r.runs));
         }
         Ok(out)
+    }
+}
+
+impl Db {
+    /// Runs with `scheduled_for` in `[start, end)`, oldest first.
+    pub(super) async fn runs_in(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<RunFact>, DbError> {
+        use diesel_async::RunQueryDsl;
+        type Row = (
+            String,
+            String,
+            String,
+            i32,
+            NaiveDateTime,
+            NaiveDateTime,
+            Option<i64>,
+            i32,
+        );
+        let (start, end) = (start.naive_utc(), end.naive_utc());
+        let rows: Vec<Row> = with_conn!(self, |conn| {
+            job_runs::table
+                .filter(job_runs::scheduled_for.ge(start))
+                .filter(job_runs::scheduled_for.lt(end))
+                .order((job_runs::scheduled_for, job_runs::id))
+                .select((
+                    job_runs::job_name,
+                    job_runs::status,
+                    job_runs::trigger,
+                    job_runs::attempt,
+                    job_runs::scheduled_for,
+                    job_runs::started_at,
+                    job_runs::duration_ms,
+                    job_runs::missed,
+                ))
+                .load(conn)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(
+                |(job, status, trigger, attempt, slot, started, duration_ms, missed)| RunFact {
+                    job,
+                    status,
+                    trigger,
+                    attempt,
+                    scheduled_for: slot.and_utc(),
+                    started_at: started.and_utc(),
+                    duration_ms,
+                    missed,
+                },
+            )
+            .collect())
     }
 }
 

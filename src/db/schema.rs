@@ -99,3 +99,16 @@ diesel::table! {
         collected_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    reports (id) {
+        id -> BigInt,
+        name -> Text,
+        period -> Text,
+        period_start -> Timestamp,
+        period_end -> Timestamp,
+        generated_at -> Timestamp,
+        json -> Text,
+        markdown -> Text,
+    }
+}

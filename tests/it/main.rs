@@ -6,6 +6,7 @@ mod fixtures;
 mod health;
 mod helpers;
 mod metrics;
+mod report;
 
 mod cli;
 mod db_runs;
