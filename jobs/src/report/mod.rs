@@ -18,6 +18,8 @@
 //! ```
 
 pub mod compute;
+mod markdown;
+pub mod period;
 
 use std::path::{Path, PathBuf};
 
@@ -27,7 +29,8 @@ use serde::Deserialize;
 
 use crate::store::StoredReport;
 use crate::{BuildError, Job, JobContext, JobError, JobOutput, Settings};
-pub use compute::{Period, PeriodKind, ReportData};
+pub use compute::ReportData;
+pub use period::{Period, PeriodKind};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
