@@ -11,7 +11,7 @@ use ops_worker::runner::{Outcome, RunReport};
 use ops_worker_jobs::store::{HealthCheck, HealthStatus, HealthStore, MetricSample, MetricStore};
 use ops_worker_jobs::{Clock, ManualClock, SystemClock};
 
-use crate::fixtures::{runner, serve, spec_from_toml, utc};
+use crate::fixtures::{runner, serve, spec_from_toml, utc, PastRun};
 use crate::helpers::TestDb;
 
 /// A Prometheus text endpoint on 127.0.0.1.
@@ -285,7 +285,6 @@ async fn retention_prunes_old_samples_in_batches(db: &TestDb) {
 }
 
 async fn own_figures_need_no_sql(db: &TestDb) {
-    use ops_worker::db::{Finish, NewRun};
     let now = utc("2026-06-10T12:00:00Z");
     let min = |m: i64| now - TimeDelta::minutes(m);
     let ms = TimeDelta::milliseconds;
@@ -312,26 +311,18 @@ async fn own_figures_need_no_sql(db: &TestDb) {
         ("a", min(5), Trigger::Manual, 9_000, RunStatus::Success, 200),
         ("b", min(1), Trigger::Schedule, 5, RunStatus::Success, 10),
     ];
-    for (job, slot, trigger, late, status, duration) in runs {
-        let started = slot + ms(late);
-        let run = NewRun {
-            job_name: job.into(),
-            kind: "command".into(),
-            scheduled_for: slot,
+    for (job, slot, trigger, late_ms, status, duration_ms) in runs {
+        PastRun {
+            job,
+            slot,
             trigger,
-            attempt: 1,
-            worker_id: "w".into(),
-            started_at: started,
-            missed: 0,
-        };
-        let finish = Finish {
+            late_ms,
             status,
-            finished_at: started + ms(duration),
-            error: None,
-            output: None,
-            duration_ms: duration,
-        };
-        assert!(db.db().insert_finished_run(&run, &finish).await.unwrap());
+            duration_ms,
+            missed: 0,
+        }
+        .record(db.db())
+        .await;
     }
 
     let toml = "[jobs.m]\nkind = \"metrics\"\nevery = \"5s\"\nown = true\n";

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use ops_worker::db::{Finish, NewRun, RunStatus, Trigger};
+use ops_worker::db::{RunStatus, Trigger};
 use ops_worker::runner::Outcome;
 use ops_worker_jobs::store::{
     AlertSource, AlertStore, HealthCheck, HealthStatus, HealthStore, MetricSample, MetricStore,
@@ -15,7 +15,7 @@ use ops_worker_jobs::store::{
 use ops_worker_jobs::{Clock, ManualClock};
 use serde_json::Value;
 
-use crate::fixtures::{runner, spec_from_toml, utc};
+use crate::fixtures::{runner, spec_from_toml, utc, PastRun};
 use crate::helpers::TestDb;
 
 /// Berlin midnight starting 2026-10-25 (CEST, +02:00) and the one ending it
@@ -24,7 +24,6 @@ const START: &str = "2026-10-24T22:00:00Z";
 const END: &str = "2026-10-25T23:00:00Z";
 
 async fn seed_runs(db: &TestDb) {
-    let ms = TimeDelta::milliseconds;
     // (slot, trigger, lateness ms, status, duration ms, missed)
     let runs = [
         (
@@ -92,27 +91,18 @@ async fn seed_runs(db: &TestDb) {
             0,
         ), // the end: after
     ];
-    for (slot, trigger, late, status, duration, missed) in runs {
-        let slot = utc(slot);
-        let started = slot + ms(late);
-        let run = NewRun {
-            job_name: "backup".into(),
-            kind: "command".into(),
-            scheduled_for: slot,
+    for (slot, trigger, late_ms, status, duration_ms, missed) in runs {
+        PastRun {
+            job: "backup",
+            slot: utc(slot),
             trigger,
-            attempt: 1,
-            worker_id: "w".into(),
-            started_at: started,
-            missed,
-        };
-        let finish = Finish {
+            late_ms,
             status,
-            finished_at: started + ms(duration),
-            error: None,
-            output: None,
-            duration_ms: duration,
-        };
-        assert!(db.db().insert_finished_run(&run, &finish).await.unwrap());
+            duration_ms,
+            missed,
+        }
+        .record(db.db())
+        .await;
     }
 }
 
@@ -237,6 +227,14 @@ async fn a_day_report_matches_hand_computed_figures(db: &TestDb) {
         panic!()
     };
     assert_eq!(report.status, RunStatus::Success, "{report:?}");
+    assert!(
+        report.output.as_deref().unwrap().starts_with(
+            "Report daily 2026-10-25 (Europe/Berlin): 5 runs, 60.00 % success, 1 failure, \
+             1 timeout; 1 service, worst uptime 90.00 % (api); 2 alerts opened, 1 still open; \
+             written to "
+        ),
+        "{report:?}"
+    );
 
     let stored = db
         .db()
