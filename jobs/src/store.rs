@@ -408,8 +408,16 @@ pub trait ReportStore: Send + Sync {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<Vec<MetricSample>, StoreError>;
-    /// Stores `report`, replacing the one with its name and period.
-    async fn save_report(&self, report: &StoredReport) -> Result<(), StoreError>;
+    /// Stores `report`, replacing the one with its name and period, and in
+    /// the same transaction enqueues `payload` as a `report` notification
+    /// for each of `notify`, once per (name, period, target): re-running a
+    /// period updates the report without announcing it again.
+    async fn save_report(
+        &self,
+        report: &StoredReport,
+        notify: &[String],
+        payload: &serde_json::Value,
+    ) -> Result<(), StoreError>;
 }
 
 /// Everything a job may touch in storage.
@@ -457,7 +465,12 @@ impl ReportStore for MemoryStore {
     ) -> Result<Vec<MetricSample>, StoreError> {
         Ok(Vec::new())
     }
-    async fn save_report(&self, _: &StoredReport) -> Result<(), StoreError> {
+    async fn save_report(
+        &self,
+        _: &StoredReport,
+        _: &[String],
+        _: &serde_json::Value,
+    ) -> Result<(), StoreError> {
         Err(StoreError("the memory store keeps no reports".into()))
     }
 }

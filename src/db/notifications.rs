@@ -43,6 +43,8 @@ text_enum! {
         Resolved = "resolved",
         Reminder = "reminder",
         Escalated = "escalated",
+        /// A report was written (the `report` kind).
+        Report = "report",
     }
 }
 

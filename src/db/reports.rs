@@ -7,12 +7,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::upsert::excluded;
 use diesel::{ExpressionMethods, Insertable, QueryDsl, Queryable, Selectable, SelectableHelper};
+use diesel_async::AsyncConnection;
 use ops_worker_jobs::store::{
     Alert, HealthCheck, MetricSample, ReportStore, RunFact, StoreError, StoredReport,
 };
 
+use super::notifications::Outbox;
 use super::schema::reports;
-use super::{micros, store_error, with_conn, Db, DbError};
+use super::{micros, store_error, with_conn, Db, DbError, NewNotification, NotifyEvent};
 
 #[derive(Insertable, Queryable, Selectable)]
 #[diesel(table_name = reports)]
@@ -41,7 +43,12 @@ impl From<ReportRow> for StoredReport {
 }
 
 impl Db {
-    async fn upsert_report(&self, r: &StoredReport) -> Result<(), DbError> {
+    async fn upsert_report(
+        &self,
+        r: &StoredReport,
+        notify: &[String],
+        payload: &serde_json::Value,
+    ) -> Result<(), DbError> {
         use diesel_async::RunQueryDsl;
         let row = ReportRow {
             name: r.name.clone(),
@@ -52,20 +59,38 @@ impl Db {
             json: r.json.clone(),
             markdown: r.markdown.clone(),
         };
+        let notices: Vec<NewNotification> = notify
+            .iter()
+            .map(|target| NewNotification {
+                idempotency_key: format!("report:{}:{}:{target}", r.name, r.period),
+                target: target.clone(),
+                alert_id: None,
+                event: NotifyEvent::Report,
+                payload: payload.clone(),
+                created_at: r.generated_at,
+            })
+            .collect();
         with_conn!(self, |conn| {
-            diesel::insert_into(reports::table)
-                .values(&row)
-                .on_conflict((reports::name, reports::period))
-                .do_update()
-                .set((
-                    reports::period_start.eq(excluded(reports::period_start)),
-                    reports::period_end.eq(excluded(reports::period_end)),
-                    reports::generated_at.eq(excluded(reports::generated_at)),
-                    reports::json.eq(excluded(reports::json)),
-                    reports::markdown.eq(excluded(reports::markdown)),
-                ))
-                .execute(conn)
-                .await?
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                diesel::insert_into(reports::table)
+                    .values(&row)
+                    .on_conflict((reports::name, reports::period))
+                    .do_update()
+                    .set((
+                        reports::period_start.eq(excluded(reports::period_start)),
+                        reports::period_end.eq(excluded(reports::period_end)),
+                        reports::generated_at.eq(excluded(reports::generated_at)),
+                        reports::json.eq(excluded(reports::json)),
+                        reports::markdown.eq(excluded(reports::markdown)),
+                    ))
+                    .execute(conn)
+                    .await?;
+                for n in &notices {
+                    conn.enqueue_notification(n).await?;
+                }
+                Ok(())
+            })
+            .await?
         });
         Ok(())
     }
@@ -151,7 +176,14 @@ impl ReportStore for Db {
             .map_err(store_error)
     }
 
-    async fn save_report(&self, report: &StoredReport) -> Result<(), StoreError> {
-        self.upsert_report(report).await.map_err(store_error)
+    async fn save_report(
+        &self,
+        report: &StoredReport,
+        notify: &[String],
+        payload: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.upsert_report(report, notify, payload)
+            .await
+            .map_err(store_error)
     }
 }

@@ -623,6 +623,9 @@ async fn postgres_and_sqlite_schemas_agree() {
         ("job_runs", 14, 4),
         ("service_health", 10, 0),
         ("health_checks", 8, 2),
+        ("metric_samples", 6, 2),
+        ("reports", 8, 1),
+        ("notifications", 12, 2),
     ] {
         let pg_columns: Vec<PgColumn> = diesel::sql_query(format!(
             "SELECT column_name::text AS name, is_nullable = 'YES' AS nullable, \
@@ -650,6 +653,7 @@ async fn postgres_and_sqlite_schemas_agree() {
                     "integer" => "integer",
                     "text" => "text",
                     "timestamp without time zone" => "timestamp",
+                    "double precision" => "double",
                     other => panic!("unmapped PostgreSQL type {other} of {}", c.name),
                 };
                 (c.name.clone(), c.nullable, ty)
@@ -664,6 +668,7 @@ async fn postgres_and_sqlite_schemas_agree() {
                     ("INTEGER", _) => "integer",
                     ("TEXT", _) => "text",
                     ("TIMESTAMP", _) => "timestamp",
+                    ("REAL", _) => "double",
                     (other, _) => panic!("unmapped SQLite type {other} of {}", c.name),
                 };
                 // The rowid cannot be NULL though pragma reports notnull = 0.
@@ -683,7 +688,11 @@ async fn postgres_and_sqlite_schemas_agree() {
         .into_iter()
         .map(|i| i.name)
         // Constraint-backed indexes: SQLite names them sqlite_autoindex_*.
-        .filter(|name| *name != format!("{table}_pkey") && name != "job_runs_slot_claim")
+        .filter(|name| {
+            *name != format!("{table}_pkey")
+                && name != "job_runs_slot_claim"
+                && name != "reports_name_period_unique"
+        })
         .collect();
         let sqlite_indexes: BTreeSet<String> = diesel::sql_query(format!(
             "SELECT name FROM pragma_index_list('{table}') WHERE origin = 'c'"

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use ops_worker::db::{RunStatus, Trigger};
+use ops_worker::db::{NotifyEvent, RunStatus, Trigger};
 use ops_worker::runner::Outcome;
 use ops_worker_jobs::store::{
     AlertSource, AlertStore, HealthCheck, HealthStatus, HealthStore, MetricSample, MetricStore,
@@ -215,7 +215,9 @@ async fn a_day_report_matches_hand_computed_figures(db: &TestDb) {
     seed_samples(db).await;
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
-        "[jobs.daily]\nkind = \"report\"\ncron = \"0 5 0 * * *\"\ntimezone = \"Europe/Berlin\"\nmetrics = [\"load\"]\ndir = \"{}\"\n",
+        "[notify.ops]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\nformat = \"slack\"\n\n\
+         [jobs.daily]\nkind = \"report\"\ncron = \"0 5 0 * * *\"\ntimezone = \"Europe/Berlin\"\n\
+         metrics = [\"load\"]\nnotify = [\"ops\"]\ndir = \"{}\"\n",
         dir.path().join("reports").display()
     );
     let spec = spec_from_toml("daily", &toml);
@@ -322,6 +324,26 @@ async fn a_day_report_matches_hand_computed_figures(db: &TestDb) {
     };
     assert_eq!(again.status, RunStatus::Success, "{again:?}");
     assert_eq!(db.db().report_count("daily").await.unwrap(), 1);
+
+    // Announced once, on the first run, with the summary as the text.
+    let notes = db.db().notifications().list(100).await.unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let note = &notes[0];
+    assert_eq!(
+        (
+            note.idempotency_key.as_str(),
+            note.target.as_str(),
+            note.event
+        ),
+        ("report:daily:2026-10-25:ops", "ops", NotifyEvent::Report)
+    );
+    let payload: Value = serde_json::from_str(&note.payload).unwrap();
+    assert_eq!(payload["period"], "2026-10-25");
+    assert_eq!(
+        payload["text"],
+        "Report daily 2026-10-25 (Europe/Berlin): 5 runs, 60.00 % success, 1 failure, \
+         1 timeout; 1 service, worst uptime 90.00 % (api); 2 alerts opened, 1 still open"
+    );
 
     // And the CLI prints it.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ops-worker"))

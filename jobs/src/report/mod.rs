@@ -15,6 +15,7 @@
 //! period = "day"                # day (default) | week (ISO weeks)
 //! dir = "reports/"              # optional: also a Markdown file per period
 //! metrics = ["alerts_open", "node:node_load1"]   # series summarised (min/avg/max)
+//! notify = ["ops-chat"]         # optional: the summary line, once per period
 //! ```
 
 pub mod compute;
@@ -41,6 +42,9 @@ struct ReportSettings {
     dir: Option<PathBuf>,
     #[serde(default)]
     metrics: Vec<String>,
+    /// Notification targets told the summary (names checked by the config).
+    #[serde(default)]
+    notify: Vec<String>,
 }
 
 pub struct ReportJob {
@@ -49,6 +53,7 @@ pub struct ReportJob {
     timezone: Tz,
     dir: Option<PathBuf>,
     metrics: Vec<String>,
+    notify: Vec<String>,
 }
 
 impl ReportJob {
@@ -78,6 +83,7 @@ impl ReportJob {
             timezone,
             dir: s.dir,
             metrics: s.metrics,
+            notify: s.notify,
         })
     }
 
@@ -127,19 +133,34 @@ impl Job for ReportJob {
         let json = serde_json::to_string(&data)
             .map_err(|e| JobError::new(format!("encoding the report: {e}")))?;
         let markdown = data.markdown();
+        let summary = data.summary();
+        // What a `json` target receives; a `slack` one shows `text`.
+        let payload = serde_json::json!({
+            "event": "report",
+            "report": self.name,
+            "period": period.label,
+            "period_start": start,
+            "period_end": end,
+            "timezone": data.timezone,
+            "text": summary,
+        });
         ctx.store
-            .save_report(&StoredReport {
-                name: self.name.clone(),
-                period: period.label.clone(),
-                period_start: start,
-                period_end: end,
-                generated_at,
-                json,
-                markdown: markdown.clone(),
-            })
+            .save_report(
+                &StoredReport {
+                    name: self.name.clone(),
+                    period: period.label.clone(),
+                    period_start: start,
+                    period_end: end,
+                    generated_at,
+                    json,
+                    markdown: markdown.clone(),
+                },
+                &self.notify,
+                &payload,
+            )
             .await
             .map_err(|e| JobError::new(format!("cannot store the report: {e}")))?;
-        let mut output = data.summary();
+        let mut output = summary;
         if let Some(dir) = &self.dir {
             let path = write_file(dir, &self.name, &period.label, &markdown)
                 .await
