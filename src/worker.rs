@@ -56,7 +56,7 @@ pub async fn run(
         let sender = Sender::new(
             db.clone(),
             &config.notify,
-            ops_worker_jobs::health::http_client(),
+            crate::notify::webhook::client(),
             runner.clock().clone(),
         );
         let stop = stop_sender.clone();

@@ -423,13 +423,19 @@ fn clip(s: &str) -> String {
 /// CA certificates, a user agent naming ops-worker, no default timeout (each
 /// check sets its own).
 pub fn http_client() -> reqwest::Client {
+    http_client_builder()
+        .build()
+        .expect("the TLS backend is configured at build time")
+}
+
+/// What [`http_client`] is built from, for clients that differ in one
+/// setting (the notification sender follows no redirects).
+pub fn http_client_builder() -> reqwest::ClientBuilder {
     // Ignore the error: it only says a provider was installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .user_agent(concat!("ops-worker/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(DEFAULT_TIMEOUT)
-        .build()
-        .expect("the TLS backend is configured at build time")
 }
 
 #[cfg(test)]

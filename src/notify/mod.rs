@@ -133,7 +133,7 @@ enum Attempt {
 
 impl Sender {
     /// A sender for `targets` (the `[notify.NAME]` tables), sending with
-    /// `http` (the shared client, `ops_worker_jobs::health::http_client()`)
+    /// `http` (normally [`webhook::client`], which follows no redirects)
     /// and reading time from `clock`.
     pub fn new(
         db: Db,

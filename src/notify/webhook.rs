@@ -62,6 +62,16 @@ fn json_type(v: &serde_json::Value) -> &'static str {
     }
 }
 
+/// The sender's client: the jobs' client, but following no redirects. A
+/// redirected POST arrives as a GET (301, 302, 303) without its body, so a
+/// redirect is reported instead, to be fixed in the target's URL.
+pub fn client() -> reqwest::Client {
+    ops_worker_jobs::health::http_client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("the TLS backend is configured at build time")
+}
+
 /// How one POST went wrong, in a short line without secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -115,9 +125,13 @@ pub async fn post(
         Ok(Ok((status, snippet))) => {
             let body = String::from_utf8_lossy(&snippet);
             let body = body.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-            match body.trim() {
-                "" => format!("HTTP status {status}"),
-                body => format!("HTTP status {status}: {body}"),
+            if status.is_redirection() {
+                format!("HTTP status {status}: redirects are not followed (a redirected POST arrives as a GET); set the target's url to where it redirects")
+            } else {
+                match body.trim() {
+                    "" => format!("HTTP status {status}"),
+                    body => format!("HTTP status {status}: {body}"),
+                }
             }
         }
         Ok(Err(e)) => reason(e),
@@ -272,6 +286,40 @@ mod tests {
             "error for url (***): path ***, password ***, header ***"
         );
         assert_eq!(scrub("HTTP status 503", &t), "HTTP status 503");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_redirect_is_reported_not_followed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Every request line the server sees.
+        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let seen_tx = seen_tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]);
+                    let _ = seen_tx.send(head.lines().next().unwrap_or("").to_string());
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 301 Moved Permanently\r\nlocation: /moved\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        let t = target(&format!("http://{addr}/hooks/s3cr3t"));
+        let f = post(&client(), &t, "k", b"{}".to_vec()).await.unwrap_err();
+        assert!(
+            f.reason
+                .starts_with("HTTP status 301 Moved Permanently: redirects are not followed"),
+            "{f:?}"
+        );
+        assert_eq!(seen.recv().await.unwrap(), "POST /hooks/s3cr3t HTTP/1.1");
+        // Nothing went to /moved: a followed redirect would have been
+        // requested (and seen) before `post` returned.
+        assert!(seen.try_recv().is_err());
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -256,7 +256,7 @@ fn sender(db: &Db, targets: &[NotifyTarget], clock: Arc<dyn Clock>) -> Sender {
     Sender::new(
         db.clone(),
         targets,
-        ops_worker_jobs::health::http_client(),
+        ops_worker::notify::webhook::client(),
         clock,
     )
 }
