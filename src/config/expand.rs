@@ -11,8 +11,10 @@ use std::borrow::Cow;
 pub enum ExpandError {
     #[error("environment variable {0} is not set and has no default (write ${{{0}:-default}})")]
     Missing(String),
-    #[error("unterminated ${{ in {0:?}")]
-    Unterminated(String),
+    /// The value is not echoed: the error names its file, line and key, and
+    /// a value (a header, a URL) may hold a secret.
+    #[error("unterminated ${{ (the value is not shown: it may hold a secret; write $${{ for a literal ${{)")]
+    Unterminated,
     #[error("invalid variable name {0:?} in ${{..}}")]
     BadName(String),
 }
@@ -38,7 +40,7 @@ pub fn expand<'a>(
         let body_start = pos + 2;
         let end = rest[body_start..]
             .find('}')
-            .ok_or_else(|| ExpandError::Unterminated(input.to_string()))?;
+            .ok_or(ExpandError::Unterminated)?;
         let body = &rest[body_start..body_start + end];
         let (name, default) = match body.split_once(":-") {
             Some((name, default)) => (name, Some(default)),
@@ -103,7 +105,9 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("NOPE is not set"));
-        assert!(matches!(ex("${EVERY"), Err(ExpandError::Unterminated(_))));
+        let err = ex("${EVERY s3cr3t").unwrap_err();
+        assert_eq!(err, ExpandError::Unterminated);
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
         assert_eq!(ex("${1X}"), Err(ExpandError::BadName("1X".into())));
         assert_eq!(ex("${}"), Err(ExpandError::BadName(String::new())));
     }

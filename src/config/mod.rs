@@ -412,18 +412,7 @@ impl Cx<'_> {
             DeValue::String(s) => match expand(s, env) {
                 Ok(std::borrow::Cow::Owned(new)) => *s = new.into(),
                 Ok(std::borrow::Cow::Borrowed(_)) => {}
-                Err(e) => {
-                    let message = match (section, &e) {
-                        // A notify target's strings are URLs and header values
-                        // that may hold a token: do not echo them.
-                        (Some(Section::Notify(_)), ExpandError::Unterminated(_)) => {
-                            "unterminated ${ (the value is not shown: it may hold a secret)"
-                                .to_string()
-                        }
-                        _ => e.to_string(),
-                    };
-                    self.problem_in(span, section.cloned(), Some(key), message)
-                }
+                Err(e) => self.problem_in(span, section.cloned(), Some(key), e.to_string()),
             },
             DeValue::Array(items) => {
                 for item in items.iter_mut() {
