@@ -4,7 +4,7 @@
 //!
 //! Nothing here touches the clock: [`Period::before`] takes the run's slot.
 
-use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -108,35 +108,7 @@ impl Period {
 /// 00:00 of `date` on `tz`'s calendar: the earlier instant if it occurs twice,
 /// the first instant after the gap if it does not occur.
 fn local_midnight(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
-    let naive = date.and_time(chrono::NaiveTime::MIN);
-    match tz.from_local_datetime(&naive) {
-        LocalResult::Single(t) => t.with_timezone(&Utc),
-        LocalResult::Ambiguous(a, b) => a.min(b).with_timezone(&Utc),
-        LocalResult::None => first_instant_at_or_after(naive, tz),
-    }
-}
-
-/// The first instant whose local time on `tz` is `naive` or later, to the
-/// second: where `naive` falls in a gap, the instant the gap ends.
-fn first_instant_at_or_after(naive: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
-    let local = |secs: i64| {
-        DateTime::from_timestamp(secs, 0)
-            .map(|t| t.with_timezone(&tz).naive_local())
-            .unwrap_or(naive)
-    };
-    // UTC offsets stay within ±26 h, so the local time at `lo` is before
-    // `naive` and the one at `hi` is not.
-    let guess = naive.and_utc().timestamp();
-    let (mut lo, mut hi) = (guess - 26 * 3600, guess + 26 * 3600);
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if local(mid) >= naive {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    DateTime::from_timestamp(hi, 0).unwrap_or_else(|| naive.and_utc())
+    crate::localtime::instant(tz, date.and_time(chrono::NaiveTime::MIN))
 }
 
 #[cfg(test)]
@@ -239,7 +211,10 @@ pub(crate) mod tests {
         let midnight = NaiveDate::from_ymd_opt(2026, 9, 6)
             .unwrap()
             .and_time(chrono::NaiveTime::MIN);
-        assert_eq!(tz.from_local_datetime(&midnight), LocalResult::None);
+        assert_eq!(
+            chrono::TimeZone::from_local_datetime(&tz, &midnight),
+            chrono::LocalResult::None
+        );
         let p = Period::parse("2026-09-06", PeriodKind::Day, tz).unwrap();
         assert_eq!(
             p,
