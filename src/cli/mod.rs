@@ -2,6 +2,7 @@
 //! same config, runner and storage the daemon uses, print results. Errors go
 //! back to `main`, which prints them once and picks the exit code.
 
+mod oncall;
 mod show;
 
 use std::path::PathBuf;
@@ -84,6 +85,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AlertsCommand,
     },
+    /// Who is on call: `who` now or at a time, `show` the coming shifts
+    Oncall {
+        #[command(subcommand)]
+        command: OncallCommand,
+    },
     /// Reports written by the `report` kind
     Report {
         #[command(subcommand)]
@@ -119,6 +125,26 @@ pub enum AlertsCommand {
         id: i64,
         #[arg(long, default_value = "resolved by hand")]
         note: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OncallCommand {
+    /// Who is on call for SCHEDULE, and from when to when
+    Who {
+        schedule: String,
+        /// RFC 3339, or a local time in the schedule's zone (default: now)
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// The shifts of SCHEDULE from now (or --from) for --days days
+    Show {
+        schedule: String,
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        /// RFC 3339, or a local time in the schedule's zone (default: now)
+        #[arg(long)]
+        from: Option<String>,
     },
 }
 
@@ -319,6 +345,32 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", report.json);
             } else {
                 print!("{}", report.markdown);
+            }
+            Ok(ExitCode::Ok)
+        }
+        Command::Oncall { command } => {
+            let config = Config::load(&cli.config)?;
+            let at = |name: &str, when: Option<String>| -> anyhow::Result<_> {
+                let schedule = oncall::schedule(&config, name)?;
+                let at = match when {
+                    Some(s) => oncall::parse_at(&s, schedule.timezone())?,
+                    None => SystemClock.now(),
+                };
+                Ok((schedule, at))
+            };
+            match command {
+                OncallCommand::Who { schedule, at: when } => {
+                    let (s, t) = at(&schedule, when)?;
+                    println!("{}", oncall::who(&schedule, s, t));
+                }
+                OncallCommand::Show {
+                    schedule,
+                    days,
+                    from,
+                } => {
+                    let (s, t) = at(&schedule, from)?;
+                    print!("{}", oncall::show(&schedule, s, t, days.max(1)));
+                }
             }
             Ok(ExitCode::Ok)
         }

@@ -63,6 +63,18 @@ pub fn validate(config: &Config) {
         };
         println!("  notify {}: webhook ({format})", t.name);
     }
+    for p in &config.people {
+        println!("  person {}: {}", p.name, p.notify.join(", "));
+    }
+    for (name, s) in &config.oncall {
+        let n = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
+        println!(
+            "  oncall {name}: {}, {} ({})",
+            n(s.layers.len(), "layer"),
+            n(s.overrides.len(), "override"),
+            s.timezone()
+        );
+    }
 }
 
 pub fn run_job(name: &str, outcome: &Outcome) -> ExitCode {

@@ -9,6 +9,7 @@
 
 mod expand;
 mod notify;
+mod oncall;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -24,6 +25,8 @@ use toml::Spanned;
 use crate::scheduler::Schedule;
 pub use expand::{expand, ExpandError};
 pub use notify::{NotifyFormat, NotifyTarget, Secret, DEFAULT_NOTIFY_TIMEOUT};
+pub use oncall::Person;
+use ops_worker_jobs::oncall::OnCallSchedule;
 
 /// What to do with a slot that comes due while the job's previous run is
 /// still going.
@@ -93,11 +96,20 @@ pub struct Config {
     pub jobs: Vec<Arc<JobSpec>>,
     /// The `[notify.NAME]` targets, in name order.
     pub notify: Vec<NotifyTarget>,
+    /// The `[people.NAME]` tables, in name order.
+    pub people: Vec<Person>,
+    /// The `[oncall.NAME]` schedules, in name order.
+    pub oncall: Vec<(String, OnCallSchedule)>,
 }
 
 impl Config {
     pub fn job(&self, name: &str) -> Option<&Arc<JobSpec>> {
         self.jobs.iter().find(|j| j.name == name)
+    }
+
+    /// The `[oncall.NAME]` schedule called `name`.
+    pub fn oncall_schedule(&self, name: &str) -> Option<&OnCallSchedule> {
+        self.oncall.iter().find(|(n, _)| n == name).map(|(_, s)| s)
     }
 
     /// The `[notify.NAME]` target called `name`.
@@ -113,6 +125,10 @@ pub enum Section {
     Job(String),
     /// `[notify.NAME]`
     Notify(String),
+    /// `[people.NAME]`
+    Person(String),
+    /// `[oncall.NAME]`
+    OnCall(String),
 }
 
 impl fmt::Display for Section {
@@ -120,6 +136,8 @@ impl fmt::Display for Section {
         match self {
             Section::Job(name) => write!(f, "job {name:?}"),
             Section::Notify(name) => write!(f, "notify {name:?}"),
+            Section::Person(name) => write!(f, "person {name:?}"),
+            Section::OnCall(name) => write!(f, "oncall {name:?}"),
         }
     }
 }
@@ -221,7 +239,12 @@ impl Config {
             problems: Vec::new(),
             notify_names: Vec::new(),
         };
-        let (jobs, notify) = cx.document(env);
+        let Document {
+            jobs,
+            notify,
+            people,
+            oncall,
+        } = cx.document(env);
         // In file order, whichever table was checked first.
         cx.problems.sort_by_key(|p| (p.line, p.column));
         if cx.problems.is_empty() {
@@ -229,6 +252,8 @@ impl Config {
                 path: path.to_path_buf(),
                 jobs,
                 notify,
+                people,
+                oncall,
             })
         } else {
             Err(ConfigError::Invalid {
@@ -236,6 +261,15 @@ impl Config {
             })
         }
     }
+}
+
+/// What a schedule file declares, checked.
+#[derive(Default)]
+struct Document {
+    jobs: Vec<Arc<JobSpec>>,
+    notify: Vec<NotifyTarget>,
+    people: Vec<Person>,
+    oncall: Vec<(String, OnCallSchedule)>,
 }
 
 /// The parse in progress: where problems go and how spans become lines.
@@ -290,16 +324,13 @@ impl Cx<'_> {
         });
     }
 
-    fn document(
-        &mut self,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> (Vec<Arc<JobSpec>>, Vec<NotifyTarget>) {
+    fn document(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Document {
         let mut root = match DeTable::parse(self.text) {
             Ok(root) => root.into_inner(),
             Err(e) => {
                 let span = e.span().unwrap_or(0..0);
                 self.problem(span, None, None, toml_message(&e));
-                return (Vec::new(), Vec::new());
+                return Document::default();
             }
         };
         // Expand ${VAR} everywhere first, so every later check sees final values.
@@ -311,6 +342,7 @@ impl Cx<'_> {
         let mut defaults = DeTable::new();
         let mut jobs = None;
         let mut notify = Vec::new();
+        let (mut people_table, mut oncall_table) = (None, None);
         for (key, value) in root {
             match key.get_ref().as_ref() {
                 "defaults" => match value.into_inner() {
@@ -340,11 +372,29 @@ impl Cx<'_> {
                         "must be a table of targets: [notify.NAME]",
                     ),
                 },
+                "people" => match value.into_inner() {
+                    DeValue::Table(t) => people_table = Some(t),
+                    _ => self.problem(
+                        key.span(),
+                        None,
+                        Some("people"),
+                        "must be a table of people: [people.NAME]",
+                    ),
+                },
+                "oncall" => match value.into_inner() {
+                    DeValue::Table(t) => oncall_table = Some(t),
+                    _ => self.problem(
+                        key.span(),
+                        None,
+                        Some("oncall"),
+                        "must be a table of schedules: [oncall.NAME]",
+                    ),
+                },
                 other => self.problem(
                     key.span(),
                     None,
                     None,
-                    format!("unknown top-level key {other:?} (expected [defaults], [jobs.NAME] or [notify.NAME])"),
+                    format!("unknown top-level key {other:?} (expected [defaults], [jobs.NAME], [notify.NAME], [people.NAME] or [oncall.NAME])"),
                 ),
             }
         }
@@ -358,6 +408,11 @@ impl Cx<'_> {
                 self.problem(key.span(), None, None, msg);
             }
         }
+        self.notify_names = notify.iter().map(|t| t.name.clone()).collect();
+        let people = people_table.map(|t| self.people(t)).unwrap_or_default();
+        let oncall = oncall_table
+            .map(|t| self.oncall(t, &people))
+            .unwrap_or_default();
         let Some((jobs_span, jobs)) = jobs else {
             self.problem(
                 0..0,
@@ -365,7 +420,12 @@ impl Cx<'_> {
                 None,
                 "no jobs: add at least one [jobs.NAME] table",
             );
-            return (Vec::new(), notify);
+            return Document {
+                jobs: Vec::new(),
+                notify,
+                people,
+                oncall,
+            };
         };
         if jobs.is_empty() {
             self.problem(
@@ -375,7 +435,6 @@ impl Cx<'_> {
                 "no jobs: add at least one [jobs.NAME] table",
             );
         }
-        self.notify_names = notify.iter().map(|t| t.name.clone()).collect();
         let mut specs = Vec::new();
         for (name, table) in jobs {
             let name_span = name.span();
@@ -397,7 +456,12 @@ impl Cx<'_> {
                 _ => self.problem(name_span, Some(&name), None, "must be a table: [jobs.NAME]"),
             }
         }
-        (specs, notify)
+        Document {
+            jobs: specs,
+            notify,
+            people,
+            oncall,
+        }
     }
 
     fn expand_value(

@@ -445,3 +445,67 @@ fn notify_lists_must_name_declared_targets() {
     );
     assert!(parse(&text.replace(", \"pager\"", "")).is_ok());
 }
+
+const PEOPLE: &str = "[notify.a-hook]\ntype = \"webhook\"\nurl = \"http://a.internal/hook\"\n\n\
+                      [people.alice]\nnotify = [\"a-hook\"]\n\n\
+                      [people.bob]\nnotify = [\"a-hook\"]\n\n";
+
+#[test]
+fn people_and_oncall_schedules_parse() {
+    let c = parse(&format!(
+        "{JOB}{PEOPLE}[oncall.primary]\ntimezone = \"Europe/Berlin\"\n\
+         layers = [{{ members = [\"alice\", \"bob\"], rotation = \"weekly\", handoff = \"2026-11-02T09:00\" }}]\n"
+    ))
+    .unwrap();
+    let names: Vec<_> = c.people.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["alice", "bob"]);
+    assert_eq!(c.people[0].notify, ["a-hook"]);
+    let primary = c.oncall_schedule("primary").unwrap();
+    // Week 1 from Monday 2 November 09:00 Berlin is alice's, week 2 bob's.
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+    assert_eq!(
+        primary.who(at("2026-11-03T12:00:00Z")).as_deref(),
+        Some("alice")
+    );
+    assert_eq!(
+        primary.who(at("2026-11-09T08:00:00Z")).as_deref(),
+        Some("bob")
+    );
+    assert_eq!(primary.who(at("2026-11-01T12:00:00Z")), None);
+}
+
+#[test]
+fn people_and_oncall_problems_point_at_their_lines() {
+    // A person naming an undeclared target.
+    let p = one_problem(&format!(
+        "{JOB}[notify.a-hook]\ntype = \"webhook\"\nurl = \"http://a/\"\n\n[people.carol]\nnotify = [\"pager\"]\n"
+    ));
+    assert_eq!(
+        p,
+        "schedules.toml:10:11: person \"carol\": notify: unknown notification target \"pager\""
+    );
+    // A schedule naming an undeclared person.
+    let p = one_problem(&format!(
+        "{JOB}{PEOPLE}[oncall.primary]\ntimezone = \"UTC\"\n\
+         layers = [{{ members = [\"alice\", \"zed\"], rotation = \"daily\", handoff = \"2026-11-02T09:00\" }}]\n"
+    ));
+    assert!(
+        p.starts_with("schedules.toml:15:9: oncall \"primary\": unknown person \"zed\""),
+        "{p}"
+    );
+    // A key serde does not know, and a bad time, at their own lines.
+    let p = one_problem(&format!(
+        "{JOB}{PEOPLE}[oncall.primary]\ntimezone = \"UTC\"\ncolour = 1\n\
+         layers = [{{ members = [\"alice\"], rotation = \"daily\", handoff = \"2026-11-02T09:00\" }}]\n"
+    ));
+    assert!(
+        p.starts_with("schedules.toml:17:1: oncall \"primary\": colour: "),
+        "{p}"
+    );
+    let p = one_problem(&format!(
+        "{JOB}{PEOPLE}[oncall.primary]\ntimezone = \"UTC\"\n\
+         layers = [{{ members = [\"alice\"], rotation = \"daily\", handoff = \"2026-11-02T25:00\" }}]\n"
+    ));
+    assert!(p.starts_with("schedules.toml:17:"), "{p}");
+    assert!(p.contains("oncall \"primary\""), "{p}");
+}

@@ -588,3 +588,74 @@ crate::backend_tests!(
     sigterm_past_the_grace_interrupts_and_records,
     start_up_marks_this_workers_leftover_runs_abandoned,
 );
+
+const ONCALL: &str = r#"
+[jobs.ok]
+kind = "command"
+every = "1h"
+command = ["true"]
+
+[notify.a-hook]
+type = "webhook"
+url = "http://127.0.0.1:9/hook"
+
+[people.alice]
+notify = ["a-hook"]
+
+[people.bob]
+notify = ["a-hook"]
+
+[oncall.primary]
+timezone = "Europe/Berlin"
+layers = [{ members = ["alice", "bob"], rotation = "weekly", handoff = "2026-11-02T09:00" }]
+"#;
+
+#[test]
+fn oncall_who_and_show_read_the_schedule_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), ONCALL);
+    let run = |args: &[&str]| bin(dir.path()).args(args).output().unwrap();
+
+    let out = run(&["oncall", "who", "primary", "--at", "2026-11-03T12:00:00Z"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "primary (Europe/Berlin) at 2026-11-03 13:00 CET: alice, on call from 2026-11-02 09:00 CET to 2026-11-09 09:00 CET\n"
+    );
+    // A local time in the schedule's zone; before the first handoff nobody is.
+    let out = run(&["oncall", "who", "primary", "--at", "2026-11-02T08:59"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("primary (Europe/Berlin) at 2026-11-02 08:59 CET: nobody"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run(&[
+        "oncall",
+        "show",
+        "primary",
+        "--from",
+        "2026-11-08T00:00",
+        "--days",
+        "2",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "primary (Europe/Berlin), 2026-11-08 00:00 CET to 2026-11-10 00:00 CET:\n\
+         \x20 2026-11-08 00:00 CET  to  2026-11-09 09:00 CET  alice\n\
+         \x20 2026-11-09 09:00 CET  to  2026-11-10 00:00 CET  bob\n"
+    );
+
+    let out = run(&["oncall", "who", "secondary"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("no on-call schedule \"secondary\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["oncall", "who", "primary", "--at", "soon"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("--at \"soon\""), "{}", stderr(&out));
+}
