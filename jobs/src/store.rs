@@ -150,7 +150,7 @@ text_enum!(
 );
 text_enum!(
     /// Why a notification is sent.
-    NotificationEvent { Opened = "opened", Resolved = "resolved", Reminder = "reminder", Escalated = "escalated" }
+    NotificationEvent { Opened = "opened", Resolved = "resolved", Reminder = "reminder", Escalated = "escalated", Report = "report" }
 );
 
 /// One row of `alerts`.
@@ -200,6 +200,8 @@ impl Alert {
                 "[{}] escalated to level {}: {}",
                 self.severity, self.escalation_level, self.message
             ),
+            // Reports are not about an alert; they build their own payload.
+            NotificationEvent::Report => self.message.clone(),
         };
         serde_json::json!({
             "event": event,

@@ -17,7 +17,7 @@ use ops_worker_jobs::store::{
 
 use super::notifications::Outbox;
 use super::schema::{alerts, notifications};
-use super::{micros, store_error, with_conn, Db, DbError, NewNotification, NotifyEvent};
+use super::{micros, store_error, with_conn, Db, DbError, NewNotification};
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = alerts)]
@@ -107,7 +107,7 @@ macro_rules! enqueue {
                 idempotency_key: idempotency_key($alert, $event, $seq, target),
                 target: target.to_string(),
                 alert_id: Some($alert.id),
-                event: outbox_event($event),
+                event: $event,
                 payload: $alert.payload($event),
                 created_at: $at,
             };
@@ -115,16 +115,6 @@ macro_rules! enqueue {
         }
         new
     }};
-}
-
-/// The jobs crate's name for an event, as the outbox stores it.
-fn outbox_event(e: NotificationEvent) -> NotifyEvent {
-    match e {
-        NotificationEvent::Opened => NotifyEvent::Opened,
-        NotificationEvent::Resolved => NotifyEvent::Resolved,
-        NotificationEvent::Reminder => NotifyEvent::Reminder,
-        NotificationEvent::Escalated => NotifyEvent::Escalated,
-    }
 }
 
 fn to_alert(row: Option<AlertRow>) -> Result<Option<Alert>, DbError> {

@@ -30,8 +30,9 @@ mod runs;
 pub mod schema;
 
 pub use notifications::{
-    Claimed, NewNotification, Notification, NotificationStatus, Notifications, NotifyEvent,
+    Claimed, NewNotification, Notification, NotificationStatus, Notifications,
 };
+pub use ops_worker_jobs::store::NotificationEvent;
 pub use runs::{Finish, JobSummary, NewRun, RunRecord, RunStatus, Trigger, UnknownValue};
 
 use std::error::Error as StdError;

@@ -32,19 +32,35 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::AsyncPgConnection;
 use serde::Serialize;
 
+use ops_worker_jobs::store::{NotificationEvent, StoreError};
+
 use super::runs::text_enum;
 use super::schema::notifications;
 use super::{micros, with_conn, Db, DbError, UnknownValue};
 
-text_enum! {
-    /// What a notification announces (the `event` column).
-    NotifyEvent, "notification event" {
-        Opened = "opened",
-        Resolved = "resolved",
-        Reminder = "reminder",
-        Escalated = "escalated",
-        /// A report was written (the `report` kind).
-        Report = "report",
+/// What a notification announces, as the `event` column stores it: the
+/// jobs crate's [`NotificationEvent`] in a local type, so that Diesel's
+/// traits can be implemented for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
+struct EventColumn(NotificationEvent);
+
+impl<DB: DieselBackend> ToSql<Text, DB> for EventColumn
+where
+    str: ToSql<Text, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+        self.0.as_str().to_sql(out)
+    }
+}
+
+impl<DB: DieselBackend> FromSql<Text, DB> for EventColumn
+where
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        let text = String::from_sql(bytes)?;
+        Ok(EventColumn(text.parse().map_err(|e: StoreError| e.0)?))
     }
 }
 
@@ -69,7 +85,7 @@ pub struct NewNotification {
     /// The name of a `[notify.NAME]` target.
     pub target: String,
     pub alert_id: Option<i64>,
-    pub event: NotifyEvent,
+    pub event: NotificationEvent,
     /// The event as a JSON object (see the README for its fields).
     pub payload: serde_json::Value,
     /// Also the first `next_attempt_at`: due at once.
@@ -83,7 +99,7 @@ pub struct Notification {
     pub idempotency_key: String,
     pub target: String,
     pub alert_id: Option<i64>,
-    pub event: NotifyEvent,
+    pub event: NotificationEvent,
     /// JSON text, as enqueued.
     pub payload: String,
     pub status: NotificationStatus,
@@ -114,7 +130,7 @@ struct NewRow<'a> {
     idempotency_key: &'a str,
     target: &'a str,
     alert_id: Option<i64>,
-    event: NotifyEvent,
+    event: EventColumn,
     payload: String,
     status: NotificationStatus,
     attempts: i32,
@@ -129,7 +145,7 @@ struct Row {
     idempotency_key: String,
     target: String,
     alert_id: Option<i64>,
-    event: NotifyEvent,
+    event: EventColumn,
     payload: String,
     status: NotificationStatus,
     attempts: i32,
@@ -146,7 +162,7 @@ impl From<Row> for Notification {
             idempotency_key: r.idempotency_key,
             target: r.target,
             alert_id: r.alert_id,
-            event: r.event,
+            event: r.event.0,
             payload: r.payload,
             status: r.status,
             attempts: r.attempts,
@@ -193,7 +209,7 @@ macro_rules! outbox_for {
                         idempotency_key: &n.idempotency_key,
                         target: &n.target,
                         alert_id: n.alert_id,
-                        event: n.event,
+                        event: EventColumn(n.event),
                         payload: n.payload.to_string(),
                         status: NotificationStatus::Pending,
                         attempts: 0,
@@ -399,7 +415,7 @@ mod tests {
             idempotency_key: "alert:1:opened:hook".into(),
             target: "hook".into(),
             alert_id: Some(1),
-            event: NotifyEvent::Opened,
+            event: NotificationEvent::Opened,
             payload: serde_json::json!({ "event": "opened", "text": "api is down" }),
             created_at: Utc::now(),
         }
@@ -454,8 +470,9 @@ mod tests {
 
     #[test]
     fn text_forms_round_trip() {
-        for e in NotifyEvent::ALL {
-            assert_eq!(e.as_str().parse::<NotifyEvent>().unwrap(), *e);
+        use NotificationEvent::*;
+        for e in [Opened, Resolved, Reminder, Escalated, Report] {
+            assert_eq!(e.as_str().parse::<NotificationEvent>().unwrap(), e);
             assert_eq!(serde_json::to_value(e).unwrap(), e.as_str());
         }
         for s in NotificationStatus::ALL {

@@ -14,7 +14,7 @@ use ops_worker_jobs::store::{
 
 use super::notifications::Outbox;
 use super::schema::reports;
-use super::{micros, store_error, with_conn, Db, DbError, NewNotification, NotifyEvent};
+use super::{micros, store_error, with_conn, Db, DbError, NewNotification, NotificationEvent};
 
 #[derive(Insertable, Queryable, Selectable)]
 #[diesel(table_name = reports)]
@@ -65,7 +65,7 @@ impl Db {
                 idempotency_key: format!("report:{}:{}:{target}", r.name, r.period),
                 target: target.clone(),
                 alert_id: None,
-                event: NotifyEvent::Report,
+                event: NotificationEvent::Report,
                 payload: payload.clone(),
                 created_at: r.generated_at,
             })

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use ops_worker::config::{Config, NotifyTarget};
-use ops_worker::db::{Db, NewNotification, Notification, NotificationStatus, NotifyEvent};
+use ops_worker::db::{Db, NewNotification, Notification, NotificationEvent, NotificationStatus};
 use ops_worker::notify::{Sender, CLAIM_LEASE, RETRY_HORIZON};
 use ops_worker_jobs::{Clock, ManualClock, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -208,7 +208,7 @@ fn webhook(name: &str, url: &str, extra: &str) -> String {
     format!("[notify.{name}]\ntype = \"webhook\"\nurl = \"{url}\"\n{timeout}{extra}\n")
 }
 
-fn payload(alert_id: i64, event: NotifyEvent) -> serde_json::Value {
+fn payload(alert_id: i64, event: NotificationEvent) -> serde_json::Value {
     serde_json::json!({
         "event": event.as_str(),
         "alert_id": alert_id,
@@ -228,8 +228,8 @@ fn note(alert_id: i64, target: &str, at: DateTime<Utc>) -> NewNotification {
         idempotency_key: format!("alert:{alert_id}:opened:{target}"),
         target: target.to_string(),
         alert_id: Some(alert_id),
-        event: NotifyEvent::Opened,
-        payload: payload(alert_id, NotifyEvent::Opened),
+        event: NotificationEvent::Opened,
+        payload: payload(alert_id, NotificationEvent::Opened),
         created_at: at,
     }
 }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use ops_worker::db::{NotifyEvent, RunStatus, Trigger};
+use ops_worker::db::{NotificationEvent, RunStatus, Trigger};
 use ops_worker::runner::Outcome;
 use ops_worker_jobs::store::{
     AlertSource, AlertStore, HealthCheck, HealthStatus, HealthStore, MetricSample, MetricStore,
@@ -335,7 +335,11 @@ async fn a_day_report_matches_hand_computed_figures(db: &TestDb) {
             note.target.as_str(),
             note.event
         ),
-        ("report:daily:2026-10-25:ops", "ops", NotifyEvent::Report)
+        (
+            "report:daily:2026-10-25:ops",
+            "ops",
+            NotificationEvent::Report
+        )
     );
     let payload: Value = serde_json::from_str(&note.payload).unwrap();
     assert_eq!(payload["period"], "2026-10-25");
