@@ -90,21 +90,17 @@ impl Db {
     async fn figures(&self, since: DateTime<Utc>) -> Result<Vec<JobFigures>, DbError> {
         use diesel_async::RunQueryDsl;
         let since = since.naive_utc();
-        let rows: Vec<FiguresRow> = match self.backend() {
-            super::Backend::Postgres => with_conn!(self, |conn| {
-                diesel::sql_query(figures_sql(PG_LATENESS_MS))
-                    .bind::<diesel::sql_types::Timestamp, _>(since)
-                    .load(conn)
-                    .await?
-            }),
-            // SQLite takes `$1` as a numbered parameter too.
-            super::Backend::Sqlite => with_conn!(self, |conn| {
-                diesel::sql_query(figures_sql(SQLITE_LATENESS_MS))
-                    .bind::<diesel::sql_types::Timestamp, _>(since)
-                    .load(conn)
-                    .await?
-            }),
-        };
+        // SQLite takes `$1` as a numbered parameter too.
+        let sql = figures_sql(match self.backend() {
+            super::Backend::Postgres => PG_LATENESS_MS,
+            super::Backend::Sqlite => SQLITE_LATENESS_MS,
+        });
+        let rows: Vec<FiguresRow> = with_conn!(self, |conn| {
+            diesel::sql_query(&sql)
+                .bind::<diesel::sql_types::Timestamp, _>(since)
+                .load(conn)
+                .await?
+        });
         let last_success: HashMap<String, DateTime<Utc>> = self
             .job_summaries()
             .await?
