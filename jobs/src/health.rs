@@ -411,12 +411,7 @@ pub(crate) fn reason(e: &reqwest::Error) -> String {
 }
 
 fn clip(s: &str) -> String {
-    let line = s.lines().next().unwrap_or("").trim();
-    if line.chars().count() <= MAX_REASON {
-        line.to_string()
-    } else {
-        line.chars().take(MAX_REASON - 1).collect::<String>() + "…"
-    }
+    crate::first_line_clipped(s, MAX_REASON)
 }
 
 /// The HTTP client jobs share: rustls with the ring provider and the system's

@@ -110,6 +110,17 @@ impl JobContext {
     }
 }
 
+/// The first line of `s`, trimmed, at most `max` characters (the last one
+/// then `…`): how a reason is kept short enough for a record or a log line.
+pub fn first_line_clipped(s: &str, max: usize) -> String {
+    let line = s.lines().next().unwrap_or("").trim();
+    if line.chars().count() <= max {
+        line.to_string()
+    } else {
+        line.chars().take(max.saturating_sub(1)).collect::<String>() + "…"
+    }
+}
+
 /// What a successful run leaves in its record.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct JobOutput {

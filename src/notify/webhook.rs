@@ -210,12 +210,7 @@ pub fn scrub(reason: &str, target: &NotifyTarget) -> String {
 }
 
 fn clip(s: &str) -> String {
-    let line = s.lines().next().unwrap_or("").trim();
-    if line.chars().count() <= MAX_REASON {
-        line.to_string()
-    } else {
-        line.chars().take(MAX_REASON - 1).collect::<String>() + "…"
-    }
+    ops_worker_jobs::first_line_clipped(s, MAX_REASON)
 }
 
 #[cfg(test)]
