@@ -156,8 +156,6 @@ fn reason(e: reqwest::Error) -> String {
         "cannot connect"
     } else if e.is_builder() {
         "invalid request"
-    } else if e.is_redirect() {
-        "too many redirects"
     } else if e.is_body() || e.is_decode() {
         "bad response"
     } else {
