@@ -221,15 +221,25 @@ struct Collected {
 #[async_trait]
 impl Job for MetricsJob {
     async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
-        let queries = self.queries.iter().map(|q| run_query(&ctx, q));
-        let scrapes = self.scrapes.iter().map(|s| run_scrape(&ctx, s));
+        let collect = |what: String, result| Collected { what, result };
+        let queries = self
+            .queries
+            .iter()
+            .map(|q| async { collect(format!("query {:?}", q.name), run_query(&ctx, q).await) });
+        let scrapes = self
+            .scrapes
+            .iter()
+            .map(|s| async { collect(format!("scrape {:?}", s.name), run_scrape(&ctx, s).await) });
         let (mut collected, scraped) = tokio::join!(
             futures::future::join_all(queries),
             futures::future::join_all(scrapes)
         );
         collected.extend(scraped);
         if let Some(window) = self.own {
-            collected.push(own_figures(&ctx, window).await);
+            collected.push(collect(
+                "own figures".to_string(),
+                own_figures(&ctx, window).await,
+            ));
         }
 
         let now = ctx.clock.now();
@@ -304,50 +314,30 @@ fn merged(base: &BTreeMap<String, String>, more: Vec<(String, String)>) -> Vec<(
     all.into_iter().collect()
 }
 
-async fn run_query(ctx: &JobContext, q: &Query) -> Collected {
+async fn run_query(ctx: &JobContext, q: &Query) -> Result<Vec<Series>, String> {
     let timeout = q.timeout.unwrap_or(DEFAULT_QUERY_TIMEOUT);
-    let what = format!("query {:?}", q.name);
-    let rows = match ctx.store.query_read_only(&q.sql, timeout).await {
-        Ok(rows) => rows,
-        Err(e) => {
-            return Collected {
-                what,
-                result: Err(e.0),
-            }
-        }
-    };
+    let rows = ctx
+        .store
+        .query_read_only(&q.sql, timeout)
+        .await
+        .map_err(|e| e.0)?;
     let mut series = Vec::with_capacity(rows.len());
     for row in rows {
         if let Some((bad, _)) = row.labels.iter().find(|(k, _)| !valid_label_name(k)) {
-            return Collected {
-                what,
-                result: Err(format!(
-                    "column {bad:?} is not a valid label name; alias it (AS name)"
-                )),
-            };
+            return Err(format!(
+                "column {bad:?} is not a valid label name; alias it (AS name)"
+            ));
         }
         series.push((q.name.clone(), merged(&q.labels, row.labels), row.value));
     }
-    Collected {
-        what,
-        result: Ok(series),
-    }
+    Ok(series)
 }
 
 /// ops-worker's own figures per job over `window`, as samples.
-async fn own_figures(ctx: &JobContext, window: Duration) -> Collected {
-    let what = "own figures".to_string();
+async fn own_figures(ctx: &JobContext, window: Duration) -> Result<Vec<Series>, String> {
     let since =
         ctx.clock.now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
-    let figures = match ctx.store.job_figures(since).await {
-        Ok(f) => f,
-        Err(e) => {
-            return Collected {
-                what,
-                result: Err(e.0),
-            }
-        }
-    };
+    let figures = ctx.store.job_figures(since).await.map_err(|e| e.0)?;
     let mut series = Vec::new();
     for f in figures {
         let job = || vec![("job".to_string(), f.job.clone())];
@@ -382,44 +372,16 @@ async fn own_figures(ctx: &JobContext, window: Duration) -> Collected {
             }
         }
     }
-    Collected {
-        what,
-        result: Ok(series),
-    }
+    Ok(series)
 }
 
-async fn run_scrape(ctx: &JobContext, s: &Scrape) -> Collected {
+async fn run_scrape(ctx: &JobContext, s: &Scrape) -> Result<Vec<Series>, String> {
     let timeout = s.timeout.unwrap_or(DEFAULT_SCRAPE_TIMEOUT);
-    let what = format!("scrape {:?}", s.name);
-    let body = tokio::time::timeout(timeout, fetch(&ctx.http, &s.url)).await;
-    let text = match body {
-        Ok(Ok(text)) => text,
-        Ok(Err(e)) => {
-            return Collected {
-                what,
-                result: Err(e),
-            }
-        }
-        Err(_) => {
-            return Collected {
-                what,
-                result: Err(format!(
-                    "timed out after {}",
-                    humantime::format_duration(timeout)
-                )),
-            }
-        }
-    };
-    let parsed = match prom::parse(&text) {
-        Ok(p) => p,
-        Err(e) => {
-            return Collected {
-                what,
-                result: Err(format!("not Prometheus text: {e}")),
-            }
-        }
-    };
-    let series = parsed
+    let text = tokio::time::timeout(timeout, fetch(&ctx.http, &s.url))
+        .await
+        .map_err(|_| format!("timed out after {}", humantime::format_duration(timeout)))??;
+    let parsed = prom::parse(&text).map_err(|e| format!("not Prometheus text: {e}"))?;
+    Ok(parsed
         .into_iter()
         .filter(|p| s.include.is_empty() || s.include.iter().any(|i| prom::matches(i, &p.name)))
         .map(|p| {
@@ -429,11 +391,7 @@ async fn run_scrape(ctx: &JobContext, s: &Scrape) -> Collected {
                 p.value,
             )
         })
-        .collect();
-    Collected {
-        what,
-        result: Ok(series),
-    }
+        .collect())
 }
 
 /// GET `url`; a 2xx body of at most [`MAX_SCRAPE_BODY`] as text.
