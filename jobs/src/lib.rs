@@ -12,6 +12,7 @@
 pub mod alerts;
 pub mod clock;
 pub mod command;
+pub mod escalation;
 pub mod health;
 pub mod localtime;
 pub mod metrics;
@@ -32,7 +33,14 @@ pub use reqwest;
 pub use store::{Store, StoreError};
 
 /// Every kind [`build`] knows, in the order the README documents them.
-pub const KINDS: &[&str] = &["command", "health", "alerts", "metrics", "report"];
+pub const KINDS: &[&str] = &[
+    "command",
+    "health",
+    "alerts",
+    "escalation",
+    "metrics",
+    "report",
+];
 
 /// One job, configured and ready to run any number of times.
 ///
@@ -65,6 +73,8 @@ pub struct JobContext {
     pub store: Arc<dyn Store>,
     /// The worker's schedules, read-only: the jobs and their next slots.
     pub timeline: Arc<dyn Timeline>,
+    /// Who can be paged and who is on call (`[people]`, `[oncall]`).
+    pub directory: Arc<dyn Directory>,
 }
 
 /// The scheduler's view of time, for jobs that judge other jobs (`alerts`):
@@ -89,6 +99,28 @@ impl Timeline for NoJobs {
     }
 }
 
+/// The people and on-call schedules of schedules.toml, for jobs that page
+/// someone (`escalation`).
+pub trait Directory: Send + Sync {
+    /// The notification targets that reach person `name` (empty if unknown).
+    fn person_targets(&self, name: &str) -> Vec<String>;
+    /// Who is on call on schedule `schedule` at `at`: `None` when nobody is
+    /// (or the schedule is unknown).
+    fn on_call(&self, schedule: &str, at: DateTime<Utc>) -> Option<String>;
+}
+
+/// A directory with nobody in it, for contexts outside the worker.
+pub struct NoPeople;
+
+impl Directory for NoPeople {
+    fn person_targets(&self, _: &str) -> Vec<String> {
+        Vec::new()
+    }
+    fn on_call(&self, _: &str, _: DateTime<Utc>) -> Option<String> {
+        None
+    }
+}
+
 impl JobContext {
     /// A context outside the worker: the shared HTTP client and a
     /// [`store::MemoryStore`]. For tests and tools.
@@ -106,6 +138,7 @@ impl JobContext {
             http: health::http_client(),
             store: Arc::new(store::MemoryStore::default()),
             timeline: Arc::new(NoJobs),
+            directory: Arc::new(NoPeople),
         }
     }
 }
@@ -183,6 +216,9 @@ pub fn build_in(
         )?)),
         "health" => Ok(Arc::new(health::HealthJob::from_settings(name, settings)?)),
         "alerts" => Ok(Arc::new(alerts::AlertsJob::from_settings(name, settings)?)),
+        "escalation" => Ok(Arc::new(escalation::EscalationJob::from_settings(
+            name, settings,
+        )?)),
         "metrics" => Ok(Arc::new(metrics::MetricsJob::from_settings(
             name, settings,
         )?)),

@@ -196,12 +196,9 @@ impl Alert {
                 self.opened_at.format("%Y-%m-%d %H:%M UTC"),
                 self.message
             ),
-            NotificationEvent::Escalated => format!(
-                "[{}] escalated to level {}: {}",
-                self.severity, self.escalation_level, self.message
-            ),
-            // Reports are not about an alert; they build their own payload.
-            NotificationEvent::Report => self.message.clone(),
+            // The `escalation` kind says which level and whom it pages, and
+            // reports are not about an alert: both replace `text`.
+            NotificationEvent::Escalated | NotificationEvent::Report => self.message.clone(),
         };
         serde_json::json!({
             "event": event,
@@ -264,8 +261,33 @@ pub trait AlertStore: Send + Sync {
         at: DateTime<Utc>,
         notify: &[String],
     ) -> Result<bool, StoreError>;
+    /// Moves an open alert's `escalation_level` from `from` to `to` and
+    /// enqueues `pages`, in one transaction, only if the alert is still open
+    /// at level `from` (a conditional update: of two callers racing from the
+    /// same level one wins, the other changes nothing). Each page is enqueued
+    /// once per (alert, step, target). True when this call escalated it.
+    async fn escalate_alert(
+        &self,
+        alert_id: i64,
+        from: i32,
+        to: i32,
+        at: DateTime<Utc>,
+        pages: &[Page],
+    ) -> Result<bool, StoreError>;
     /// Open and acknowledged alerts, oldest first.
     async fn active_alerts(&self) -> Result<Vec<Alert>, StoreError>;
+}
+
+/// One notification of an escalation step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The step it belongs to (1 = the policy's first level; counting on
+    /// through repeated cycles).
+    pub step: i32,
+    /// The `[notify.NAME]` target.
+    pub target: String,
+    /// The JSON object the outbox stores.
+    pub payload: serde_json::Value,
 }
 
 /// A finished run, as the `alerts` kind judges a job by it.
@@ -535,6 +557,16 @@ impl AlertStore for MemoryStore {
         _: i64,
         _: DateTime<Utc>,
         _: &[String],
+    ) -> Result<bool, StoreError> {
+        Err(no_alerts())
+    }
+    async fn escalate_alert(
+        &self,
+        _: i64,
+        _: i32,
+        _: i32,
+        _: DateTime<Utc>,
+        _: &[Page],
     ) -> Result<bool, StoreError> {
         Err(no_alerts())
     }

@@ -233,15 +233,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::Run { grace } => {
-            let config = Config::load(&cli.config)?;
+            let config = Arc::new(Config::load(&cli.config)?);
             let db = open_db().await?;
             let worker_id = worker_id();
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-            let runner = Arc::new(Runner::new(
-                Arc::new(Recorder::new(db)),
-                clock,
-                worker_id.clone(),
-            ));
+            let runner = Arc::new(
+                Runner::new(Arc::new(Recorder::new(db)), clock, worker_id.clone())
+                    .with_config(config.clone()),
+            );
             let shutdown = crate::worker::shutdown_signal()?;
             crate::worker::run(&config, runner, &worker_id, grace, shutdown).await?;
             Ok(ExitCode::Ok)
@@ -253,7 +252,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let recorder = Arc::new(Recorder::new(db));
             let runner = Runner::new(recorder.clone(), clock.clone(), worker_id())
-                .with_timeline(config.clone());
+                .with_config(config.clone());
             // A manual run's slot is the current second; when that is taken
             // (another manual run, or the scheduled run of this very second)
             // it runs in the next one instead of failing.

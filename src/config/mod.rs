@@ -163,6 +163,22 @@ impl ops_worker_jobs::Timeline for Config {
     }
 }
 
+/// The config as the jobs crate's [`ops_worker_jobs::Directory`]: the
+/// `[people]` and `[oncall]` tables.
+impl ops_worker_jobs::Directory for Config {
+    fn person_targets(&self, name: &str) -> Vec<String> {
+        self.people
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.notify.clone())
+            .unwrap_or_default()
+    }
+
+    fn on_call(&self, schedule: &str, at: chrono::DateTime<chrono::Utc>) -> Option<String> {
+        self.oncall_schedule(schedule)?.who(at)
+    }
+}
+
 /// One problem in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -238,6 +254,8 @@ impl Config {
             text,
             problems: Vec::new(),
             notify_names: Vec::new(),
+            person_names: Vec::new(),
+            oncall_names: Vec::new(),
         };
         let Document {
             jobs,
@@ -279,6 +297,9 @@ struct Cx<'t> {
     problems: Vec<Problem>,
     /// The declared [notify.NAME] targets, for checking jobs' `notify` lists.
     notify_names: Vec<String>,
+    /// The declared [people.NAME] and [oncall.NAME], for `escalation` policies.
+    person_names: Vec<String>,
+    oncall_names: Vec<String>,
 }
 
 type Span = std::ops::Range<usize>;
@@ -413,6 +434,8 @@ impl Cx<'_> {
         let oncall = oncall_table
             .map(|t| self.oncall(t, &people))
             .unwrap_or_default();
+        self.person_names = people.iter().map(|p| p.name.clone()).collect();
+        self.oncall_names = oncall.iter().map(|(n, _)| n.clone()).collect();
         let Some((jobs_span, jobs)) = jobs else {
             self.problem(
                 0..0,
@@ -665,16 +688,11 @@ impl Cx<'_> {
                 let Some(target) = item.get_ref().as_str() else {
                     continue;
                 };
-                if !self.notify_names.iter().any(|n| n == target) {
-                    let declared = if self.notify_names.is_empty() {
-                        "none is declared: add a [notify.NAME] table".to_string()
-                    } else {
-                        format!("declared: {}", self.notify_names.join(", "))
-                    };
-                    let msg = format!("unknown notification target {target:?} ({declared})");
-                    self.problem(item.span(), job, Some("notify"), msg);
-                }
+                self.check_target(item.span(), job, target);
             }
+        }
+        if kind.as_ref().is_some_and(|(k, _)| k == "escalation") {
+            self.escalation_references(job, &table);
         }
         // The rest of the table is the kind's.
         let built = kind.as_ref().and_then(|(kind, kind_span)| {
@@ -730,6 +748,19 @@ impl Cx<'_> {
             enabled: enabled?,
             job: built?,
         })
+    }
+
+    /// A problem at `span` unless `target` is a declared `[notify.NAME]`.
+    fn check_target(&mut self, span: Span, job: Option<&str>, target: &str) {
+        if !self.notify_names.iter().any(|n| n == target) {
+            let declared = if self.notify_names.is_empty() {
+                "none is declared: add a [notify.NAME] table".to_string()
+            } else {
+                format!("declared: {}", self.notify_names.join(", "))
+            };
+            let msg = format!("unknown notification target {target:?} ({declared})");
+            self.problem(span, job, Some("notify"), msg);
+        }
     }
 
     fn string(&mut self, job: Option<&str>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<String> {

@@ -16,6 +16,7 @@
 //! tables, pointing problems at file:line:column, and checking that every
 //! person a schedule names is declared and every target a person names is.
 
+use ops_worker_jobs::escalation::Reference;
 use ops_worker_jobs::oncall::OnCallSchedule;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
@@ -160,5 +161,44 @@ impl Cx<'_> {
         }
         schedules.sort_by(|a, b| a.0.cmp(&b.0));
         schedules
+    }
+
+    /// Checks every reference in an `escalation` job's `policy.levels[].notify`:
+    /// `oncall:NAME` and `person:NAME` must be declared, anything else is a
+    /// `[notify.NAME]` target. Shapes are the kind's to check.
+    pub(super) fn escalation_references(&mut self, job: Option<&str>, table: &DeTable<'_>) {
+        let Some(DeValue::Table(policy)) = table.get("policy").map(|v| v.get_ref()) else {
+            return;
+        };
+        let Some(DeValue::Array(levels)) = policy.get("levels").map(|v| v.get_ref()) else {
+            return;
+        };
+        let refs = levels.iter().filter_map(|l| match l.get_ref() {
+            DeValue::Table(l) => match l.get("notify").map(|v| v.get_ref()) {
+                Some(DeValue::Array(items)) => Some(items),
+                _ => None,
+            },
+            _ => None,
+        });
+        let refs: Vec<(String, Span)> = refs
+            .flatten()
+            .filter_map(|i| Some((i.get_ref().as_str()?.to_string(), i.span())))
+            .collect();
+        for (r, span) in refs {
+            let (known, what, names) = match Reference::parse(&r) {
+                Reference::Target(t) => {
+                    self.check_target(span, job, &t);
+                    continue;
+                }
+                Reference::OnCall(n) => (n, "on-call schedule", &self.oncall_names),
+                Reference::Person(n) => (n, "person", &self.person_names),
+            };
+            if !names.contains(&known) {
+                let table = if what == "person" { "people" } else { "oncall" };
+                let msg =
+                    format!("unknown {what} {known:?} in {r:?} (declare it: [{table}.{known}])");
+                self.problem(span, job, Some("notify"), msg);
+            }
+        }
     }
 }

@@ -509,3 +509,47 @@ fn people_and_oncall_problems_point_at_their_lines() {
     assert!(p.starts_with("schedules.toml:17:"), "{p}");
     assert!(p.contains("oncall \"primary\""), "{p}");
 }
+
+const PRIMARY: &str = "[oncall.primary]\ntimezone = \"UTC\"\n\
+                       layers = [{ members = [\"alice\"], rotation = \"daily\", handoff = \"2026-11-02T09:00\" }]\n\n";
+
+#[test]
+fn escalation_references_must_be_declared() {
+    let job = |notify: &str| {
+        format!(
+            "{PEOPLE}{PRIMARY}[jobs.escalate]\nkind = \"escalation\"\nevery = \"30s\"\n\
+             policy = {{ levels = [\n  {{ after = \"5m\", notify = [\"oncall:primary\"] }},\n  \
+             {{ after = \"15m\", notify = {notify} }},\n] }}\n"
+        )
+    };
+    let c = parse(&job(r#"["person:bob", "a-hook"]"#)).unwrap();
+    // The config is the directory escalation resolves references through.
+    use ops_worker_jobs::Directory;
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-03T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    assert_eq!(c.on_call("primary", at).as_deref(), Some("alice"));
+    assert_eq!(c.on_call("nobody", at), None);
+    assert_eq!(c.person_targets("bob"), ["a-hook"]);
+    assert!(c.person_targets("zed").is_empty());
+
+    for (notify, want) in [
+        (
+            r#"["oncall:secondary"]"#,
+            r#"schedules.toml:20:30: job "escalate": notify: unknown on-call schedule "secondary" in "oncall:secondary" (declare it: [oncall.secondary])"#,
+        ),
+        (
+            r#"["a-hook", "person:zed"]"#,
+            r#"schedules.toml:20:40: job "escalate": notify: unknown person "zed" in "person:zed" (declare it: [people.zed])"#,
+        ),
+        (
+            r#"["pager"]"#,
+            r#"schedules.toml:20:30: job "escalate": notify: unknown notification target "pager" (declared: a-hook)"#,
+        ),
+    ] {
+        assert_eq!(one_problem(&job(notify)), want);
+    }
+    // The kind's own checks point into the job too.
+    let p = one_problem(&job(r#"["a-hook"], after2 = 1"#));
+    assert!(p.contains("job \"escalate\""), "{p}");
+}

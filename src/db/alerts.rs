@@ -1,5 +1,5 @@
 //! `alerts` and the enqueuing side of the `notifications` outbox: opening,
-//! resolving and reminding are each one transaction that changes the alert
+//! resolving, reminding and escalating are each one transaction that changes the alert
 //! and writes its notification rows, so a crash can neither lose nor repeat
 //! one. Implements the jobs crate's [`AlertStore`], plus what the CLI needs
 //! (`alerts list`, `ack`, `resolve`).
@@ -12,7 +12,7 @@ use diesel::{
 };
 use diesel_async::AsyncConnection;
 use ops_worker_jobs::store::{
-    Alert, AlertStatus, AlertStore, NewAlert, NotificationEvent, StoreError,
+    Alert, AlertStatus, AlertStore, NewAlert, NotificationEvent, Page, StoreError,
 };
 
 use super::notifications::Outbox;
@@ -78,14 +78,14 @@ struct NewAlertRow<'a> {
 
 /// The key that makes an event for a target be enqueued once.
 fn idempotency_key(
-    alert: &Alert,
+    alert_id: i64,
     event: NotificationEvent,
     seq: Option<i64>,
     target: &str,
 ) -> String {
     match seq {
-        Some(n) => format!("alert:{}:{event}:{n}:{target}", alert.id),
-        None => format!("alert:{}:{event}:{target}", alert.id),
+        Some(n) => format!("alert:{alert_id}:{event}:{n}:{target}"),
+        None => format!("alert:{alert_id}:{event}:{target}"),
     }
 }
 
@@ -104,7 +104,7 @@ macro_rules! enqueue {
         let mut new = 0usize;
         for target in $targets {
             let n = NewNotification {
-                idempotency_key: idempotency_key($alert, $event, $seq, target),
+                idempotency_key: idempotency_key($alert.id, $event, $seq, target),
                 target: target.to_string(),
                 alert_id: Some($alert.id),
                 event: $event,
@@ -199,10 +199,13 @@ impl Db {
                 .optional()?;
                 if let Some(row) = &row {
                     let alert = AlertRow::into_alert(clone_row(row)).map_err(db_to_diesel)?;
-                    // Whoever heard it open hears it resolve.
+                    // Whoever heard it open, or was paged about it, hears it resolve.
                     let told: Vec<String> = notifications::table
                         .filter(notifications::alert_id.eq(alert.id))
-                        .filter(notifications::event.eq(NotificationEvent::Opened.as_str()))
+                        .filter(notifications::event.eq_any([
+                            NotificationEvent::Opened.as_str(),
+                            NotificationEvent::Escalated.as_str(),
+                        ]))
                         .select(notifications::target)
                         .distinct()
                         .load(conn)
@@ -250,6 +253,64 @@ impl Db {
             .await?
         });
         Ok(new > 0)
+    }
+
+    async fn escalate(
+        &self,
+        alert_id: i64,
+        from: i32,
+        to: i32,
+        at: DateTime<Utc>,
+        pages: &[Page],
+    ) -> Result<bool, DbError> {
+        use diesel_async::RunQueryDsl;
+        let changed = with_conn!(self, |conn| {
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                // The level it was read at is the claim: of two runs racing
+                // from the same level, the second updates no row.
+                let stamp = micros(at);
+                let n = diesel::update(
+                    alerts::table
+                        .filter(alerts::id.eq(alert_id))
+                        .filter(alerts::status.eq(AlertStatus::Open.as_str()))
+                        .filter(alerts::escalation_level.eq(from)),
+                )
+                .set((
+                    alerts::escalation_level.eq(to),
+                    alerts::last_escalated_at.eq(stamp),
+                ))
+                .execute(conn)
+                .await?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                if !pages.is_empty() {
+                    diesel::update(alerts::table.filter(alerts::id.eq(alert_id)))
+                        .set(alerts::last_notified_at.eq(stamp))
+                        .execute(conn)
+                        .await?;
+                }
+                for page in pages {
+                    let n = NewNotification {
+                        idempotency_key: idempotency_key(
+                            alert_id,
+                            NotificationEvent::Escalated,
+                            Some(i64::from(page.step)),
+                            &page.target,
+                        ),
+                        target: page.target.clone(),
+                        alert_id: Some(alert_id),
+                        event: NotificationEvent::Escalated,
+                        payload: page.payload.clone(),
+                        created_at: at,
+                    };
+                    conn.enqueue_notification(&n).await?;
+                }
+                Ok(true)
+            })
+            .await?
+        });
+        Ok(changed)
     }
 
     /// Active alerts (open or acknowledged), oldest first; with `all`, the
@@ -420,6 +481,19 @@ impl AlertStore for Db {
         notify: &[String],
     ) -> Result<bool, StoreError> {
         self.remind(alert_id, seq, at, notify)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn escalate_alert(
+        &self,
+        alert_id: i64,
+        from: i32,
+        to: i32,
+        at: DateTime<Utc>,
+        pages: &[Page],
+    ) -> Result<bool, StoreError> {
+        self.escalate(alert_id, from, to, at, pages)
             .await
             .map_err(store_error)
     }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use ops_worker_jobs::{Clock, JobContext, JobError, JobOutput, Store, Timeline};
+use ops_worker_jobs::{Clock, Directory, JobContext, JobError, JobOutput, Store, Timeline};
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinError;
@@ -93,6 +93,7 @@ pub struct Runner {
     store: Arc<dyn Store>,
     http: ops_worker_jobs::reqwest::Client,
     timeline: Arc<dyn Timeline>,
+    directory: Arc<dyn Directory>,
     clock: Arc<dyn Clock>,
     worker_id: String,
     guards: Mutex<HashMap<String, Arc<Guard>>>,
@@ -109,6 +110,7 @@ impl Runner {
             store: Arc::new(recorder.db().clone()),
             http: ops_worker_jobs::health::http_client(),
             timeline: Arc::new(ops_worker_jobs::NoJobs),
+            directory: Arc::new(ops_worker_jobs::NoPeople),
             recorder,
             clock,
             worker_id,
@@ -118,9 +120,11 @@ impl Runner {
         }
     }
 
-    /// Jobs that judge other jobs (`alerts`) see these schedules.
-    pub fn with_timeline(mut self, timeline: Arc<dyn Timeline>) -> Runner {
-        self.timeline = timeline;
+    /// Jobs see this config's schedules (`alerts` judges other jobs on
+    /// them) and its people and on-call schedules (`escalation` pages them).
+    pub fn with_config(mut self, config: Arc<crate::config::Config>) -> Runner {
+        self.timeline = config.clone();
+        self.directory = config;
         self
     }
 
@@ -405,6 +409,7 @@ impl Runner {
             http: self.http.clone(),
             store: self.store.clone(),
             timeline: self.timeline.clone(),
+            directory: self.directory.clone(),
         };
         let job = spec.job.clone();
         let mut handle = job_runtime().spawn(async move { job.run(ctx).await });

@@ -22,7 +22,7 @@ fn bin(dir: &Path) -> Command {
     cmd
 }
 
-fn with_db(dir: &Path, db: &TestDb) -> Command {
+pub(crate) fn with_db(dir: &Path, db: &TestDb) -> Command {
     let mut cmd = bin(dir);
     cmd.env("DATABASE_URL", db.url_string());
     cmd

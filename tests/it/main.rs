@@ -2,6 +2,7 @@
 //! Database tests need PostgreSQL (see `helpers::pg_admin_url`).
 
 mod alerts;
+mod escalation;
 mod fixtures;
 mod health;
 mod helpers;

@@ -973,7 +973,137 @@ async fn a_service_going_down_reaches_the_webhook_once(db: &TestDb) {
     assert_eq!(got[0].key(), format!("alert:{}:opened:ops", alerts[0].id));
 }
 
+/// The README's walkthrough through the real daemon: two services go down,
+/// `health` records it, `alerts` opens an alert for each, `escalation` pages
+/// the on-call person (alice) at level 1 and bob at level 2, except for the
+/// alert someone acknowledged with `ops-worker alerts ack` after level 1.
+async fn escalation_pages_level_by_level_until_acknowledged(db: &TestDb) {
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = |name: &str| {
+        format!(
+            "{{ name = \"{name}\", url = \"http://127.0.0.1:{}/health\", timeout = \"1s\" }}",
+            closed_port()
+        )
+    };
+    let config = format!(
+        r#"[jobs.health]
+kind = "health"
+every = "1s"
+targets = [{api}, {db}]
+
+[jobs.alerts]
+kind = "alerts"
+every = "1s"
+fail_after = 1
+notify = ["ops"]
+
+[jobs.escalate]
+kind = "escalation"
+every = "1s"
+
+[jobs.escalate.policy]
+levels = [
+  {{ after = "2s", notify = ["oncall:primary"] }},
+  {{ after = "10s", notify = ["person:bob"] }},
+]
+
+[people.alice]
+notify = ["alice"]
+[people.bob]
+notify = ["bob"]
+
+[oncall.primary]
+timezone = "UTC"
+layers = [{{ members = ["alice"], rotation = "weekly", handoff = "2026-01-05T00:00" }}]
+
+{}{}{}"#,
+        webhook("ops", &rx.url("/ops"), ""),
+        webhook("alice", &rx.url("/alice"), ""),
+        webhook("bob", &rx.url("/bob"), ""),
+        api = target("api"),
+        db = target("db"),
+    );
+    let child = crate::cli::daemon(dir.path(), db, &config, "5s", "walkthrough");
+    let paths = |rx: &Receiver, path: &str| -> Vec<serde_json::Value> {
+        rx.requests()
+            .iter()
+            .filter(|r| r.path == path)
+            .map(|r| r.json())
+            .collect()
+    };
+    eventually(
+        Duration::from_secs(30),
+        "alice paged about both alerts",
+        || async { paths(&rx, "/alice").len() == 2 },
+    )
+    .await;
+    let alerts = db.db().list_alerts(false, 10).await.unwrap();
+    let id_of = |subject: &str| alerts.iter().find(|a| a.subject == subject).unwrap().id;
+    let (api, dbs) = (id_of("api"), id_of("db"));
+    let out = crate::cli::with_db(dir.path(), db)
+        .args(["alerts", "ack", &dbs.to_string(), "--by", "alice"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    eventually(
+        Duration::from_secs(30),
+        "bob paged about api at level 2",
+        || async { !paths(&rx, "/bob").is_empty() },
+    )
+    .await;
+    // Three more escalation runs after db's level 2 fell due.
+    let runs_then = db.db().history(Some("escalate"), 1000).await.unwrap().len();
+    eventually(
+        Duration::from_secs(30),
+        "three more escalation runs",
+        || async { db.db().history(Some("escalate"), 1000).await.unwrap().len() >= runs_then + 3 },
+    )
+    .await;
+    crate::cli::sigterm(&child);
+    let (code, err) = crate::cli::exit_within(child, Duration::from_secs(20)).await;
+    assert_eq!(code, 0, "{err}");
+
+    let alice = paths(&rx, "/alice");
+    let mut about: Vec<i64> = alice
+        .iter()
+        .map(|b| b["alert_id"].as_i64().unwrap())
+        .collect();
+    about.sort();
+    assert_eq!(about, [api.min(dbs), api.max(dbs)]);
+    assert!(alice
+        .iter()
+        .all(|b| b["event"] == "escalated" && b["level"] == 1));
+    let bob = paths(&rx, "/bob");
+    assert_eq!(bob.len(), 1, "only api, once: {bob:#?}");
+    assert_eq!(
+        (bob[0]["alert_id"].as_i64(), &bob[0]["level"]),
+        (Some(api), &serde_json::json!(2))
+    );
+    let text = bob[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("Escalation level 2 of 2: Service api is unhealthy"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(&format!(
+            "Paging bob. Acknowledge: ops-worker alerts ack {api}"
+        )),
+        "{text}"
+    );
+    assert_eq!(paths(&rx, "/ops").len(), 2, "ops heard both open");
+    let history = db.db().history(Some("escalate"), 1000).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .all(|r| r.status == ops_worker::db::RunStatus::Success
+                || r.status == ops_worker::db::RunStatus::Skipped),
+        "{history:#?}"
+    );
+}
+
 crate::backend_tests!(
+    escalation_pages_level_by_level_until_acknowledged,
     a_service_going_down_reaches_the_webhook_once,
     enqueue_is_once_per_key_and_claims_have_one_winner,
     delivers_once_with_the_right_headers_and_body,
