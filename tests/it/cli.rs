@@ -580,7 +580,29 @@ async fn alerts_can_be_listed_acknowledged_and_resolved(db: &TestDb) {
     assert!(stderr(&out).contains("no alert 999999"), "{}", stderr(&out));
 }
 
+/// The daemon hands jobs its schedules: `alerts` watching jobs sees a
+/// failing one and opens `job:NAME`.
+async fn the_daemons_alerts_job_watches_the_other_jobs(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[jobs.flaky]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"false\"]\n\n\
+                  [jobs.alerts]\nkind = \"alerts\"\nevery = \"1s\"\nfail_after = 2\n";
+    let child = daemon(dir.path(), db, config, "5s", "watch-test");
+    eventually(Duration::from_secs(30), "a job:flaky alert", || async {
+        db.db()
+            .list_alerts(false, 10)
+            .await
+            .unwrap()
+            .iter()
+            .any(|a| a.fingerprint == "job:flaky")
+    })
+    .await;
+    sigterm(&child);
+    let (code, err) = exit_within(child, Duration::from_secs(20)).await;
+    assert_eq!(code, 0, "{err}");
+}
+
 crate::backend_tests!(
+    the_daemons_alerts_job_watches_the_other_jobs,
     run_job_records_a_manual_run,
     alerts_can_be_listed_acknowledged_and_resolved,
     a_sigstop_pause_neither_stops_jobs_nor_fires_a_burst,
