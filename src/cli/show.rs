@@ -264,7 +264,7 @@ pub fn alerts(
         return Ok(());
     }
     let mut out = vec![[
-        "ID", "STATUS", "SEVERITY", "SUBJECT", "OPENED", "FOR", "MESSAGE",
+        "ID", "STATUS", "SEVERITY", "SUBJECT", "OPENED", "FOR", "LEVEL", "MESSAGE",
     ]
     .map(String::from)
     .to_vec()];
@@ -287,6 +287,11 @@ pub fn alerts(
             a.subject.clone(),
             ts(Some(a.opened_at)),
             if age == "0s" { "<1m".into() } else { age },
+            // The last escalation step paged; `-` before the first.
+            match a.escalation_level {
+                0 => "-".into(),
+                n => n.to_string(),
+            },
             a.message.clone(),
         ]);
     }

@@ -553,3 +553,25 @@ fn escalation_references_must_be_declared() {
     let p = one_problem(&job(r#"["a-hook"], after2 = 1"#));
     assert!(p.contains("job \"escalate\""), "{p}");
 }
+
+#[test]
+fn the_repositorys_schedules_toml_is_valid() {
+    let text = include_str!("../../schedules.toml");
+    let c = Config::parse(Path::new("schedules.toml"), text, &|_| None).unwrap();
+    let enabled: Vec<_> = c
+        .jobs
+        .iter()
+        .filter(|j| j.enabled)
+        .map(|j| j.name.as_str())
+        .collect();
+    assert!(
+        !enabled.contains(&"escalate"),
+        "escalation is off until asked for"
+    );
+    assert!(c.oncall_schedule("primary").is_some());
+    let on = Config::parse(Path::new("schedules.toml"), text, &|v| {
+        (v == "ESCALATION_ENABLED").then(|| "true".to_string())
+    })
+    .unwrap();
+    assert!(on.job("escalate").unwrap().enabled);
+}
