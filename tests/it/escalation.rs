@@ -1,7 +1,8 @@
 //! The `escalation` kind on both backends, from a real schedules.toml (its
 //! people, on-call schedules and policy) and a manual clock: every level with
 //! the exact notifications, repeat and its cap, ack and resolve stopping it,
-//! a re-opened incident starting over, nobody on call, concurrent runs.
+//! a re-opened incident starting over, who is on call at a handoff, under an
+//! override and on a DST day, nobody on call, concurrent runs.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -44,6 +45,7 @@ notify = ["carol-hook", "ops"]
 [oncall.primary]
 timezone = "Europe/Berlin"
 layers = [{ members = ["alice", "bob"], rotation = "daily", handoff = "2026-08-01T09:00" }]
+overrides = [{ who = "carol", from = "2026-08-03T09:00", to = "2026-08-03T10:00" }]
 
 # bob, office hours only (UTC).
 [oncall.secondary]
@@ -306,6 +308,50 @@ async fn the_on_call_person_is_whoever_is_on_call_when_paged(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(pages(db, late).await, steps(&[("1", "bob-hook")]));
+
+    // An override beats the rotation: carol, 09:00-10:00 Berlin on 3 August.
+    let overridden = open(
+        db,
+        "system:service:d",
+        Severity::Critical,
+        utc("2026-08-03T07:20:00Z"),
+    )
+    .await;
+    run(&c, "escalate", db, utc("2026-08-03T07:25:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(
+        pages(db, overridden).await,
+        steps(&[("1", "carol-hook"), ("1", "ops")])
+    );
+
+    // 25 October, the day DST ends: the 09:00 handoff is 08:00 UTC, not 07:00.
+    // Day 85 of the rotation is bob's, so alice is on until then.
+    let dst = open(
+        db,
+        "system:service:e",
+        Severity::Critical,
+        utc("2026-10-25T07:25:00Z"),
+    )
+    .await;
+    run(&c, "escalate", db, utc("2026-10-25T07:30:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(pages(db, dst).await, steps(&[("1", "alice-hook")]));
+    db.ack_alert(dst, "alice", utc("2026-10-25T07:31:00Z"))
+        .await
+        .unwrap();
+    let dst2 = open(
+        db,
+        "system:service:f",
+        Severity::Critical,
+        utc("2026-10-25T07:56:00Z"),
+    )
+    .await;
+    run(&c, "escalate", db, utc("2026-10-25T08:01:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(pages(db, dst2).await, steps(&[("1", "bob-hook")]));
 }
 
 async fn nobody_on_call_goes_to_the_next_level_at_once(db: &TestDb) {
