@@ -181,7 +181,7 @@ fn unknown_keys_and_kinds() {
     let p = one_problem("[jobs.x]\nkind = \"shell\"\nevery = \"1s\"\n");
     assert_eq!(
         p,
-        "schedules.toml:2:8: job \"x\": kind: unknown kind \"shell\" (known kinds: command, health, alerts, metrics, report)"
+        "schedules.toml:2:8: job \"x\": kind: unknown kind \"shell\" (known kinds: command, health, alerts, escalation, metrics, report)"
     );
     let p = one_problem(
         "[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n[surprise]\n",

@@ -234,6 +234,12 @@ async fn overlap_queue_runs_one_waiting_slot_afterwards(db: &TestDb) {
     };
     let first = spawn("2026-05-01T10:00:00Z");
     wait_running(db, "queued", 1).await;
+    // The row is written before the job is called: wait for the call too.
+    crate::fixtures::eventually(Duration::from_secs(5), "the first run called", || {
+        let calls = job.calls();
+        async move { calls == 1 }
+    })
+    .await;
     let second = spawn("2026-05-01T10:01:00Z");
     // The second waits; a third finds the queue full.
     crate::fixtures::eventually(Duration::from_secs(5), "second slot queued", || {
