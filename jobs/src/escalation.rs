@@ -209,7 +209,10 @@ impl Policy {
     /// When `step` is due, as time since the alert opened.
     fn due(&self, step: u32) -> Duration {
         let (level, cycle) = self.position(step);
-        self.cycle * (cycle - 1) + self.levels[level as usize - 1].after
+        // Saturating: a policy of absurd durations is never due, not a panic.
+        self.cycle
+            .saturating_mul(cycle - 1)
+            .saturating_add(self.levels[level as usize - 1].after)
     }
 
     fn level(&self, step: u32) -> &Level {
@@ -272,7 +275,9 @@ impl EscalationJob {
                 "policy: repeat is at most {MAX_REPEAT}"
             )));
         }
-        let cycle = last.after + p.repeat_after.unwrap_or(last.after);
+        let cycle = last
+            .after
+            .saturating_add(p.repeat_after.unwrap_or(last.after));
         if p.repeat > 0 && cycle.is_zero() {
             return invalid("policy: with repeat, set repeat_after (the last level is at 0s)");
         }
@@ -537,6 +542,17 @@ mod tests {
             stepped(p.plan(1, mins(100), everyone)),
             Some((8, vec![6, 7, 8]))
         );
+    }
+
+    #[test]
+    fn absurd_durations_saturate_instead_of_overflowing() {
+        let p = job(
+            r#"policy = { levels = [{ after = "500000000000y", notify = ["a"] }], repeat = 10 }"#,
+        )
+        .unwrap()
+        .policy;
+        assert_eq!(p.due(11), Duration::MAX);
+        assert_eq!(stepped(p.plan(0, mins(60), everyone)), None);
     }
 
     #[test]
