@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod heartbeat;
 pub mod notify;
 pub mod runner;
 pub mod scheduler;

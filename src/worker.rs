@@ -1,5 +1,6 @@
 //! The daemon's lifecycle (`ops-worker run`): recover from the previous
-//! process, arm every enabled job, start the notification sender, and on
+//! process, register and heartbeat in `workers`, arm every enabled job,
+//! start the notification sender, and on
 //! SIGTERM/SIGINT drain: stop firing, let running jobs finish within the
 //! grace, interrupt the rest, write every record, give the sender a last
 //! pass, exit.
@@ -41,6 +42,17 @@ pub async fn run(
             "runs left running by an earlier process of this worker were marked abandoned"
         );
     }
+    let me = crate::heartbeat::this_worker(worker_id, &config.hash, now);
+    db.register_worker(&me)
+        .await
+        .context("cannot register this worker in the workers table")?;
+    let stop_heartbeat = CancellationToken::new();
+    let heartbeat = tokio::spawn(crate::heartbeat::beat(
+        db.clone(),
+        me.clone(),
+        runner.clock().clone(),
+        stop_heartbeat.clone(),
+    ));
     let last_slots = db
         .last_slots()
         .await
@@ -118,6 +130,16 @@ pub async fn run(
     stop_sender.cancel();
     if let Err(e) = sender.await {
         tracing::error!(error = %e, "the notification sender panicked");
+    }
+    // Stopped cleanly: `health` now fails at once instead of after the
+    // heartbeat goes stale.
+    stop_heartbeat.cancel();
+    let _ = heartbeat.await;
+    if let Err(e) = db
+        .worker_stopped(&me.id, me.pid, runner.clock().now())
+        .await
+    {
+        tracing::warn!(error = %crate::error_chain(&e), "cannot record the clean stop in workers");
     }
     tracing::info!("worker stopped");
     Ok(())

@@ -95,6 +95,18 @@ pub enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// Exit 0 when this worker's scheduler is alive (its heartbeat in the
+    /// database is fresh), 1 when not: the container's HEALTHCHECK
+    Health {
+        /// The oldest heartbeat that counts as alive
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        max_age: Duration,
+    },
+    /// The workers that ran against this database: heartbeat, version, config hash
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the schedule file and print a summary
     Validate,
     /// Apply pending database migrations
@@ -345,6 +357,24 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", report.markdown);
             }
+            Ok(ExitCode::Ok)
+        }
+        Command::Health { max_age } => {
+            let db = open_db().await?;
+            let id = worker_id();
+            let row = db.worker(&id).await?;
+            match crate::heartbeat::judge(&id, row.as_ref(), SystemClock.now(), max_age) {
+                Ok(line) => {
+                    println!("{line}");
+                    Ok(ExitCode::Ok)
+                }
+                Err(line) => Err(anyhow::anyhow!(line)),
+            }
+        }
+        Command::Status { json } => {
+            let db = open_db().await?;
+            let workers = db.workers().await?;
+            show::workers(&workers, SystemClock.now(), json)?;
             Ok(ExitCode::Ok)
         }
         Command::Oncall { command } => {

@@ -298,3 +298,65 @@ pub fn alerts(
     table(&out);
     Ok(())
 }
+
+/// `status`: every worker with its state (`running`, `stale`, `stopped`)
+/// as `health` would judge it.
+pub fn workers(
+    workers: &[crate::db::Worker],
+    now: DateTime<Utc>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use crate::heartbeat::{judge, short_hash, DEFAULT_MAX_AGE};
+    let state =
+        |w: &crate::db::Worker| match (w.stopped_at, judge(&w.id, Some(w), now, DEFAULT_MAX_AGE)) {
+            (Some(_), _) => "stopped",
+            (None, Ok(_)) => "running",
+            (None, Err(_)) => "stale",
+        };
+    if json {
+        let list: Vec<serde_json::Value> = workers
+            .iter()
+            .map(|w| {
+                let mut v = serde_json::to_value(w).unwrap_or_default();
+                v["state"] = state(w).into();
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if workers.is_empty() {
+        println!("no workers have run against this database");
+        return Ok(());
+    }
+    let mut out = vec![[
+        "WORKER",
+        "STATE",
+        "HOST",
+        "PID",
+        "VERSION",
+        "STARTED",
+        "HEARTBEAT",
+        "CONFIG",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for w in workers {
+        let age = (now - w.heartbeat_at).to_std().unwrap_or_default();
+        out.push(vec![
+            w.id.clone(),
+            state(w).to_string(),
+            w.host.clone(),
+            w.pid.to_string(),
+            w.version.clone(),
+            ts(Some(w.started_at)),
+            format!(
+                "{} ago",
+                humantime::format_duration(std::time::Duration::from_secs(age.as_secs()))
+            ),
+            short_hash(&w.config_hash).to_string(),
+        ]);
+    }
+    table(&out);
+    Ok(())
+}

@@ -92,6 +92,9 @@ impl fmt::Debug for JobSpec {
 #[derive(Debug)]
 pub struct Config {
     pub path: PathBuf,
+    /// SHA-256 of the file's text, hex (what `sha256sum` prints): shown by
+    /// `status` and `/metrics` so replicas running different files stand out.
+    pub hash: String,
     /// In name order.
     pub jobs: Vec<Arc<JobSpec>>,
     /// The `[notify.NAME]` targets, in name order.
@@ -116,6 +119,15 @@ impl Config {
     pub fn notify_target(&self, name: &str) -> Option<&NotifyTarget> {
         self.notify.iter().find(|t| t.name == name)
     }
+}
+
+/// Lowercase hex SHA-256 of `text`.
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The named table of schedules.toml a problem is in.
@@ -268,6 +280,7 @@ impl Config {
         if cx.problems.is_empty() {
             Ok(Config {
                 path: path.to_path_buf(),
+                hash: sha256_hex(text),
                 jobs,
                 notify,
                 people,

@@ -575,3 +575,13 @@ fn the_repositorys_schedules_toml_is_valid() {
     .unwrap();
     assert!(on.job("escalate").unwrap().enabled);
 }
+
+#[test]
+fn the_hash_is_the_files_sha256() {
+    let c = parse("[jobs.a]\nkind = \"command\"\nevery = \"1m\"\ncommand = [\"true\"]\n").unwrap();
+    // printf '[jobs.a]\nkind = "command"\nevery = "1m"\ncommand = ["true"]\n' | sha256sum
+    assert_eq!(
+        c.hash,
+        "3b35851ee1d5e276529585de70edeb534475b2132fbc15d643a701113a6b2bd3"
+    );
+}

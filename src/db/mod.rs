@@ -28,12 +28,14 @@ mod reports;
 mod run_store;
 mod runs;
 pub mod schema;
+mod workers;
 
 pub use notifications::{
     Claimed, NewNotification, Notification, NotificationStatus, Notifications,
 };
 pub use ops_worker_jobs::store::NotificationEvent;
 pub use runs::{Finish, JobSummary, NewRun, RunRecord, RunStatus, Trigger, UnknownValue};
+pub use workers::Worker;
 
 use std::error::Error as StdError;
 use std::fmt;

@@ -112,3 +112,16 @@ diesel::table! {
         markdown -> Text,
     }
 }
+
+diesel::table! {
+    workers (id) {
+        id -> Text,
+        host -> Text,
+        pid -> Integer,
+        version -> Text,
+        started_at -> Timestamp,
+        heartbeat_at -> Timestamp,
+        config_hash -> Text,
+        stopped_at -> Nullable<Timestamp>,
+    }
+}

@@ -601,7 +601,104 @@ async fn the_daemons_alerts_job_watches_the_other_jobs(db: &TestDb) {
     assert_eq!(code, 0, "{err}");
 }
 
+/// The container's healthcheck: `health` passes while the daemon's
+/// heartbeat is fresh and fails once it stopped; `status` shows the worker.
+async fn health_follows_the_daemons_heartbeat(db: &TestDb) {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[jobs.tick]\nkind = \"command\"\nevery = \"1h\"\ncommand = [\"true\"]\n";
+    let hash: String = sha2::Sha256::digest(config.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let cli = |args: &[&str]| {
+        with_db(dir.path(), db)
+            .env("OPS_WORKER_ID", "hb-test")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["health"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("worker \"hb-test\" has never run against this database"),
+        "{}",
+        stderr(&out)
+    );
+
+    let child = daemon(dir.path(), db, config, "5s", "hb-test");
+    eventually(Duration::from_secs(30), "health passes", || async {
+        code(&cli(&["health"])) == 0
+    })
+    .await;
+    let out = cli(&["health"]);
+    assert!(
+        stdout(&out).starts_with("worker \"hb-test\": alive, last heartbeat "),
+        "{}",
+        stdout(&out)
+    );
+    let first = db.db().worker("hb-test").await.unwrap().unwrap();
+    assert_eq!(first.config_hash, hash);
+    assert_eq!(first.pid, child.id() as i32);
+    // The running scheduler refreshes it.
+    eventually(Duration::from_secs(20), "a newer heartbeat", || async {
+        db.db()
+            .worker("hb-test")
+            .await
+            .unwrap()
+            .unwrap()
+            .heartbeat_at
+            > first.heartbeat_at
+    })
+    .await;
+    let out = cli(&["status"]);
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.starts_with("hb-test"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.contains(" running ") && line.contains(&hash[..12]),
+        "{}",
+        stdout(&out)
+    );
+
+    sigterm(&child);
+    let (code_, err) = exit_within(child, Duration::from_secs(20)).await;
+    assert_eq!(code_, 0, "{err}");
+    let out = cli(&["health"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("worker \"hb-test\" stopped at"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli(&["status", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["state"], "stopped");
+
+    // A worker whose heartbeat stopped without a clean stop (killed, paused).
+    let now = Utc::now();
+    let mut stale = ops_worker::heartbeat::this_worker("hb-stale", &hash, now);
+    stale.heartbeat_at = now - chrono::TimeDelta::seconds(40);
+    db.db().register_worker(&stale).await.unwrap();
+    let out = with_db(dir.path(), db)
+        .env("OPS_WORKER_ID", "hb-stale")
+        .arg("health")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("s ago, more than 30s"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli(&["health", "--max-age", "1m"]);
+    assert_eq!(code(&out), 1, "stopped stays stopped");
+}
+
 crate::backend_tests!(
+    health_follows_the_daemons_heartbeat,
     the_daemons_alerts_job_watches_the_other_jobs,
     run_job_records_a_manual_run,
     alerts_can_be_listed_acknowledged_and_resolved,

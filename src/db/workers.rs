@@ -1,0 +1,160 @@
+//! `workers`: one row per worker process, with the heartbeat its scheduler
+//! refreshes. Written by the daemon (`src/heartbeat.rs`), read by
+//! `ops-worker health` and `ops-worker status`. Deciding what counts as
+//! fresh is not this file's business.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::upsert::excluded;
+use diesel::SelectableHelper;
+use diesel::{ExpressionMethods, Insertable, OptionalExtension, QueryDsl, Queryable, Selectable};
+use serde::Serialize;
+
+use super::schema::workers;
+use super::{micros, with_conn, Db, DbError};
+
+/// One worker process, as registered and last heard of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Worker {
+    /// `OPS_WORKER_ID`, default the host name.
+    pub id: String,
+    pub host: String,
+    pub pid: i32,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+    /// SHA-256 of the schedules.toml it loaded, hex.
+    pub config_hash: String,
+    /// Set by a clean shutdown.
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Insertable, Queryable, Selectable)]
+#[diesel(table_name = workers)]
+struct Row {
+    id: String,
+    host: String,
+    pid: i32,
+    version: String,
+    started_at: NaiveDateTime,
+    heartbeat_at: NaiveDateTime,
+    config_hash: String,
+    stopped_at: Option<NaiveDateTime>,
+}
+
+impl From<Row> for Worker {
+    fn from(r: Row) -> Self {
+        Worker {
+            id: r.id,
+            host: r.host,
+            pid: r.pid,
+            version: r.version,
+            started_at: r.started_at.and_utc(),
+            heartbeat_at: r.heartbeat_at.and_utc(),
+            config_hash: r.config_hash,
+            stopped_at: r.stopped_at.map(|t| t.and_utc()),
+        }
+    }
+}
+
+impl Db {
+    /// Registers a starting worker: its row is created, or taken over from
+    /// an earlier process with the same id.
+    pub async fn register_worker(&self, w: &Worker) -> Result<(), DbError> {
+        use diesel_async::RunQueryDsl;
+        let row = Row {
+            id: w.id.clone(),
+            host: w.host.clone(),
+            pid: w.pid,
+            version: w.version.clone(),
+            started_at: micros(w.started_at),
+            heartbeat_at: micros(w.heartbeat_at),
+            config_hash: w.config_hash.clone(),
+            stopped_at: None,
+        };
+        with_conn!(self, |conn| {
+            diesel::insert_into(workers::table)
+                .values(&row)
+                .on_conflict(workers::id)
+                .do_update()
+                .set((
+                    workers::host.eq(excluded(workers::host)),
+                    workers::pid.eq(excluded(workers::pid)),
+                    workers::version.eq(excluded(workers::version)),
+                    workers::started_at.eq(excluded(workers::started_at)),
+                    workers::heartbeat_at.eq(excluded(workers::heartbeat_at)),
+                    workers::config_hash.eq(excluded(workers::config_hash)),
+                    workers::stopped_at.eq(None::<NaiveDateTime>),
+                ))
+                .execute(conn)
+                .await?
+        });
+        Ok(())
+    }
+
+    /// Refreshes the heartbeat of worker `id`, as the process `pid`. False
+    /// when the row is gone or another process took it over.
+    pub async fn heartbeat(&self, id: &str, pid: i32, at: DateTime<Utc>) -> Result<bool, DbError> {
+        use diesel_async::RunQueryDsl;
+        let n = with_conn!(self, |conn| {
+            diesel::update(
+                workers::table
+                    .filter(workers::id.eq(id))
+                    .filter(workers::pid.eq(pid)),
+            )
+            .set(workers::heartbeat_at.eq(micros(at)))
+            .execute(conn)
+            .await?
+        });
+        Ok(n == 1)
+    }
+
+    /// Records a clean shutdown of worker `id` (process `pid`).
+    pub async fn worker_stopped(
+        &self,
+        id: &str,
+        pid: i32,
+        at: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        use diesel_async::RunQueryDsl;
+        with_conn!(self, |conn| {
+            diesel::update(
+                workers::table
+                    .filter(workers::id.eq(id))
+                    .filter(workers::pid.eq(pid)),
+            )
+            .set((
+                workers::stopped_at.eq(micros(at)),
+                workers::heartbeat_at.eq(micros(at)),
+            ))
+            .execute(conn)
+            .await?
+        });
+        Ok(())
+    }
+
+    pub async fn worker(&self, id: &str) -> Result<Option<Worker>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let row: Option<Row> = with_conn!(self, |conn| {
+            workers::table
+                .filter(workers::id.eq(id))
+                .select(Row::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        });
+        Ok(row.map(Worker::from))
+    }
+
+    /// Every registered worker, by id.
+    pub async fn workers(&self) -> Result<Vec<Worker>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let rows: Vec<Row> = with_conn!(self, |conn| {
+            workers::table
+                .order(workers::id)
+                .select(Row::as_select())
+                .load(conn)
+                .await?
+        });
+        Ok(rows.into_iter().map(Worker::from).collect())
+    }
+}
