@@ -14,6 +14,7 @@ pub mod heartbeat;
 pub mod notify;
 pub mod runner;
 pub mod scheduler;
+pub mod telemetry;
 pub mod worker;
 
 /// The process exit codes, documented in the README.

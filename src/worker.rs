@@ -26,6 +26,7 @@ pub async fn run(
     runner: Arc<Runner>,
     worker_id: &str,
     grace: Duration,
+    metrics_addr: Option<std::net::SocketAddr>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let recorder = runner.recorder().clone();
@@ -42,6 +43,17 @@ pub async fn run(
             "runs left running by an earlier process of this worker were marked abandoned"
         );
     }
+    // Bound before anything is registered: a taken port fails start-up cleanly.
+    runner.telemetry().started(&config.hash, worker_id);
+    let stop_metrics = CancellationToken::new();
+    let metrics = match metrics_addr {
+        Some(addr) => Some(
+            crate::telemetry::serve(addr, runner.telemetry().clone(), stop_metrics.clone())
+                .await
+                .with_context(|| format!("cannot serve metrics on METRICS_ADDR={addr}"))?,
+        ),
+        None => None,
+    };
     let me = crate::heartbeat::this_worker(worker_id, &config.hash, now);
     db.register_worker(&me)
         .await
@@ -140,6 +152,11 @@ pub async fn run(
         .await
     {
         tracing::warn!(error = %crate::error_chain(&e), "cannot record the clean stop in workers");
+    }
+    // Scrapes work until the very end, so the drain itself is visible.
+    stop_metrics.cancel();
+    if let Some(m) = metrics {
+        let _ = m.await;
     }
     tracing::info!("worker stopped");
     Ok(())

@@ -57,6 +57,9 @@ pub enum Command {
         /// How long shutdown waits for running jobs before interrupting them
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         grace: Duration,
+        /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9464); off when unset
+        #[arg(long, env = "METRICS_ADDR", value_name = "ADDR", value_parser = parse_metrics_addr)]
+        metrics_addr: Option<MetricsAddr>,
     },
     /// Run one job now, recorded like any other run (trigger "manual")
     RunJob { name: String },
@@ -176,6 +179,21 @@ pub enum ReportCommand {
     },
 }
 
+/// `METRICS_ADDR` / `--metrics-addr`: an IP and a port, or empty for off
+/// (so a compose file can pass `${METRICS_ADDR:-}`).
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsAddr(Option<std::net::SocketAddr>);
+
+fn parse_metrics_addr(s: &str) -> Result<MetricsAddr, String> {
+    if s.trim().is_empty() {
+        return Ok(MetricsAddr(None));
+    }
+    s.trim().parse().map(|a| MetricsAddr(Some(a))).map_err(|_| {
+        "METRICS_ADDR (or --metrics-addr) must be IP:PORT, e.g. 0.0.0.0:9464 or 127.0.0.1:9464"
+            .to_string()
+    })
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
@@ -244,7 +262,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::Ok)
         }
-        Command::Run { grace } => {
+        Command::Run {
+            grace,
+            metrics_addr,
+        } => {
             let config = Arc::new(Config::load(&cli.config)?);
             let db = open_db().await?;
             let worker_id = worker_id();
@@ -254,7 +275,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_config(config.clone()),
             );
             let shutdown = crate::worker::shutdown_signal()?;
-            crate::worker::run(&config, runner, &worker_id, grace, shutdown).await?;
+            let metrics_addr = metrics_addr.and_then(|m| m.0);
+            crate::worker::run(&config, runner, &worker_id, grace, metrics_addr, shutdown).await?;
             Ok(ExitCode::Ok)
         }
         Command::RunJob { name } => {

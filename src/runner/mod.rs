@@ -23,6 +23,7 @@ use tracing::{field, Instrument};
 
 use crate::config::{JobSpec, Overlap};
 use crate::db::{Finish, NewRun, RunStatus, Trigger};
+use crate::telemetry::Telemetry;
 pub use recorder::{Claim, Recorder};
 
 /// How long a job has to stop after its cancel token fires (the `command`
@@ -94,6 +95,7 @@ pub struct Runner {
     http: ops_worker_jobs::reqwest::Client,
     timeline: Arc<dyn Timeline>,
     directory: Arc<dyn Directory>,
+    telemetry: Arc<Telemetry>,
     clock: Arc<dyn Clock>,
     worker_id: String,
     guards: Mutex<HashMap<String, Arc<Guard>>>,
@@ -111,6 +113,7 @@ impl Runner {
             http: ops_worker_jobs::health::http_client(),
             timeline: Arc::new(ops_worker_jobs::NoJobs),
             directory: Arc::new(ops_worker_jobs::NoPeople),
+            telemetry: Arc::new(Telemetry::new()),
             recorder,
             clock,
             worker_id,
@@ -126,6 +129,11 @@ impl Runner {
         self.timeline = config.clone();
         self.directory = config;
         self
+    }
+
+    /// The metrics this runner (and the scheduler driving it) update.
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
     }
 
     pub fn recorder(&self) -> &Arc<Recorder> {
@@ -179,6 +187,7 @@ impl Runner {
         missed: u64,
     ) -> Outcome {
         let slot = crate::scheduler::schedule::whole_second(slot);
+        self.telemetry.missed(&spec.name, missed);
         let guard = self.guard(&spec.name);
         let _permit =
             match spec.overlap {
@@ -253,6 +262,7 @@ impl Runner {
             duration_ms: 0,
         };
         self.recorder.insert_finished(&run, finish).await;
+        self.telemetry.skipped(&spec.name);
         Outcome::Skipped
     }
 
@@ -357,6 +367,9 @@ impl Runner {
         // A manual run's slot is "now"; lateness means nothing there.
         let lateness_ms =
             (run.trigger != Trigger::Manual).then(|| (run.started_at - slot).num_milliseconds());
+        let on_time_lateness = (run.trigger == Trigger::Schedule)
+            .then(|| (run.started_at - slot).to_std().unwrap_or_default());
+        self.telemetry.run_started(&spec.name, on_time_lateness);
         let clock_start = Instant::now();
         let (status, error, output) = self.execute(spec, slot, attempt).await;
         let duration = clock_start.elapsed();
@@ -377,6 +390,8 @@ impl Runner {
                 tracing::warn!(lateness_ms = lateness_ms.map(field::display), status = %status, error = error.as_deref().unwrap_or(""), "run did not succeed")
             }
         }
+        self.telemetry
+            .run_finished(&spec.name, status, duration, finish.finished_at);
         self.recorder.finish(claim, run, finish).await;
         RunReport {
             run_id: match claim {

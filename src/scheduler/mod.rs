@@ -74,6 +74,7 @@ async fn job_loop(
             tracing::info!(job = %spec.name, "the schedule has no further slots; the job will not fire again");
             return;
         };
+        runner.telemetry().next_fire(&spec.name, next);
         tokio::select! {
             _ = clock.sleep_until(next) => {}
             _ = stop.cancelled() => return,

@@ -697,7 +697,155 @@ async fn health_follows_the_daemons_heartbeat(db: &TestDb) {
     assert_eq!(code(&out), 1, "stopped stays stopped");
 }
 
+/// Inodes of the TCP sockets process `pid` listens on.
+fn listening_sockets(pid: u32) -> Vec<String> {
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let mut listening = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+        {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // st 0A is LISTEN; the inode is the tenth column.
+            if cols.get(3) == Some(&"0A") && fds.iter().any(|f| Some(&f.as_str()) == cols.get(9)) {
+                listening.push(cols[9].to_string());
+            }
+        }
+    }
+    listening
+}
+
+/// `/metrics` with METRICS_ADDR set: runs by status, durations, the next
+/// fire, up and the config hash; no listening socket at all without it.
+async fn metrics_are_served_only_when_asked(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[jobs.tick]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n";
+    write_config(dir.path(), config);
+    // Empty is off too, as a compose file's `${METRICS_ADDR:-}` passes it.
+    let child = with_db(dir.path(), db)
+        .args(["run", "--grace", "5s"])
+        .env("OPS_WORKER_ID", "no-metrics")
+        .env("METRICS_ADDR", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_status(db, "tick", RunStatus::Success).await;
+    assert_eq!(listening_sockets(child.id()), Vec::<String>::new());
+    sigterm(&child);
+    assert_eq!(exit_within(child, Duration::from_secs(20)).await.0, 0);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    write_config(dir.path(), config);
+    let child = with_db(dir.path(), db)
+        .args(["run", "--grace", "5s"])
+        .env("OPS_WORKER_ID", "metrics-test")
+        .env("METRICS_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = ops_worker_jobs::health::http_client();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let scrape = || async {
+        let resp = http.get(&url).send().await.ok()?;
+        let ct = resp
+            .headers()
+            .get("content-type")?
+            .to_str()
+            .ok()?
+            .to_string();
+        Some((ct, resp.text().await.ok()?))
+    };
+    eventually(
+        Duration::from_secs(30),
+        "two successful runs scraped",
+        || async {
+            scrape().await.is_some_and(|(_, t)| {
+                t.lines().any(|l| {
+                    l.starts_with("ops_worker_runs_total{job=\"tick\",status=\"success\"} ")
+                        && l.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok()) >= Some(2)
+                })
+            })
+        },
+    )
+    .await;
+    assert_eq!(listening_sockets(child.id()).len(), 1, "the metrics port only");
+    let (content_type, text) = scrape().await.unwrap();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let hash = &db
+        .db()
+        .worker("metrics-test")
+        .await
+        .unwrap()
+        .unwrap()
+        .config_hash;
+    for want in [
+        "ops_worker_up 1".to_string(),
+        format!(
+            "ops_worker_config_info{{hash=\"{hash}\",version=\"{}\",worker_id=\"metrics-test\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "ops_worker_running{job=\"tick\"} ".to_string(),
+        "ops_worker_next_fire_timestamp_seconds{job=\"tick\"} ".to_string(),
+        "ops_worker_last_success_timestamp_seconds{job=\"tick\"} ".to_string(),
+        "ops_worker_fire_lateness_seconds_count{job=\"tick\"} ".to_string(),
+        "ops_worker_run_duration_seconds_bucket{le=\"+Inf\",job=\"tick\"} ".to_string(),
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&want)),
+            "no {want:?} in\n{text}"
+        );
+    }
+    // The next fire is in the future, within the interval.
+    let next: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ops_worker_next_fire_timestamp_seconds{job=\"tick\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = Utc::now().timestamp_micros() as f64 / 1e6;
+    assert!(
+        next > now - 1.0 && next <= now + 1.5,
+        "next {next}, now {now}"
+    );
+    let other = http
+        .get(format!("http://127.0.0.1:{port}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 404);
+    sigterm(&child);
+    assert_eq!(exit_within(child, Duration::from_secs(20)).await.0, 0);
+
+    // A METRICS_ADDR that is not an address is a usage error naming it.
+    let out = with_db(dir.path(), db)
+        .arg("run")
+        .env("METRICS_ADDR", "localhost:http")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("METRICS_ADDR"), "{}", stderr(&out));
+}
+
 crate::backend_tests!(
+    metrics_are_served_only_when_asked,
     health_follows_the_daemons_heartbeat,
     the_daemons_alerts_job_watches_the_other_jobs,
     run_job_records_a_manual_run,
