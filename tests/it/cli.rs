@@ -783,7 +783,11 @@ async fn metrics_are_served_only_when_asked(db: &TestDb) {
         },
     )
     .await;
-    assert_eq!(listening_sockets(child.id()).len(), 1, "the metrics port only");
+    assert_eq!(
+        listening_sockets(child.id()).len(),
+        1,
+        "the metrics port only"
+    );
     let (content_type, text) = scrape().await.unwrap();
     assert!(
         content_type.starts_with("application/openmetrics-text"),
