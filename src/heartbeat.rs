@@ -3,6 +3,10 @@
 //! the scheduler's runtime, and records a clean stop. `ops-worker health`
 //! (the container's HEALTHCHECK) judges the row with [`judge`].
 //!
+//! Every live daemon also watches the others: the `running` runs of a
+//! worker whose heartbeat is older than `dead_after` are marked `abandoned`
+//! ([`reap`]), so a run whose process died is never left `running`.
+//!
 //! A heartbeat that stops means the process is gone, paused, or its runtime
 //! is wedged: all reasons for an orchestrator to restart it. The database
 //! being unreachable stops it too, which is right for a worker whose every
@@ -41,8 +45,19 @@ pub fn this_worker(id: &str, config_hash: &str, now: DateTime<Utc>) -> Worker {
 
 /// Refreshes the heartbeat until `stop` fires. A failed refresh is logged
 /// once per outage; a row taken over or deleted is registered again.
-pub async fn beat(db: Db, me: Worker, clock: Arc<dyn Clock>, stop: CancellationToken) {
+///
+/// With `reap_after`, it also marks `abandoned` the runs of workers whose
+/// heartbeat is older than that (see [`reap`]).
+pub async fn beat(
+    db: Db,
+    me: Worker,
+    clock: Arc<dyn Clock>,
+    stop: CancellationToken,
+    reap_after: Option<Duration>,
+) {
     let mut failing = false;
+    // Since when this worker's own heartbeats have all been written.
+    let mut healthy_since = Some(clock.now());
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -64,14 +79,54 @@ pub async fn beat(db: Db, me: Worker, clock: Arc<dyn Clock>, stop: CancellationT
         match result {
             Ok(()) if failing => {
                 failing = false;
+                healthy_since = Some(now);
                 tracing::info!("heartbeat written again");
             }
             Ok(()) => {}
             Err(e) if !failing => {
                 failing = true;
+                healthy_since = None;
                 tracing::warn!(error = %crate::error_chain(&e), "cannot write the heartbeat; `ops-worker health` fails until it is written again");
             }
             Err(_) => {}
+        }
+        if let (Some(dead_after), Some(since)) = (reap_after, healthy_since) {
+            reap(&db, &me.id, now, since, dead_after).await;
+        }
+    }
+}
+
+/// Marks `abandoned` the runs of workers with no heartbeat for `dead_after`,
+/// but only once this worker's own heartbeats have been written for
+/// `dead_after` without a gap (since `healthy_since`): after a database
+/// outage every worker gets the time to write its heartbeat again before
+/// anyone judges it dead.
+async fn reap(
+    db: &Db,
+    me: &str,
+    now: DateTime<Utc>,
+    healthy_since: DateTime<Utc>,
+    dead_after: Duration,
+) {
+    let dead_after = chrono::Duration::from_std(dead_after).unwrap_or(chrono::Duration::MAX);
+    if now - healthy_since < dead_after {
+        return;
+    }
+    match db.abandon_dead_runs(now - dead_after, now, me).await {
+        Ok(runs) => {
+            for r in runs {
+                tracing::warn!(
+                    job = %r.job_name,
+                    scheduled_for = %r.scheduled_for,
+                    attempt = r.attempt,
+                    dead_worker = %r.worker_id,
+                    run_id = r.id,
+                    "marked a run abandoned: its worker stopped heartbeating"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain(&e), "cannot check for runs of dead workers")
         }
     }
 }

@@ -20,15 +20,31 @@ use crate::scheduler::{self, Start};
 /// How long shutdown waits for held records to reach the database.
 const FINAL_FLUSH: Duration = Duration::from_secs(10);
 
-/// Runs until `shutdown` fires, then drains within `grace`.
+/// How `run` behaves: its command-line options.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long shutdown waits for running jobs before interrupting them.
+    pub grace: Duration,
+    /// Where to serve `/metrics`, if anywhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// After how long without a heartbeat another worker's runs count as
+    /// abandoned.
+    pub dead_after: Duration,
+}
+
+/// Runs until `shutdown` fires, then drains within `options.grace`.
 pub async fn run(
     config: &Config,
     runner: Arc<Runner>,
     worker_id: &str,
-    grace: Duration,
-    metrics_addr: Option<std::net::SocketAddr>,
+    options: Options,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let Options {
+        grace,
+        metrics_addr,
+        dead_after,
+    } = options;
     let recorder = runner.recorder().clone();
     let db = recorder.db().clone();
     let now = runner.clock().now();
@@ -64,6 +80,7 @@ pub async fn run(
         me.clone(),
         runner.clock().clone(),
         stop_heartbeat.clone(),
+        Some(dead_after),
     ));
     let last_slots = db
         .last_slots()

@@ -60,6 +60,10 @@ pub enum Command {
         /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 0.0.0.0:9464); off when unset
         #[arg(long, env = "METRICS_ADDR", value_name = "ADDR", value_parser = parse_metrics_addr)]
         metrics_addr: Option<MetricsAddr>,
+        /// Runs of another worker with no heartbeat for this long are marked
+        /// abandoned (at least 10s)
+        #[arg(long, env = "OPS_WORKER_DEAD_AFTER", default_value = "20s", value_parser = parse_dead_after)]
+        dead_after: Duration,
     },
     /// Run one job now, recorded like any other run (trigger "manual")
     RunJob { name: String },
@@ -179,6 +183,20 @@ pub enum ReportCommand {
     },
 }
 
+/// `OPS_WORKER_DEAD_AFTER` / `--dead-after`: at least two heartbeats.
+fn parse_dead_after(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("OPS_WORKER_DEAD_AFTER (or --dead-after): invalid duration {s:?}: {e}")
+    })?;
+    if d < 2 * crate::heartbeat::HEARTBEAT_EVERY {
+        return Err(format!(
+            "OPS_WORKER_DEAD_AFTER (or --dead-after) must be at least {} (two heartbeats)",
+            humantime::format_duration(2 * crate::heartbeat::HEARTBEAT_EVERY)
+        ));
+    }
+    Ok(d)
+}
+
 /// `METRICS_ADDR` / `--metrics-addr`: an IP and a port, or empty for off
 /// (so a compose file can pass `${METRICS_ADDR:-}`).
 #[derive(Debug, Clone, Copy)]
@@ -265,6 +283,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run {
             grace,
             metrics_addr,
+            dead_after,
         } => {
             let config = Arc::new(Config::load(&cli.config)?);
             let db = open_db().await?;
@@ -275,8 +294,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_config(config.clone()),
             );
             let shutdown = crate::worker::shutdown_signal()?;
-            let metrics_addr = metrics_addr.and_then(|m| m.0);
-            crate::worker::run(&config, runner, &worker_id, grace, metrics_addr, shutdown).await?;
+            let options = crate::worker::Options {
+                grace,
+                metrics_addr: metrics_addr.and_then(|m| m.0),
+                dead_after,
+            };
+            crate::worker::run(&config, runner, &worker_id, options, shutdown).await?;
             Ok(ExitCode::Ok)
         }
         Command::RunJob { name } => {
@@ -284,9 +307,25 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let spec = find(&config, &name)?.clone();
             let db = open_db().await?;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-            let recorder = Arc::new(Recorder::new(db));
-            let runner = Runner::new(recorder.clone(), clock.clone(), worker_id())
-                .with_config(config.clone());
+            let recorder = Arc::new(Recorder::new(db.clone()));
+            // Its own worker id, registered and heartbeating while it runs:
+            // should this process die mid-run, a live daemon marks the run
+            // abandoned instead of leaving it `running`.
+            let id = format!("{}/run-job/{}", worker_id(), std::process::id());
+            let me = crate::heartbeat::this_worker(&id, &config.hash, clock.now());
+            db.register_worker(&me)
+                .await
+                .context("cannot register this run in the workers table")?;
+            let stop_heartbeat = tokio_util::sync::CancellationToken::new();
+            let heartbeat = tokio::spawn(crate::heartbeat::beat(
+                db.clone(),
+                me.clone(),
+                clock.clone(),
+                stop_heartbeat.clone(),
+                None,
+            ));
+            let runner =
+                Runner::new(recorder.clone(), clock.clone(), id).with_config(config.clone());
             // A manual run's slot is the current second; when that is taken
             // (another manual run, or the scheduled run of this very second)
             // it runs in the next one instead of failing.
@@ -300,8 +339,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 clock.sleep_until(next_second).await;
                 outcome = runner.run(&spec, next_second, Trigger::Manual, 0).await;
             }
+            stop_heartbeat.cancel();
+            let _ = heartbeat.await;
             if !recorder.flush().await {
                 anyhow::bail!("the run finished but its record could not be written: the database is unavailable");
+            }
+            if let Err(e) = db.forget_worker(&me.id, me.pid).await {
+                tracing::warn!(error = %crate::error_chain(&e), "cannot remove this run's row from workers");
             }
             Ok(show::run_job(&spec.name, &outcome))
         }

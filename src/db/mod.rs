@@ -34,7 +34,9 @@ pub use notifications::{
     Claimed, NewNotification, Notification, NotificationStatus, Notifications,
 };
 pub use ops_worker_jobs::store::NotificationEvent;
-pub use runs::{Finish, JobSummary, NewRun, RunRecord, RunStatus, Trigger, UnknownValue};
+pub use runs::{
+    AbandonedRun, Finish, JobSummary, NewRun, RunRecord, RunStatus, Trigger, UnknownValue,
+};
 pub use workers::Worker;
 
 use std::error::Error as StdError;

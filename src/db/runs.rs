@@ -34,6 +34,26 @@ use serde::Serialize;
 use super::schema::job_runs;
 use super::{micros, with_conn, Db, DbError};
 
+/// Which `running` rows to abandon.
+#[derive(Clone, Copy)]
+enum Leftovers<'a> {
+    /// Those of this worker id: left by an earlier process with the id.
+    Of(&'a str),
+    /// Those of registered workers with no heartbeat since this instant.
+    DeadSince(NaiveDateTime),
+}
+
+/// A run marked `abandoned`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbandonedRun {
+    pub id: i64,
+    pub job_name: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub attempt: i32,
+    /// The worker that had it.
+    pub worker_id: String,
+}
+
 /// Written into `error` by [`Db::abandon_running`].
 const ABANDONED: &str = "abandoned: the worker stopped before the run finished";
 
@@ -488,33 +508,81 @@ impl Db {
     /// Marks `worker_id`'s runs still `running` (left by an earlier process
     /// with that id) as `abandoned`, finished at `now`, with the time since
     /// they started as duration. Returns how many it marked.
-    ///
-    /// One read, then one guarded update per row: the duration differs per
-    /// row and timestamp arithmetic is not portable SQL, and such rows are
-    /// few (at most one per job and attempt). A row finished meanwhile by
-    /// someone else is left alone and not counted.
     pub async fn abandon_running(
         &self,
         worker_id: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, DbError> {
+        let rows = self
+            .abandon(Leftovers::Of(worker_id), now, ABANDONED.to_string())
+            .await?;
+        Ok(rows.len() as u64)
+    }
+
+    /// Marks as `abandoned` the `running` rows of every registered worker
+    /// whose heartbeat is older than `cutoff` (it died, or is paused): what
+    /// a live replica does for a dead one. Workers not in `workers` are left
+    /// alone. Returns the rows it marked.
+    pub async fn abandon_dead_runs(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+        by: &str,
+    ) -> Result<Vec<AbandonedRun>, DbError> {
+        let why = format!(
+            "abandoned: its worker stopped heartbeating (none since {}); marked by worker {by}",
+            cutoff.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+        self.abandon(Leftovers::DeadSince(micros(cutoff)), now, why)
+            .await
+    }
+
+    /// One read, then one guarded update per row: the duration differs per
+    /// row and timestamp arithmetic is not portable SQL, and such rows are
+    /// few (at most one per job and attempt). A row finished meanwhile by
+    /// someone else is left alone and not returned.
+    async fn abandon(
+        &self,
+        which: Leftovers<'_>,
+        now: DateTime<Utc>,
+        why: String,
+    ) -> Result<Vec<AbandonedRun>, DbError> {
+        use super::schema::workers;
         use diesel_async::RunQueryDsl;
         let now = micros(now);
         let abandoned = with_conn!(self, |conn| {
             // `finished_at IS NULL` is the same as status 'running' (a CHECK
             // ties them) and matches the partial index without a parameter.
-            let running: Vec<(i64, NaiveDateTime)> = job_runs::table
-                .filter(job_runs::worker_id.eq(worker_id))
+            let running = job_runs::table
                 .filter(job_runs::finished_at.is_null())
-                .select((job_runs::id, job_runs::started_at))
+                .into_boxed();
+            let running = match which {
+                Leftovers::Of(worker_id) => running.filter(job_runs::worker_id.eq(worker_id)),
+                Leftovers::DeadSince(cutoff) => running.filter(
+                    job_runs::worker_id.eq_any(
+                        workers::table
+                            .filter(workers::heartbeat_at.lt(cutoff))
+                            .select(workers::id),
+                    ),
+                ),
+            };
+            let running: Vec<(i64, NaiveDateTime, String, NaiveDateTime, i32, String)> = running
+                .select((
+                    job_runs::id,
+                    job_runs::started_at,
+                    job_runs::job_name,
+                    job_runs::scheduled_for,
+                    job_runs::attempt,
+                    job_runs::worker_id,
+                ))
                 .load(conn)
                 .await?;
-            let mut abandoned = 0_u64;
-            for (id, started_at) in running {
+            let mut abandoned = Vec::new();
+            for (id, started_at, job_name, scheduled_for, attempt, worker_id) in running {
                 let changes = FinishRow {
                     status: RunStatus::Abandoned,
                     finished_at: now,
-                    error: Some(ABANDONED),
+                    error: Some(&why),
                     output: None,
                     duration_ms: (now - started_at).num_milliseconds().max(0),
                 };
@@ -526,11 +594,58 @@ impl Db {
                 .set(&changes)
                 .execute(conn)
                 .await?;
-                abandoned += updated as u64;
+                if updated == 1 {
+                    abandoned.push(AbandonedRun {
+                        id,
+                        job_name,
+                        scheduled_for: scheduled_for.and_utc(),
+                        attempt,
+                        worker_id,
+                    });
+                }
             }
             abandoned
         });
         Ok(abandoned)
+    }
+
+    /// Run `id` was already finished when its own worker came to finish it:
+    /// another worker marked it `abandoned` meanwhile (this one was paused
+    /// or cut off). Notes the late outcome on the abandoned row, keeping its
+    /// status; a row with any other status is left as it is. True when noted.
+    pub async fn note_late_finish(&self, id: i64, f: &Finish) -> Result<bool, DbError> {
+        use diesel_async::RunQueryDsl;
+        let row: Option<Option<String>> = with_conn!(self, |conn| {
+            job_runs::table
+                .filter(job_runs::id.eq(id))
+                .filter(job_runs::status.eq(RunStatus::Abandoned))
+                .select(job_runs::error)
+                .first(conn)
+                .await
+                .optional()?
+        });
+        let Some(error) = row else { return Ok(false) };
+        let note = format!(
+            "{}; its worker finished it late, at {}: {}{}",
+            error.unwrap_or_else(|| ABANDONED.to_string()),
+            f.finished_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            f.status,
+            f.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+        let updated = with_conn!(self, |conn| {
+            diesel::update(
+                job_runs::table
+                    .filter(job_runs::id.eq(id))
+                    .filter(job_runs::status.eq(RunStatus::Abandoned)),
+            )
+            .set(job_runs::error.eq(note))
+            .execute(conn)
+            .await?
+        });
+        Ok(updated == 1)
     }
 
     /// The latest `scheduled_for` per job among runs triggered by the

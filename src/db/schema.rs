@@ -125,3 +125,6 @@ diesel::table! {
         stopped_at -> Nullable<Timestamp>,
     }
 }
+
+// The dead-worker check selects `job_runs` rows by a subquery on `workers`.
+diesel::allow_tables_to_appear_in_same_query!(job_runs, workers);

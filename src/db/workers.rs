@@ -132,6 +132,22 @@ impl Db {
         Ok(())
     }
 
+    /// Removes worker `id`'s row (a finished `run-job`, which is no daemon
+    /// `status` should list), if process `pid` still holds it.
+    pub async fn forget_worker(&self, id: &str, pid: i32) -> Result<(), DbError> {
+        use diesel_async::RunQueryDsl;
+        with_conn!(self, |conn| {
+            diesel::delete(
+                workers::table
+                    .filter(workers::id.eq(id))
+                    .filter(workers::pid.eq(pid)),
+            )
+            .execute(conn)
+            .await?
+        });
+        Ok(())
+    }
+
     pub async fn worker(&self, id: &str) -> Result<Option<Worker>, DbError> {
         use diesel_async::RunQueryDsl;
         let row: Option<Row> = with_conn!(self, |conn| {

@@ -100,7 +100,21 @@ impl Recorder {
 
     async fn write(&self, pending: &Pending) -> Result<(), DbError> {
         match pending {
-            Pending::Finish { id, finish } => self.db.finish_run(*id, finish).await.map(drop),
+            Pending::Finish { id, finish } => {
+                if !self.db.finish_run(*id, finish).await? {
+                    // Finished by someone else: a live replica marked it
+                    // abandoned while this worker was paused or cut off. Its
+                    // outcome is noted there, never written over the row.
+                    if self.db.note_late_finish(*id, finish).await? {
+                        tracing::warn!(
+                            run_id = id,
+                            status = %finish.status,
+                            "another worker had marked this run abandoned (this worker was paused or cut off); its late outcome is noted on the row"
+                        );
+                    }
+                }
+                Ok(())
+            }
             Pending::Insert { run, finish } => {
                 self.db.insert_finished_run(run, finish).await.map(drop)
             }

@@ -291,6 +291,9 @@ async fn run_job_records_a_manual_run(db: &TestDb) {
         (RunStatus::Success, Trigger::Manual)
     );
     assert_eq!(ok.output.as_deref(), Some("hello"));
+    // Recorded under its own worker id, registered only while it ran.
+    assert!(ok.worker_id.contains("/run-job/"), "{ok:?}");
+    assert_eq!(db.db().workers().await.unwrap(), Vec::new());
     let bad = &history(db, "bad").await[0];
     assert_eq!(bad.status, RunStatus::Failed);
 
@@ -848,7 +851,90 @@ async fn metrics_are_served_only_when_asked(db: &TestDb) {
     assert!(stderr(&out).contains("METRICS_ADDR"), "{}", stderr(&out));
 }
 
+/// A worker killed mid-run, and one paused past `--dead-after`: a live
+/// worker marks their runs abandoned; the paused one, resumed, finishes its
+/// run late and that is noted on the row, not written over it.
+async fn a_live_worker_abandons_the_runs_of_dead_and_paused_ones(db: &TestDb) {
+    let (dir_a, dir_b, dir_c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let slow = |job: &str, secs: u32| {
+        format!("[jobs.{job}]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"sleep\", \"{secs}\"]\ntimeout = \"1m\"\n")
+    };
+    // Each starts a run within a second; later slots are skipped while it goes.
+    let killed = daemon(dir_a.path(), db, &slow("killed-job", 60), "5s", "w-killed");
+    let paused = daemon(dir_b.path(), db, &slow("paused-job", 12), "5s", "w-paused");
+    wait_status(db, "killed-job", RunStatus::Running).await;
+    wait_status(db, "paused-job", RunStatus::Running).await;
+    signal(&killed, libc::SIGKILL);
+    signal(&paused, libc::SIGSTOP);
+    let watcher_config = "[jobs.idle]\nkind = \"command\"\nevery = \"1h\"\ncommand = [\"true\"]\n";
+    write_config(dir_c.path(), watcher_config);
+    let watcher = with_db(dir_c.path(), db)
+        .args(["run", "--grace", "5s", "--dead-after", "10s"])
+        .env("OPS_WORKER_ID", "w-watcher")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for job in ["killed-job", "paused-job"] {
+        eventually(
+            Duration::from_secs(40),
+            &format!("{job} abandoned"),
+            || async {
+                history(db, job)
+                    .await
+                    .iter()
+                    .any(|r| r.status == RunStatus::Abandoned)
+            },
+        )
+        .await;
+    }
+    let abandoned = |runs: Vec<RunRecord>| {
+        runs.into_iter()
+            .find(|r| r.status == RunStatus::Abandoned)
+            .unwrap()
+    };
+    let run = &abandoned(history(db, "killed-job").await);
+    assert!(
+        run.error
+            .as_deref()
+            .unwrap()
+            .contains("its worker stopped heartbeating")
+            && run
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("marked by worker w-watcher"),
+        "{run:?}"
+    );
+    // Resumed: its run ends (sleep 12 has run out) and the late outcome is noted.
+    signal(&paused, libc::SIGCONT);
+    eventually(Duration::from_secs(30), "the late finish noted", || async {
+        abandoned(history(db, "paused-job").await)
+            .error
+            .is_some_and(|e| e.contains("its worker finished it late"))
+    })
+    .await;
+    let run = &abandoned(history(db, "paused-job").await);
+    assert_eq!(run.status, RunStatus::Abandoned, "{run:?}");
+    assert!(
+        run.error.as_deref().unwrap().ends_with(": success"),
+        "{run:?}"
+    );
+    for child in [paused, watcher] {
+        sigterm(&child);
+        let (code, err) = exit_within(child, Duration::from_secs(20)).await;
+        assert_eq!(code, 0, "{err}");
+    }
+    let mut killed = killed;
+    let _ = killed.wait();
+}
+
 crate::backend_tests!(
+    a_live_worker_abandons_the_runs_of_dead_and_paused_ones,
     metrics_are_served_only_when_asked,
     health_follows_the_daemons_heartbeat,
     the_daemons_alerts_job_watches_the_other_jobs,

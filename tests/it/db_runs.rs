@@ -92,6 +92,7 @@ backend_tests!(
     finishing_as_running_is_rejected,
     insert_finished_run_conflicts_with_a_claim,
     abandon_running_touches_only_this_workers_running_rows,
+    runs_of_workers_without_a_fresh_heartbeat_are_abandoned,
     last_slots_ignores_manual_and_retry_and_takes_the_latest,
     job_summaries_pick_newest_run_and_last_success,
     history_order_limit_and_filter,
@@ -301,6 +302,73 @@ async fn abandon_running_touches_only_this_workers_running_rows(t: &TestDb) {
     assert_eq!(db.abandon_running("host-1", now).await.unwrap(), 0);
     // An abandoned run cannot be finished afterwards.
     assert!(!db.finish_run(a_id, &done_finish).await.unwrap());
+}
+
+async fn runs_of_workers_without_a_fresh_heartbeat_are_abandoned(t: &TestDb) {
+    let db = t.db();
+    let now = at("2026-03-01T10:01:00Z");
+    let register = |id: &str, heartbeat: &str| {
+        let mut w = ops_worker::heartbeat::this_worker(id, "hash", at("2026-03-01T09:00:00Z"));
+        w.heartbeat_at = at(heartbeat);
+        w
+    };
+    db.register_worker(&register("dead", "2026-03-01T10:00:30Z"))
+        .await
+        .unwrap();
+    db.register_worker(&register("alive", "2026-03-01T10:00:55Z"))
+        .await
+        .unwrap();
+    let by = |job: &str, worker: &str| {
+        let mut r = run(job, T1);
+        r.worker_id = worker.to_owned();
+        r
+    };
+    let dead_id = claim(db, &by("a", "dead")).await;
+    let alive_id = claim(db, &by("b", "alive")).await;
+    // Not registered (an older binary, or a run-job of one): left alone.
+    let unknown_id = claim(db, &by("c", "unknown")).await;
+
+    let cutoff = at("2026-03-01T10:00:40Z");
+    let marked = db.abandon_dead_runs(cutoff, now, "me").await.unwrap();
+    assert_eq!(
+        marked
+            .iter()
+            .map(|r| (r.id, r.job_name.as_str(), r.worker_id.as_str(), r.attempt))
+            .collect::<Vec<_>>(),
+        [(dead_id, "a", "dead", 1)]
+    );
+    assert_eq!(marked[0].scheduled_for, at(T1));
+    let record = run_by_id(db, dead_id).await;
+    assert_eq!(record.status, RunStatus::Abandoned);
+    assert_eq!(
+        record.error.as_deref(),
+        Some("abandoned: its worker stopped heartbeating (none since 2026-03-01 10:00:40 UTC); marked by worker me")
+    );
+    for id in [alive_id, unknown_id] {
+        assert_eq!(run_by_id(db, id).await.status, RunStatus::Running);
+    }
+    assert!(db
+        .abandon_dead_runs(cutoff, now, "me")
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The paused worker comes back and finishes it: noted, not written over.
+    let late = finish(RunStatus::Success, at("2026-03-01T10:02:00Z"));
+    assert!(!db.finish_run(dead_id, &late).await.unwrap());
+    assert!(db.note_late_finish(dead_id, &late).await.unwrap());
+    let record = run_by_id(db, dead_id).await;
+    assert_eq!(record.status, RunStatus::Abandoned);
+    assert!(
+        record.error.as_deref().unwrap().ends_with(
+            "marked by worker me; its worker finished it late, at 2026-03-01 10:02:00 UTC: success"
+        ),
+        "{record:?}"
+    );
+    // Only abandoned rows take such a note.
+    assert!(db.finish_run(alive_id, &late).await.unwrap());
+    assert!(!db.note_late_finish(alive_id, &late).await.unwrap());
+    assert_eq!(run_by_id(db, alive_id).await.error, None);
 }
 
 async fn last_slots_ignores_manual_and_retry_and_takes_the_latest(t: &TestDb) {
