@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use ops_worker_jobs::Clock;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{Db, Worker};
+use crate::db::{AbandonedRun, Db, Worker};
 
 /// How often the running scheduler refreshes its heartbeat.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
@@ -46,14 +46,15 @@ pub fn this_worker(id: &str, config_hash: &str, now: DateTime<Utc>) -> Worker {
 /// Refreshes the heartbeat until `stop` fires. A failed refresh is logged
 /// once per outage; a row taken over or deleted is registered again.
 ///
-/// With `reap_after`, it also marks `abandoned` the runs of workers whose
-/// heartbeat is older than that (see [`reap`]).
+/// With `reaper`, it also marks `abandoned` the runs of workers with no
+/// heartbeat for its `dead_after` (see [`reap`]) and hands each such run to
+/// its `abandoned` channel.
 pub async fn beat(
     db: Db,
     me: Worker,
     clock: Arc<dyn Clock>,
     stop: CancellationToken,
-    reap_after: Option<Duration>,
+    reaper: Option<Reaper>,
 ) {
     let mut failing = false;
     // Since when this worker's own heartbeats have all been written.
@@ -90,8 +91,10 @@ pub async fn beat(
             }
             Err(_) => {}
         }
-        if let (Some(dead_after), Some(since)) = (reap_after, healthy_since) {
-            reap(&db, &me.id, now, since, dead_after).await;
+        if let (Some(r), Some(since)) = (&reaper, healthy_since) {
+            for run in reap(&db, &me.id, now, since, r.dead_after).await {
+                let _ = r.abandoned.send(run);
+            }
         }
     }
 }
@@ -107,14 +110,14 @@ async fn reap(
     now: DateTime<Utc>,
     healthy_since: DateTime<Utc>,
     dead_after: Duration,
-) {
+) -> Vec<AbandonedRun> {
     let dead_after = chrono::Duration::from_std(dead_after).unwrap_or(chrono::Duration::MAX);
     if now - healthy_since < dead_after {
-        return;
+        return Vec::new();
     }
     match db.abandon_dead_runs(now - dead_after, now, me).await {
         Ok(runs) => {
-            for r in runs {
+            for r in &runs {
                 tracing::warn!(
                     job = %r.job_name,
                     scheduled_for = %r.scheduled_for,
@@ -124,11 +127,21 @@ async fn reap(
                     "marked a run abandoned: its worker stopped heartbeating"
                 );
             }
+            runs
         }
         Err(e) => {
-            tracing::warn!(error = %crate::error_chain(&e), "cannot check for runs of dead workers")
+            tracing::warn!(error = %crate::error_chain(&e), "cannot check for runs of dead workers");
+            Vec::new()
         }
     }
+}
+
+/// What a daemon's heartbeat does about other workers.
+pub struct Reaper {
+    /// A worker with no heartbeat for this long is dead.
+    pub dead_after: Duration,
+    /// Where the runs it marks abandoned go (the daemon retries them).
+    pub abandoned: tokio::sync::mpsc::UnboundedSender<AbandonedRun>,
 }
 
 /// Whether `worker` (the row of worker `id`, if any) is alive at `now`: its

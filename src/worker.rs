@@ -75,12 +75,16 @@ pub async fn run(
         .await
         .context("cannot register this worker in the workers table")?;
     let stop_heartbeat = CancellationToken::new();
+    let (abandoned_tx, abandoned) = tokio::sync::mpsc::unbounded_channel();
     let heartbeat = tokio::spawn(crate::heartbeat::beat(
         db.clone(),
         me.clone(),
         runner.clock().clone(),
         stop_heartbeat.clone(),
-        Some(dead_after),
+        Some(crate::heartbeat::Reaper {
+            dead_after,
+            abandoned: abandoned_tx,
+        }),
     ));
     let last_slots = db
         .last_slots()
@@ -105,6 +109,13 @@ pub async fn run(
     };
     let stop = CancellationToken::new();
     let runs = TaskTracker::new();
+    let retrier = tokio::spawn(retry_abandoned(
+        config.jobs.clone(),
+        runner.clone(),
+        abandoned,
+        stop.clone(),
+        runs.clone(),
+    ));
     let mut loops = Vec::new();
     let enabled: Vec<_> = config.jobs.iter().filter(|j| j.enabled).collect();
     for spec in &enabled {
@@ -136,6 +147,7 @@ pub async fn run(
     for l in loops {
         let _ = l.await;
     }
+    let _ = retrier.await;
     runs.close();
     if tokio::time::timeout(grace, runs.wait()).await.is_err() {
         tracing::warn!(
@@ -177,6 +189,38 @@ pub async fn run(
     }
     tracing::info!("worker stopped");
     Ok(())
+}
+
+/// Runs each slot a dead worker abandoned once more, as its next attempt,
+/// if the job is still enabled here and its `retry_abandoned` allows; the
+/// claim of that attempt lets one live worker win it.
+async fn retry_abandoned(
+    jobs: Vec<Arc<crate::config::JobSpec>>,
+    runner: Arc<Runner>,
+    mut abandoned: tokio::sync::mpsc::UnboundedReceiver<crate::db::AbandonedRun>,
+    stop: CancellationToken,
+    runs: TaskTracker,
+) {
+    loop {
+        let run = tokio::select! {
+            r = abandoned.recv() => match r { Some(r) => r, None => return },
+            _ = stop.cancelled() => return,
+        };
+        let Some(spec) = jobs.iter().find(|j| j.name == run.job_name && j.enabled) else {
+            continue;
+        };
+        if !spec.retry_abandoned {
+            tracing::info!(job = %run.job_name, scheduled_for = %run.scheduled_for, "not retrying the abandoned run (retry_abandoned = false)");
+            continue;
+        }
+        let (spec, runner) = (spec.clone(), runner.clone());
+        let attempt = u32::try_from(run.attempt).unwrap_or(0).saturating_add(1);
+        runs.spawn(async move {
+            runner
+                .retry_abandoned(&spec, run.scheduled_for, attempt)
+                .await;
+        });
+    }
 }
 
 /// Fires on the first SIGTERM or SIGINT.

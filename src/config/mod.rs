@@ -66,6 +66,10 @@ pub struct JobSpec {
     pub catch_up_window: Duration,
     pub retries: u32,
     pub retry_backoff: Duration,
+    /// Run a slot once more on a live worker when the worker running it died
+    /// (default: true for every kind but `command`, whose effects may not
+    /// bear repeating).
+    pub retry_abandoned: bool,
     pub enabled: bool,
     pub job: Arc<dyn Job>,
 }
@@ -83,6 +87,7 @@ impl fmt::Debug for JobSpec {
             .field("catch_up_window", &self.catch_up_window)
             .field("retries", &self.retries)
             .field("retry_backoff", &self.retry_backoff)
+            .field("retry_abandoned", &self.retry_abandoned)
             .field("enabled", &self.enabled)
             .finish_non_exhaustive()
     }
@@ -237,6 +242,7 @@ const DEFAULTABLE_KEYS: &[&str] = &[
     "catch_up_window",
     "retries",
     "retry_backoff",
+    "retry_abandoned",
     "enabled",
 ];
 
@@ -567,6 +573,7 @@ impl Cx<'_> {
         let catch_up_window = own("catch_up_window");
         let retries = own("retries");
         let retry_backoff = own("retry_backoff");
+        let retry_abandoned = own("retry_abandoned");
         let enabled = own("enabled");
 
         let kind = match kind {
@@ -694,6 +701,10 @@ impl Cx<'_> {
             Some((_, v)) => self.boolean(job, "enabled", v),
             None => Some(true),
         };
+        let retry_abandoned = match &retry_abandoned {
+            Some((_, v)) => self.boolean(job, "retry_abandoned", v),
+            None => Some(kind.as_ref().is_some_and(|(k, _)| k != "command")),
+        };
 
         // A `notify` list names [notify.NAME] targets, whatever the kind.
         if let Some(DeValue::Array(items)) = table.get("notify").map(|v| v.get_ref()) {
@@ -758,6 +769,7 @@ impl Cx<'_> {
             catch_up_window: catch_up_window?,
             retries: retries?,
             retry_backoff: retry_backoff?,
+            retry_abandoned: retry_abandoned?,
             enabled: enabled?,
             job: built?,
         })

@@ -585,3 +585,29 @@ fn the_hash_is_the_files_sha256() {
         "3b35851ee1d5e276529585de70edeb534475b2132fbc15d643a701113a6b2bd3"
     );
 }
+
+#[test]
+fn retry_abandoned_defaults_to_every_kind_but_command() {
+    let c = parse(
+        "[jobs.cmd]\nkind = \"command\"\nevery = \"1m\"\ncommand = [\"true\"]\n\n\
+         [jobs.cmd-yes]\nkind = \"command\"\nevery = \"1m\"\ncommand = [\"true\"]\nretry_abandoned = true\n\n\
+         [jobs.alerts]\nkind = \"alerts\"\nevery = \"1m\"\n",
+    )
+    .unwrap();
+    let flag = |name: &str| c.job(name).unwrap().retry_abandoned;
+    assert_eq!(
+        (flag("cmd"), flag("cmd-yes"), flag("alerts")),
+        (false, true, true)
+    );
+    let c = parse(
+        "[defaults]\nretry_abandoned = false\n\n[jobs.alerts]\nkind = \"alerts\"\nevery = \"1m\"\n",
+    )
+    .unwrap();
+    assert!(!c.job("alerts").unwrap().retry_abandoned);
+    let p =
+        one_problem("[jobs.a]\nkind = \"alerts\"\nevery = \"1m\"\nretry_abandoned = \"maybe\"\n");
+    assert!(
+        p.starts_with("schedules.toml:4:19: job \"a\": retry_abandoned: "),
+        "{p}"
+    );
+}

@@ -186,6 +186,29 @@ impl Runner {
         trigger: Trigger,
         missed: u64,
     ) -> Outcome {
+        self.run_from(spec, slot, trigger, missed, 1).await
+    }
+
+    /// Runs `slot` again as attempt `attempt` (trigger `retry`): its earlier
+    /// attempt was abandoned because its worker died. The claim of the new
+    /// attempt decides which live worker runs it.
+    pub async fn retry_abandoned(
+        &self,
+        spec: &Arc<JobSpec>,
+        slot: DateTime<Utc>,
+        attempt: u32,
+    ) -> Outcome {
+        self.run_from(spec, slot, Trigger::Retry, 0, attempt).await
+    }
+
+    async fn run_from(
+        &self,
+        spec: &Arc<JobSpec>,
+        slot: DateTime<Utc>,
+        trigger: Trigger,
+        missed: u64,
+        first_attempt: u32,
+    ) -> Outcome {
         let slot = crate::scheduler::schedule::whole_second(slot);
         self.telemetry.missed(&spec.name, missed);
         let guard = self.guard(&spec.name);
@@ -240,7 +263,8 @@ impl Runner {
                     }
                 },
             };
-        self.attempts(spec, slot, trigger, missed).await
+        self.attempts(spec, slot, trigger, missed, first_attempt)
+            .await
     }
 
     async fn skip(
@@ -293,15 +317,16 @@ impl Runner {
         slot: DateTime<Utc>,
         trigger: Trigger,
         missed: u64,
+        first_attempt: u32,
     ) -> Outcome {
-        let mut attempt = 1;
+        let mut attempt = first_attempt;
         loop {
-            let trigger = if attempt == 1 {
+            let trigger = if attempt == first_attempt {
                 trigger
             } else {
                 Trigger::Retry
             };
-            let missed = if attempt == 1 { missed } else { 0 };
+            let missed = if attempt == first_attempt { missed } else { 0 };
             let started_at = self.clock.now();
             // Slots of one instant wake together; each stamps its start and
             // lets the others wake and stamp theirs before any spends CPU on

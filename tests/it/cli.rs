@@ -933,7 +933,67 @@ async fn a_live_worker_abandons_the_runs_of_dead_and_paused_ones(db: &TestDb) {
     let _ = killed.wait();
 }
 
+/// `retry_abandoned = true`: the slot a killed worker was running runs once
+/// more, as the next attempt, on a live worker.
+async fn an_abandoned_slot_runs_again_on_a_live_worker(db: &TestDb) {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let marker = dir_a.path().join("first-attempt");
+    // The first attempt leaves a marker and hangs; the retry sees it and ends.
+    let job = |every: &str| {
+        format!(
+            "[jobs.once]\nkind = \"command\"\nevery = \"{every}\"\nretry_abandoned = true\ntimeout = \"2m\"\n\
+             command = [\"sh\", \"-c\", \"if [ -e {m} ]; then echo retried; else touch {m}; sleep 60; fi\"]\n",
+            m = marker.display()
+        )
+    };
+    let killed = daemon(dir_a.path(), db, &job("1s"), "5s", "w-dies");
+    wait_status(db, "once", RunStatus::Running).await;
+    signal(&killed, libc::SIGKILL);
+    // The live worker has the job too (on a schedule that does not fire here).
+    write_config(dir_b.path(), &job("1h"));
+    let live = with_db(dir_b.path(), db)
+        .args(["run", "--grace", "5s", "--dead-after", "10s"])
+        .env("OPS_WORKER_ID", "w-lives")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_status(db, "once", RunStatus::Success).await;
+    let runs = history(db, "once").await;
+    let first = runs
+        .iter()
+        .find(|r| r.status == RunStatus::Abandoned)
+        .unwrap();
+    let retry = runs
+        .iter()
+        .find(|r| r.status == RunStatus::Success)
+        .unwrap();
+    assert_eq!(
+        (
+            retry.scheduled_for,
+            retry.attempt,
+            retry.trigger,
+            retry.worker_id.as_str(),
+            retry.output.as_deref()
+        ),
+        (
+            first.scheduled_for,
+            first.attempt + 1,
+            Trigger::Retry,
+            "w-lives",
+            Some("retried")
+        ),
+        "{runs:#?}"
+    );
+    sigterm(&live);
+    let (code, err) = exit_within(live, Duration::from_secs(20)).await;
+    assert_eq!(code, 0, "{err}");
+    let mut killed = killed;
+    let _ = killed.wait();
+}
+
 crate::backend_tests!(
+    an_abandoned_slot_runs_again_on_a_live_worker,
     a_live_worker_abandons_the_runs_of_dead_and_paused_ones,
     metrics_are_served_only_when_asked,
     health_follows_the_daemons_heartbeat,

@@ -167,6 +167,7 @@ pub fn spec(
         catch_up_window: Duration::from_secs(86_400),
         retries: 0,
         retry_backoff: Duration::from_millis(10),
+        retry_abandoned: false,
         enabled: true,
         job,
     };
