@@ -20,6 +20,7 @@ use ops_worker_jobs::Clock;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{AbandonedRun, Db, Worker};
+use crate::runner::Peers;
 
 /// How often the running scheduler refreshes its heartbeat.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
@@ -95,6 +96,7 @@ pub async fn beat(
             for run in reap(&db, &me.id, now, since, r.dead_after).await {
                 let _ = r.abandoned.send(run);
             }
+            refresh_peers(&db, &r.peers, now, r.dead_after).await;
         }
     }
 }
@@ -136,10 +138,21 @@ async fn reap(
     }
 }
 
+/// Reads the live daemons into `peers`, for spreading slots over them. A
+/// failed read keeps the last list.
+pub async fn refresh_peers(db: &Db, peers: &Peers, now: DateTime<Utc>, dead_after: Duration) {
+    let dead_after = chrono::Duration::from_std(dead_after).unwrap_or(chrono::Duration::MAX);
+    if let Ok(ids) = db.live_workers(now - dead_after).await {
+        peers.set(ids);
+    }
+}
+
 /// What a daemon's heartbeat does about other workers.
 pub struct Reaper {
     /// A worker with no heartbeat for this long is dead.
     pub dead_after: Duration,
+    /// The live workers, refreshed with each heartbeat.
+    pub peers: Arc<Peers>,
     /// Where the runs it marks abandoned go (the daemon retries them).
     pub abandoned: tokio::sync::mpsc::UnboundedSender<AbandonedRun>,
 }

@@ -83,9 +83,12 @@ pub async fn run(
         stop_heartbeat.clone(),
         Some(crate::heartbeat::Reaper {
             dead_after,
+            peers: runner.peers().clone(),
             abandoned: abandoned_tx,
         }),
     ));
+    // The first slots already spread over the workers that are up.
+    crate::heartbeat::refresh_peers(&db, runner.peers(), now, dead_after).await;
     let last_slots = db
         .last_slots()
         .await

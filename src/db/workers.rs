@@ -6,7 +6,10 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::upsert::excluded;
 use diesel::SelectableHelper;
-use diesel::{ExpressionMethods, Insertable, OptionalExtension, QueryDsl, Queryable, Selectable};
+use diesel::{
+    ExpressionMethods, Insertable, OptionalExtension, QueryDsl, Queryable, Selectable,
+    TextExpressionMethods,
+};
 use serde::Serialize;
 
 use super::schema::workers;
@@ -159,6 +162,26 @@ impl Db {
                 .optional()?
         });
         Ok(row.map(Worker::from))
+    }
+
+    /// The ids of the daemons with a heartbeat at or after `since` and no
+    /// clean stop (`run-job` processes are not daemons).
+    pub async fn live_workers(&self, since: DateTime<Utc>) -> Result<Vec<String>, DbError> {
+        use diesel::BoolExpressionMethods;
+        use diesel_async::RunQueryDsl;
+        Ok(with_conn!(self, |conn| {
+            workers::table
+                .filter(
+                    workers::heartbeat_at
+                        .ge(micros(since))
+                        .and(workers::stopped_at.is_null())
+                        .and(workers::id.not_like("%/run-job/%")),
+                )
+                .order(workers::id)
+                .select(workers::id)
+                .load(conn)
+                .await?
+        }))
     }
 
     /// Every registered worker, by id.

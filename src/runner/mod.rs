@@ -6,6 +6,7 @@
 //! timeout with panic isolation, retries with doubling backoff, and finishes
 //! the row as success, failed, timeout, panicked or interrupted.
 
+pub mod peers;
 pub mod recorder;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use tracing::{field, Instrument};
 use crate::config::{JobSpec, Overlap};
 use crate::db::{Finish, NewRun, RunStatus, Trigger};
 use crate::telemetry::Telemetry;
+pub use peers::Peers;
 pub use recorder::{Claim, Recorder};
 
 /// How long a job has to stop after its cancel token fires (the `command`
@@ -96,6 +98,7 @@ pub struct Runner {
     timeline: Arc<dyn Timeline>,
     directory: Arc<dyn Directory>,
     telemetry: Arc<Telemetry>,
+    peers: Arc<Peers>,
     clock: Arc<dyn Clock>,
     worker_id: String,
     guards: Mutex<HashMap<String, Arc<Guard>>>,
@@ -114,6 +117,7 @@ impl Runner {
             timeline: Arc::new(ops_worker_jobs::NoJobs),
             directory: Arc::new(ops_worker_jobs::NoPeople),
             telemetry: Arc::new(Telemetry::new()),
+            peers: Arc::new(Peers::default()),
             recorder,
             clock,
             worker_id,
@@ -129,6 +133,11 @@ impl Runner {
         self.timeline = config.clone();
         self.directory = config;
         self
+    }
+
+    /// The live workers this one shares slots with (see [`peers`]).
+    pub fn peers(&self) -> &Arc<Peers> {
+        &self.peers
     }
 
     /// The metrics this runner (and the scheduler driving it) update.
@@ -327,6 +336,17 @@ impl Runner {
                 Trigger::Retry
             };
             let missed = if attempt == first_attempt { missed } else { 0 };
+            // Scheduled slots spread over the live workers: the slot's first
+            // worker claims now, the others a little later (see `peers`).
+            if attempt == first_attempt && matches!(trigger, Trigger::Schedule | Trigger::CatchUp) {
+                let wait = self.peers.delay(&self.worker_id, &spec.name, slot);
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.stopping.cancelled() => return Outcome::Taken,
+                    }
+                }
+            }
             let started_at = self.clock.now();
             // Slots of one instant wake together; each stamps its start and
             // lets the others wake and stamp theirs before any spends CPU on

@@ -958,7 +958,15 @@ async fn an_abandoned_slot_runs_again_on_a_live_worker(db: &TestDb) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_status(db, "once", RunStatus::Success).await;
+    // Judged dead 10 s after its last heartbeat, and only once the live
+    // worker's own heartbeats have held 10 s: about 15 s, more under load.
+    eventually(Duration::from_secs(60), "the retry succeeded", || async {
+        history(db, "once")
+            .await
+            .iter()
+            .any(|r| r.status == RunStatus::Success)
+    })
+    .await;
     let runs = history(db, "once").await;
     let first = runs
         .iter()

@@ -329,6 +329,11 @@ async fn runs_of_workers_without_a_fresh_heartbeat_are_abandoned(t: &TestDb) {
     let unknown_id = claim(db, &by("c", "unknown")).await;
 
     let cutoff = at("2026-03-01T10:00:40Z");
+    // What the slots spread over: live daemons only.
+    db.register_worker(&register("h/run-job/7", "2026-03-01T10:00:59Z"))
+        .await
+        .unwrap();
+    assert_eq!(db.live_workers(cutoff).await.unwrap(), ["alive"]);
     let marked = db.abandon_dead_runs(cutoff, now, "me").await.unwrap();
     assert_eq!(
         marked

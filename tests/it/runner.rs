@@ -396,7 +396,41 @@ async fn wait_running(db: &TestDb, job: &str, n: usize) {
     .await;
 }
 
+/// Two workers wake for the same slots: each slot runs once, on the worker
+/// first in its rendezvous order, and the slots split about evenly.
+async fn slots_spread_over_the_live_workers(db: &TestDb) {
+    let (w1, w2) = (
+        runner(db.db(), clock(), "w1"),
+        runner(db.db(), clock(), "w2"),
+    );
+    for r in [&w1, &w2] {
+        r.peers().set(vec!["w1".into(), "w2".into()]);
+    }
+    let job = TestJob::new(Behaviour::Succeed);
+    let s = spec("spread", 60, job.clone(), |_| {});
+    let mut ran = [0, 0];
+    for i in 0..40 {
+        let slot = utc("2026-05-01T10:00:00Z") + chrono::TimeDelta::minutes(i);
+        let (a, b) = tokio::join!(
+            w1.run(&s, slot, Trigger::Schedule, 0),
+            w2.run(&s, slot, Trigger::Schedule, 0)
+        );
+        let winner = match (&a, &b) {
+            (Outcome::Ran(_), Outcome::Taken) => 0,
+            (Outcome::Taken, Outcome::Ran(_)) => 1,
+            other => panic!("slot {i}: {other:?}"),
+        };
+        let first = w1.peers().first("spread", slot).unwrap();
+        assert_eq!(["w1", "w2"][winner], first, "slot {i}");
+        ran[winner] += 1;
+    }
+    assert_eq!(job.calls(), 40);
+    // Deterministic for these names and slots; a fair split is 20/20.
+    assert!(ran.iter().all(|&n| n >= 12), "{ran:?}");
+}
+
 crate::backend_tests!(
+    slots_spread_over_the_live_workers,
     outcomes_are_recorded,
     timeout_cancels_the_job_and_records_timeout,
     timeout_kills_the_command_process_group,
