@@ -35,7 +35,8 @@ pub use notifications::{
 };
 pub use ops_worker_jobs::store::NotificationEvent;
 pub use runs::{
-    AbandonedRun, Finish, JobSummary, NewRun, RunRecord, RunStatus, Trigger, UnknownValue,
+    AbandonedRun, ExclusiveClaim, Finish, JobSummary, NewRun, RunRecord, RunStatus, Trigger,
+    UnknownValue,
 };
 pub use workers::Worker;
 

@@ -34,6 +34,31 @@ use serde::Serialize;
 use super::schema::job_runs;
 use super::{micros, with_conn, Db, DbError};
 
+/// What [`Db::claim_run_exclusive`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExclusiveClaim {
+    /// Inserted: this caller runs the slot; the row has this id.
+    Won(i64),
+    /// Someone else already holds the slot.
+    Taken,
+    /// A run of the job is going on this other worker.
+    Busy(String),
+}
+
+/// The claim with the overlap check in one statement (portable: SQLite takes
+/// `$n` as numbered parameters too, and needs the `WHERE` that an upsert
+/// after `INSERT ... SELECT` requires anyway). Uses `job_runs_running_job`.
+const CLAIM_EXCLUSIVE_SQL: &str = "\
+INSERT INTO job_runs (job_name, kind, scheduled_for, \"trigger\", attempt, worker_id, started_at, status, missed) \
+SELECT $1, $2, $3, $4, $5, $6, $7, 'running', $8 \
+WHERE NOT EXISTS (SELECT 1 FROM job_runs WHERE job_name = $1 AND finished_at IS NULL AND worker_id <> $6) \
+ON CONFLICT (job_name, scheduled_for, attempt) DO NOTHING \
+RETURNING id";
+
+/// Which other worker has a run of the job going, if any.
+const RUNNING_ELSEWHERE_SQL: &str = "\
+SELECT worker_id FROM job_runs WHERE job_name = $1 AND finished_at IS NULL AND worker_id <> $2 LIMIT 1";
+
 /// Which `running` rows to abandon.
 #[derive(Clone, Copy)]
 enum Leftovers<'a> {
@@ -471,6 +496,55 @@ impl Db {
                 .optional()?
         });
         Ok(id)
+    }
+
+    /// [`Db::claim_run`] for a job whose runs must not overlap: the row is
+    /// inserted only if no other worker has a run of the job going, checked
+    /// in the same statement.
+    pub async fn claim_run_exclusive(&self, run: &NewRun) -> Result<ExclusiveClaim, DbError> {
+        use diesel::sql_types::Integer;
+        use diesel_async::RunQueryDsl;
+        #[derive(QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = BigInt)]
+            id: i64,
+        }
+        #[derive(QueryableByName)]
+        struct Holder {
+            #[diesel(sql_type = Text)]
+            worker_id: String,
+        }
+        let (slot, started) = (whole_seconds(run.scheduled_for), micros(run.started_at));
+        let won: Option<Id> = with_conn!(self, |conn| {
+            diesel::sql_query(CLAIM_EXCLUSIVE_SQL)
+                .bind::<Text, _>(&run.job_name)
+                .bind::<Text, _>(&run.kind)
+                .bind::<Timestamp, _>(slot)
+                .bind::<Text, _>(run.trigger)
+                .bind::<Integer, _>(run.attempt)
+                .bind::<Text, _>(&run.worker_id)
+                .bind::<Timestamp, _>(started)
+                .bind::<Integer, _>(run.missed)
+                .get_result(conn)
+                .await
+                .optional()?
+        });
+        if let Some(Id { id }) = won {
+            return Ok(ExclusiveClaim::Won(id));
+        }
+        // Not inserted: the slot is taken, or a run of the job is going.
+        let holder: Option<Holder> = with_conn!(self, |conn| {
+            diesel::sql_query(RUNNING_ELSEWHERE_SQL)
+                .bind::<Text, _>(&run.job_name)
+                .bind::<Text, _>(&run.worker_id)
+                .get_result(conn)
+                .await
+                .optional()?
+        });
+        Ok(match holder {
+            Some(h) => ExclusiveClaim::Busy(h.worker_id),
+            None => ExclusiveClaim::Taken,
+        })
     }
 
     /// Records how run `id` ended. Only an unfinished row is updated, so this

@@ -31,6 +31,9 @@ pub use recorder::{Claim, Recorder};
 /// How long a job has to stop after its cancel token fires (the `command`
 /// kind uses 5 s of it between SIGTERM and SIGKILL) before it is aborted.
 pub const STOP_GRACE: Duration = Duration::from_secs(7);
+/// How often a `queue` slot checks whether another worker's run of its job
+/// has ended.
+const QUEUE_POLL: Duration = Duration::from_millis(250);
 /// Retry backoff doubles per attempt up to this.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(3600);
 
@@ -353,8 +356,34 @@ impl Runner {
             // its claim (measured: 20 slots' p99 fire lateness 2.5 -> 0.7 ms,
             // 1,000 slots' 15-20 -> 7 ms).
             tokio::task::yield_now().await;
-            let run = self.new_run(spec, slot, trigger, attempt, started_at, missed);
-            let claim = self.recorder.claim(&run).await;
+            let mut run = self.new_run(spec, slot, trigger, attempt, started_at, missed);
+            // `skip` and `queue` hold across workers: the claim of a slot's
+            // first attempt also checks that no other worker runs the job.
+            let exclusive = attempt == first_attempt
+                && spec.overlap != Overlap::Allow
+                && trigger != Trigger::Manual;
+            let mut claim = if exclusive {
+                self.recorder.claim_exclusive(&run).await
+            } else {
+                self.recorder.claim(&run).await
+            };
+            while let Claim::Busy(worker) = &claim {
+                if spec.overlap == Overlap::Skip {
+                    let why = format!("a run is going on worker {worker} (overlap = \"skip\")");
+                    return self.skip(spec, slot, trigger, missed, &why).await;
+                }
+                // `queue`: wait for the other worker's run to end.
+                tokio::select! {
+                    _ = tokio::time::sleep(QUEUE_POLL) => {}
+                    _ = self.stopping.cancelled() => {
+                        return self
+                            .skip(spec, slot, trigger, missed, "the worker stopped before the queued slot could run")
+                            .await
+                    }
+                }
+                run.started_at = self.clock.now();
+                claim = self.recorder.claim_exclusive(&run).await;
+            }
             if claim == Claim::Taken {
                 tracing::debug!(job = %spec.name, scheduled_for = %slot, attempt, "slot already claimed elsewhere");
                 return Outcome::Taken;
@@ -437,12 +466,13 @@ impl Runner {
         }
         self.telemetry
             .run_finished(&spec.name, status, duration, finish.finished_at);
+        let run_id = match claim {
+            Claim::Won(id) => Some(id),
+            _ => None,
+        };
         self.recorder.finish(claim, run, finish).await;
         RunReport {
-            run_id: match claim {
-                Claim::Won(id) => Some(id),
-                _ => None,
-            },
+            run_id,
             status,
             error,
             output,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::db::{Db, DbError, Finish, NewRun};
+use crate::db::{Db, DbError, ExclusiveClaim, Finish, NewRun};
 
 /// Records held while the database is unreachable. At 1,000 runs/s this is
 /// 10 s of runs; at the usual few runs a minute, days. Each is well under
@@ -24,7 +24,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 /// The result of trying to claim a slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// This process owns the slot; the row has this id.
     Won(i64),
@@ -32,6 +32,8 @@ pub enum Claim {
     Taken,
     /// The database did not answer; the run goes ahead and is recorded later.
     Offline,
+    /// A run of the job is going on this other worker (an exclusive claim).
+    Busy(String),
 }
 
 enum Pending {
@@ -73,6 +75,21 @@ impl Recorder {
         }
     }
 
+    /// [`Recorder::claim`] that also fails when another worker has a run of
+    /// the job going ([`Claim::Busy`]): for the `skip` and `queue` overlap
+    /// policies across workers.
+    pub async fn claim_exclusive(&self, run: &NewRun) -> Claim {
+        match self.db.claim_run_exclusive(run).await {
+            Ok(ExclusiveClaim::Won(id)) => Claim::Won(id),
+            Ok(ExclusiveClaim::Taken) => Claim::Taken,
+            Ok(ExclusiveClaim::Busy(worker)) => Claim::Busy(worker),
+            Err(e) => {
+                self.outage_started(&e);
+                Claim::Offline
+            }
+        }
+    }
+
     /// Finishes a claimed run, or records a whole run that was never claimed
     /// (an offline claim, or a skipped slot).
     pub async fn finish(&self, claim: Claim, run: &NewRun, finish: Finish) {
@@ -82,7 +99,7 @@ impl Recorder {
                 run: run.clone(),
                 finish,
             },
-            Claim::Taken => return,
+            Claim::Taken | Claim::Busy(_) => return,
         };
         if !self.outage.load(Ordering::Relaxed) {
             match self.write(&pending).await {

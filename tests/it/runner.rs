@@ -429,7 +429,67 @@ async fn slots_spread_over_the_live_workers(db: &TestDb) {
     assert!(ran.iter().all(|&n| n >= 12), "{ran:?}");
 }
 
+/// `skip` and `queue` hold across workers: while w1 runs the job, w2 skips
+/// its next slot (`skip`) or waits for w1's run to end (`queue`).
+async fn overlap_holds_across_workers(db: &TestDb) {
+    let (w1, w2) = (
+        runner(db.db(), clock(), "w1"),
+        runner(db.db(), clock(), "w2"),
+    );
+    for (name, overlap) in [("x-skip", Overlap::Skip), ("x-queue", Overlap::Queue)] {
+        let gate = Arc::new(Semaphore::new(0));
+        let job = TestJob::new(Behaviour::Gate(gate.clone()));
+        let s = spec(name, 60, job.clone(), |s| s.overlap = overlap);
+        let first = {
+            let (w1, s) = (w1.clone(), s.clone());
+            tokio::spawn(async move {
+                w1.run(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule, 0)
+                    .await
+            })
+        };
+        wait_running(db, name, 1).await;
+        let second = {
+            let (w2, s) = (w2.clone(), s.clone());
+            tokio::spawn(async move {
+                w2.run(&s, utc("2026-05-01T10:01:00Z"), Trigger::Schedule, 0)
+                    .await
+            })
+        };
+        if overlap == Overlap::Skip {
+            assert_eq!(second.await.unwrap(), Outcome::Skipped);
+            gate.add_permits(1);
+            assert_eq!(status(&first.await.unwrap()), RunStatus::Success);
+            let skipped = runs_of(db, name)
+                .await
+                .into_iter()
+                .find(|r| r.status == RunStatus::Skipped)
+                .unwrap();
+            assert_eq!(skipped.worker_id, "w2");
+            assert_eq!(
+                skipped.error.as_deref(),
+                Some("skipped: a run is going on worker w1 (overlap = \"skip\")")
+            );
+        } else {
+            // Several polls of w2 while w1 runs: it must not start meanwhile.
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            assert_eq!(job.calls(), 1, "the queued slot waits for w1's run");
+            gate.add_permits(2);
+            assert_eq!(status(&first.await.unwrap()), RunStatus::Success);
+            assert_eq!(status(&second.await.unwrap()), RunStatus::Success);
+            let runs = runs_of(db, name).await;
+            let (a, b) = (&runs[0], &runs[1]);
+            let (earlier, later) = if a.worker_id == "w1" { (a, b) } else { (b, a) };
+            assert_eq!(later.worker_id, "w2");
+            assert!(
+                later.started_at >= earlier.finished_at.unwrap(),
+                "{runs:#?}"
+            );
+        }
+    }
+}
+
 crate::backend_tests!(
+    overlap_holds_across_workers,
     slots_spread_over_the_live_workers,
     outcomes_are_recorded,
     timeout_cancels_the_job_and_records_timeout,
