@@ -947,7 +947,16 @@ async fn an_abandoned_slot_runs_again_on_a_live_worker(db: &TestDb) {
         )
     };
     let killed = daemon(dir_a.path(), db, &job("1s"), "5s", "w-dies");
-    wait_status(db, "once", RunStatus::Running).await;
+    // Its row is written before the command starts: wait for the marker.
+    eventually(
+        Duration::from_secs(20),
+        "the first attempt's marker",
+        || {
+            let there = marker.exists();
+            async move { there }
+        },
+    )
+    .await;
     signal(&killed, libc::SIGKILL);
     // The live worker has the job too (on a schedule that does not fire here).
     write_config(dir_b.path(), &job("1h"));
@@ -960,13 +969,22 @@ async fn an_abandoned_slot_runs_again_on_a_live_worker(db: &TestDb) {
         .unwrap();
     // Judged dead 10 s after its last heartbeat, and only once the live
     // worker's own heartbeats have held 10 s: about 15 s, more under load.
-    eventually(Duration::from_secs(60), "the retry succeeded", || async {
-        history(db, "once")
-            .await
-            .iter()
-            .any(|r| r.status == RunStatus::Success)
-    })
-    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !history(db, "once")
+        .await
+        .iter()
+        .any(|r| r.status == RunStatus::Success)
+    {
+        if std::time::Instant::now() > deadline {
+            sigterm(&live);
+            let (_, err) = exit_within(live, Duration::from_secs(20)).await;
+            panic!(
+                "no successful retry within 60 s: {:#?}\nthe live worker's log:\n{err}",
+                history(db, "once").await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let runs = history(db, "once").await;
     let first = runs
         .iter()
