@@ -45,16 +45,6 @@ pub enum ExclusiveClaim {
     Busy(String),
 }
 
-/// The claim with the overlap check in one statement (portable: SQLite takes
-/// `$n` as numbered parameters too, and needs the `WHERE` that an upsert
-/// after `INSERT ... SELECT` requires anyway). Uses `job_runs_running_job`.
-const CLAIM_EXCLUSIVE_SQL: &str = "\
-INSERT INTO job_runs (job_name, kind, scheduled_for, \"trigger\", attempt, worker_id, started_at, status, missed) \
-SELECT $1, $2, $3, $4, $5, $6, $7, 'running', $8 \
-WHERE NOT EXISTS (SELECT 1 FROM job_runs WHERE job_name = $1 AND finished_at IS NULL AND worker_id <> $6) \
-ON CONFLICT (job_name, scheduled_for, attempt) DO NOTHING \
-RETURNING id";
-
 /// Which other worker has a run of the job going, if any.
 const RUNNING_ELSEWHERE_SQL: &str = "\
 SELECT worker_id FROM job_runs WHERE job_name = $1 AND finished_at IS NULL AND worker_id <> $2 LIMIT 1";
@@ -357,6 +347,67 @@ where
     }
 }
 
+/// The claim of [`Db::claim_run_exclusive`] with the overlap check in one
+/// statement, written out as a query type of its own so both backends keep
+/// it prepared (it runs once per run, like the claim): `INSERT ... SELECT
+/// ... WHERE NOT EXISTS (a run of the job going on another worker)`, on the
+/// index `job_runs_running` (job, worker; unfinished rows only). SQLite needs the `WHERE` that an upsert
+/// after `INSERT ... SELECT` requires anyway.
+struct ClaimExclusiveQuery<'a>(NewRow<'a>);
+
+impl QueryId for ClaimExclusiveQuery<'_> {
+    type QueryId = ClaimExclusiveQuery<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::Query for ClaimExclusiveQuery<'_> {
+    type SqlType = BigInt;
+}
+
+impl<DB> QueryFragment<DB> for ClaimExclusiveQuery<'_>
+where
+    DB: DieselBackend
+        + HasSqlType<Text>
+        + HasSqlType<Timestamp>
+        + HasSqlType<diesel::sql_types::Integer>,
+    Trigger: ToSql<Text, DB>,
+    RunStatus: ToSql<Text, DB>,
+    NaiveDateTime: ToSql<Timestamp, DB>,
+    str: ToSql<Text, DB>,
+    i32: ToSql<diesel::sql_types::Integer, DB>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
+        use diesel::sql_types::Integer;
+        let r = &self.0;
+        out.push_sql(
+            "INSERT INTO job_runs (job_name, kind, scheduled_for, \"trigger\", attempt, worker_id, started_at, status, missed) SELECT ",
+        );
+        out.push_bind_param::<Text, _>(r.job_name)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(r.kind)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&r.scheduled_for)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&r.trigger)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Integer, _>(&r.attempt)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(r.worker_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Timestamp, _>(&r.started_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&r.status)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Integer, _>(&r.missed)?;
+        out.push_sql(" WHERE NOT EXISTS (SELECT 1 FROM job_runs WHERE job_name = ");
+        out.push_bind_param::<Text, _>(r.job_name)?;
+        out.push_sql(" AND finished_at IS NULL AND worker_id <> ");
+        out.push_bind_param::<Text, _>(r.worker_id)?;
+        out.push_sql(") ON CONFLICT (job_name, scheduled_for, attempt) DO NOTHING RETURNING id");
+        Ok(())
+    }
+}
+
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = job_runs)]
 struct Row {
@@ -502,34 +553,15 @@ impl Db {
     /// inserted only if no other worker has a run of the job going, checked
     /// in the same statement.
     pub async fn claim_run_exclusive(&self, run: &NewRun) -> Result<ExclusiveClaim, DbError> {
-        use diesel::sql_types::Integer;
         use diesel_async::RunQueryDsl;
-        #[derive(QueryableByName)]
-        struct Id {
-            #[diesel(sql_type = BigInt)]
-            id: i64,
-        }
         #[derive(QueryableByName)]
         struct Holder {
             #[diesel(sql_type = Text)]
             worker_id: String,
         }
-        let (slot, started) = (whole_seconds(run.scheduled_for), micros(run.started_at));
-        let won: Option<Id> = with_conn!(self, |conn| {
-            diesel::sql_query(CLAIM_EXCLUSIVE_SQL)
-                .bind::<Text, _>(&run.job_name)
-                .bind::<Text, _>(&run.kind)
-                .bind::<Timestamp, _>(slot)
-                .bind::<Text, _>(run.trigger)
-                .bind::<Integer, _>(run.attempt)
-                .bind::<Text, _>(&run.worker_id)
-                .bind::<Timestamp, _>(started)
-                .bind::<Integer, _>(run.missed)
-                .get_result(conn)
-                .await
-                .optional()?
-        });
-        if let Some(Id { id }) = won {
+        let query = ClaimExclusiveQuery(NewRow::new(run, None));
+        let won: Option<i64> = with_conn!(self, |conn| query.get_result(conn).await.optional()?);
+        if let Some(id) = won {
             return Ok(ExclusiveClaim::Won(id));
         }
         // Not inserted: the slot is taken, or a run of the job is going.

@@ -359,9 +359,13 @@ impl Runner {
             let mut run = self.new_run(spec, slot, trigger, attempt, started_at, missed);
             // `skip` and `queue` hold across workers: the claim of a slot's
             // first attempt also checks that no other worker runs the job.
+            // Alone, a worker skips that check (it costs the database a
+            // third more per run); a worker joining is seen within a
+            // heartbeat.
             let exclusive = attempt == first_attempt
                 && spec.overlap != Overlap::Allow
-                && trigger != Trigger::Manual;
+                && trigger != Trigger::Manual
+                && self.peers.shared();
             let mut claim = if exclusive {
                 self.recorder.claim_exclusive(&run).await
             } else {

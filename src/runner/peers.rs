@@ -33,6 +33,12 @@ impl Peers {
         *self.live.write().unwrap() = ids;
     }
 
+    /// Whether other workers are live: only then can a run of a job be
+    /// going elsewhere.
+    pub fn shared(&self) -> bool {
+        self.live.read().unwrap().len() > 1
+    }
+
     pub fn live(&self) -> Vec<String> {
         self.live.read().unwrap().clone()
     }

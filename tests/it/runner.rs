@@ -436,6 +436,10 @@ async fn overlap_holds_across_workers(db: &TestDb) {
         runner(db.db(), clock(), "w1"),
         runner(db.db(), clock(), "w2"),
     );
+    // Both see each other live: only then is the check made.
+    for r in [&w1, &w2] {
+        r.peers().set(vec!["w1".into(), "w2".into()]);
+    }
     for (name, overlap) in [("x-skip", Overlap::Skip), ("x-queue", Overlap::Queue)] {
         let gate = Arc::new(Semaphore::new(0));
         let job = TestJob::new(Behaviour::Gate(gate.clone()));

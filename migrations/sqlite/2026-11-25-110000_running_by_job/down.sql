@@ -1,1 +1,2 @@
-DROP INDEX job_runs_running_job;
+DROP INDEX job_runs_running;
+CREATE INDEX job_runs_running ON job_runs (worker_id) WHERE finished_at IS NULL;
