@@ -28,13 +28,19 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// so a slow database or a busy host does not flap the healthcheck.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(30);
 
+/// The host name, if the kernel tells it.
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
 /// This process, as it registers.
 pub fn this_worker(id: &str, config_hash: &str, now: DateTime<Utc>) -> Worker {
     Worker {
         id: id.to_string(),
-        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default(),
+        host: hostname().unwrap_or_default(),
         pid: std::process::id() as i32,
         version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: now,

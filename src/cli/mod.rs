@@ -231,12 +231,7 @@ pub fn worker_id() -> String {
     std::env::var("OPS_WORKER_ID")
         .ok()
         .filter(|s| !s.trim().is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|s| s.trim().to_string())
-        })
-        .filter(|s| !s.is_empty())
+        .or_else(crate::heartbeat::hostname)
         .unwrap_or_else(|| "localhost".to_string())
 }
 
