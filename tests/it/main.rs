@@ -7,6 +7,7 @@ mod fixtures;
 mod health;
 mod helpers;
 mod metrics;
+mod replicas;
 mod report;
 
 mod cli;
