@@ -559,24 +559,46 @@ impl Db {
             #[diesel(sql_type = Text)]
             worker_id: String,
         }
-        let query = ClaimExclusiveQuery(NewRow::new(run, None));
-        let won: Option<i64> = with_conn!(self, |conn| query.get_result(conn).await.optional()?);
-        if let Some(id) = won {
-            return Ok(ExclusiveClaim::Won(id));
+        let row = NewRow::new(run, None);
+        // A blocking run may end between the two statements: then try again.
+        for _ in 0..3 {
+            let query = ClaimExclusiveQuery(NewRow::new(run, None));
+            let won: Option<i64> =
+                with_conn!(self, |conn| query.get_result(conn).await.optional()?);
+            if let Some(id) = won {
+                return Ok(ExclusiveClaim::Won(id));
+            }
+            // Not inserted: this very slot is taken (perhaps still running
+            // on its winner), or a run of another slot of the job is going.
+            let taken: i64 = with_conn!(self, |conn| {
+                job_runs::table
+                    .filter(job_runs::job_name.eq(row.job_name))
+                    .filter(job_runs::scheduled_for.eq(row.scheduled_for))
+                    .filter(job_runs::attempt.eq(row.attempt))
+                    .count()
+                    .get_result(conn)
+                    .await?
+            });
+            if taken > 0 {
+                return Ok(ExclusiveClaim::Taken);
+            }
+            let holder: Option<Holder> = with_conn!(self, |conn| {
+                diesel::sql_query(RUNNING_ELSEWHERE_SQL)
+                    .bind::<Text, _>(&run.job_name)
+                    .bind::<Text, _>(&run.worker_id)
+                    .get_result(conn)
+                    .await
+                    .optional()?
+            });
+            if let Some(h) = holder {
+                return Ok(ExclusiveClaim::Busy(h.worker_id));
+            }
         }
-        // Not inserted: the slot is taken, or a run of the job is going.
-        let holder: Option<Holder> = with_conn!(self, |conn| {
-            diesel::sql_query(RUNNING_ELSEWHERE_SQL)
-                .bind::<Text, _>(&run.job_name)
-                .bind::<Text, _>(&run.worker_id)
-                .get_result(conn)
-                .await
-                .optional()?
-        });
-        Ok(match holder {
-            Some(h) => ExclusiveClaim::Busy(h.worker_id),
-            None => ExclusiveClaim::Taken,
-        })
+        // Blocked three times by runs that ended before they could be named:
+        // treated as busy, so that the slot is recorded (skipped), not lost.
+        Ok(ExclusiveClaim::Busy(
+            "(one that has just finished)".to_string(),
+        ))
     }
 
     /// Records how run `id` ended. Only an unfinished row is updated, so this

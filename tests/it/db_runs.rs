@@ -93,6 +93,7 @@ backend_tests!(
     insert_finished_run_conflicts_with_a_claim,
     abandon_running_touches_only_this_workers_running_rows,
     runs_of_workers_without_a_fresh_heartbeat_are_abandoned,
+    an_exclusive_claim_tells_taken_from_busy,
     last_slots_ignores_manual_and_retry_and_takes_the_latest,
     job_summaries_pick_newest_run_and_last_success,
     history_order_limit_and_filter,
@@ -374,6 +375,42 @@ async fn runs_of_workers_without_a_fresh_heartbeat_are_abandoned(t: &TestDb) {
     assert!(db.finish_run(alive_id, &late).await.unwrap());
     assert!(!db.note_late_finish(alive_id, &late).await.unwrap());
     assert_eq!(run_by_id(db, alive_id).await.error, None);
+}
+
+async fn an_exclusive_claim_tells_taken_from_busy(t: &TestDb) {
+    use ops_worker::db::ExclusiveClaim;
+    let db = t.db();
+    let by = |slot: &str, worker: &str| {
+        let mut r = run("x", slot);
+        r.worker_id = worker.to_owned();
+        r
+    };
+    let first = claim(db, &by(T1, "w1")).await;
+    // The same slot, still running on its winner: taken, not busy.
+    assert_eq!(
+        db.claim_run_exclusive(&by(T1, "w2")).await.unwrap(),
+        ExclusiveClaim::Taken
+    );
+    // Another slot while w1 runs the job: busy.
+    assert_eq!(
+        db.claim_run_exclusive(&by(T2, "w2")).await.unwrap(),
+        ExclusiveClaim::Busy("w1".into())
+    );
+    // The worker's own run does not block it.
+    let ExclusiveClaim::Won(second) = db.claim_run_exclusive(&by(T2, "w1")).await.unwrap() else {
+        panic!("w1 is not blocked by itself");
+    };
+    // Once w1's runs have ended, w2 wins the next slot.
+    for id in [first, second] {
+        let done = finish(RunStatus::Success, at("2026-03-01T10:06:00Z"));
+        assert!(db.finish_run(id, &done).await.unwrap());
+    }
+    assert!(matches!(
+        db.claim_run_exclusive(&by("2026-03-01T10:10:00Z", "w2"))
+            .await
+            .unwrap(),
+        ExclusiveClaim::Won(_)
+    ));
 }
 
 async fn last_slots_ignores_manual_and_retry_and_takes_the_latest(t: &TestDb) {
