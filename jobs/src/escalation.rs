@@ -66,14 +66,14 @@ struct PolicySettings {
     levels: Vec<LevelSettings>,
     #[serde(default)]
     repeat: u32,
-    #[serde(default, deserialize_with = "duration_opt")]
+    #[serde(default, deserialize_with = "crate::health::duration_opt")]
     repeat_after: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LevelSettings {
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::health::duration")]
     after: Duration,
     notify: Vec<String>,
 }
@@ -102,16 +102,6 @@ impl Match {
                 .as_ref()
                 .is_none_or(|p| p.iter().any(|p| crate::prom::matches(p, &a.fingerprint)))
     }
-}
-
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(s.trim())
-        .map_err(|e| de::Error::custom(format!("invalid duration {s:?}: {e}")))
-}
-
-fn duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    duration(d).map(Some)
 }
 
 /// A list of words parsed by `FromStr`, naming the expected ones on error.

@@ -122,11 +122,15 @@ impl<'de> Deserialize<'de> for StatusRange {
     }
 }
 
-pub(crate) fn duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+/// A humantime duration setting (`"5s"`, `"1h 30m"`).
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(s.trim())
-        .map(Some)
         .map_err(|e| de::Error::custom(format!("invalid duration {s:?}: {e}")))
+}
+
+pub(crate) fn duration_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 pub struct HealthJob {
