@@ -32,17 +32,17 @@ pub struct Start {
     /// The newest slot `job_runs` knows for the job (scheduled or caught up).
     /// Slots after it that already passed are missed slots.
     pub last_slot: Option<DateTime<Utc>>,
-    /// When the loop was armed; the interval grid of a job with no history
-    /// starts here.
+    /// When the loop was armed.
     pub armed_at: DateTime<Utc>,
 }
 
 impl Start {
     /// The interval grid's anchor: the last recorded slot, so a restart keeps
-    /// the phase, else the arming time.
+    /// the phase. A job with no history is anchored at the Unix epoch, not
+    /// at the arming time: replicas started (or with clocks) a little apart
+    /// must agree on its slots, or each would run its own grid.
     pub fn anchor(&self) -> DateTime<Utc> {
-        self.last_slot
-            .unwrap_or_else(|| schedule::whole_second(self.armed_at))
+        self.last_slot.unwrap_or(DateTime::UNIX_EPOCH)
     }
 }
 

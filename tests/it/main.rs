@@ -16,3 +16,4 @@ mod notify;
 mod outage;
 mod runner;
 mod scheduler;
+mod skew;
