@@ -552,6 +552,25 @@ impl Db {
     /// [`Db::claim_run`] for a job whose runs must not overlap: the row is
     /// inserted only if no other worker has a run of the job going, checked
     /// in the same statement.
+    /// Whether the slot and attempt of `run` already have a row (claimed,
+    /// finished or skipped by any worker). One index lookup: a backup
+    /// worker asks this before it tries to claim a slot that the slot's
+    /// first worker has normally claimed by then.
+    pub async fn slot_taken(&self, run: &NewRun) -> Result<bool, DbError> {
+        use diesel_async::RunQueryDsl;
+        let row = NewRow::new(run, None);
+        let taken: i64 = with_conn!(self, |conn| {
+            job_runs::table
+                .filter(job_runs::job_name.eq(row.job_name))
+                .filter(job_runs::scheduled_for.eq(row.scheduled_for))
+                .filter(job_runs::attempt.eq(row.attempt))
+                .count()
+                .get_result(conn)
+                .await?
+        });
+        Ok(taken > 0)
+    }
+
     pub async fn claim_run_exclusive(&self, run: &NewRun) -> Result<ExclusiveClaim, DbError> {
         use diesel_async::RunQueryDsl;
         #[derive(QueryableByName)]
@@ -559,7 +578,6 @@ impl Db {
             #[diesel(sql_type = Text)]
             worker_id: String,
         }
-        let row = NewRow::new(run, None);
         // A blocking run may end between the two statements: then try again.
         for _ in 0..3 {
             let query = ClaimExclusiveQuery(NewRow::new(run, None));
@@ -570,16 +588,7 @@ impl Db {
             }
             // Not inserted: this very slot is taken (perhaps still running
             // on its winner), or a run of another slot of the job is going.
-            let taken: i64 = with_conn!(self, |conn| {
-                job_runs::table
-                    .filter(job_runs::job_name.eq(row.job_name))
-                    .filter(job_runs::scheduled_for.eq(row.scheduled_for))
-                    .filter(job_runs::attempt.eq(row.attempt))
-                    .count()
-                    .get_result(conn)
-                    .await?
-            });
-            if taken > 0 {
+            if self.slot_taken(run).await? {
                 return Ok(ExclusiveClaim::Taken);
             }
             let holder: Option<Holder> = with_conn!(self, |conn| {

@@ -341,9 +341,11 @@ impl Runner {
             let missed = if attempt == first_attempt { missed } else { 0 };
             // Scheduled slots spread over the live workers: the slot's first
             // worker claims now, the others a little later (see `peers`).
+            let mut backup = false;
             if attempt == first_attempt && matches!(trigger, Trigger::Schedule | Trigger::CatchUp) {
                 let wait = self.peers.delay(&self.worker_id, &spec.name, slot);
                 if !wait.is_zero() {
+                    backup = true;
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = self.stopping.cancelled() => return Outcome::Taken,
@@ -357,6 +359,12 @@ impl Runner {
             // 1,000 slots' 15-20 -> 7 ms).
             tokio::task::yield_now().await;
             let mut run = self.new_run(spec, slot, trigger, attempt, started_at, missed);
+            // A backup normally finds the slot claimed: one index lookup
+            // says so, where a claim attempt takes an insert and a lookup.
+            if backup && self.recorder.taken(&run).await {
+                tracing::debug!(job = %spec.name, scheduled_for = %slot, attempt, "slot already claimed elsewhere");
+                return Outcome::Taken;
+            }
             // `skip` and `queue` hold across workers: the claim of a slot's
             // first attempt also checks that no other worker runs the job.
             // Alone, a worker skips that check (it costs the database a
@@ -390,6 +398,13 @@ impl Runner {
             }
             if claim == Claim::Taken {
                 tracing::debug!(job = %spec.name, scheduled_for = %slot, attempt, "slot already claimed elsewhere");
+                return Outcome::Taken;
+            }
+            // The database is down, so no claim can tell the workers apart:
+            // each slot runs on its first worker only, as it would with the
+            // database up, rather than once on every worker.
+            if claim == Claim::Offline && backup {
+                tracing::debug!(job = %spec.name, scheduled_for = %slot, attempt, "database unreachable: the slot's first worker runs it");
                 return Outcome::Taken;
             }
             let span = tracing::info_span!(

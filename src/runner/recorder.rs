@@ -75,6 +75,16 @@ impl Recorder {
         }
     }
 
+    /// Whether another worker already has the slot of `run`: asked by a
+    /// backup worker before it claims. `false` when the database cannot say
+    /// (the claim that follows then deals with the outage).
+    pub async fn taken(&self, run: &NewRun) -> bool {
+        if self.outage.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.db.slot_taken(run).await.unwrap_or(false)
+    }
+
     /// [`Recorder::claim`] that also fails when another worker has a run of
     /// the job going ([`Claim::Busy`]): for the `skip` and `queue` overlap
     /// policies across workers.

@@ -50,6 +50,43 @@ async fn jobs_run_during_an_outage_and_are_recorded_after(db: &TestDb) {
     assert!(runs[0].finished_at.is_some());
 }
 
+/// With the database down, workers cannot claim: each slot runs on its
+/// first worker in the rendezvous order only, not once per worker.
+async fn during_an_outage_each_slot_runs_on_its_first_worker_only(db: &TestDb) {
+    let ids = ["w1", "w2", "w3"];
+    let workers: Vec<_> = ids.iter().map(|id| runner(db.db(), clock(), id)).collect();
+    for w in &workers {
+        w.peers().set(ids.iter().map(|id| id.to_string()).collect());
+    }
+    let job = TestJob::new(Behaviour::Succeed);
+    let s = spec("shared", 60, job.clone(), |_| {});
+    let outage = db.outage().await;
+    for i in 0..6 {
+        let slot = utc("2026-07-01T00:00:00Z") + chrono::TimeDelta::minutes(i);
+        let outcomes = futures::future::join_all(
+            workers
+                .iter()
+                .map(|w| w.run(&s, slot, Trigger::Schedule, 0)),
+        )
+        .await;
+        let ran: Vec<&str> = outcomes
+            .iter()
+            .zip(ids)
+            .filter(|(o, _)| matches!(o, Outcome::Ran(_)))
+            .map(|(_, id)| id)
+            .collect();
+        let first = workers[0].peers().first("shared", slot).unwrap();
+        assert_eq!(ran, [first.as_str()], "slot {i}: {outcomes:?}");
+    }
+    assert_eq!(job.calls(), 6);
+    outage.end().await;
+    for w in &workers {
+        assert!(w.recorder().flush().await);
+    }
+    let runs = db.db().history(Some("shared"), 100).await.unwrap();
+    assert_eq!(runs.len(), 6, "{runs:#?}");
+}
+
 async fn a_finish_that_fails_is_written_later(db: &TestDb) {
     let r = runner(db.db(), clock(), "w1");
     let gate = Arc::new(Semaphore::new(0));
@@ -90,6 +127,7 @@ async fn a_finish_that_fails_is_written_later(db: &TestDb) {
 }
 
 crate::backend_tests!(
+    during_an_outage_each_slot_runs_on_its_first_worker_only,
     jobs_run_during_an_outage_and_are_recorded_after,
     a_finish_that_fails_is_written_later
 );
