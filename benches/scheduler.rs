@@ -20,11 +20,21 @@
 //! ```sh
 //! CARGO_TARGET_DIR=/work/target-bench cargo bench --bench scheduler
 //! CARGO_TARGET_DIR=/work/target-bench BENCH_SECS=60 cargo bench --bench scheduler -- pg-1000
+//! CARGO_TARGET_DIR=/work/target-bench cargo bench --bench scheduler -- pg-1000 pg-1000-r3 pg-max
 //! ```
 //!
+//! Scenarios, named as arguments or in `BENCH_SCENARIOS` (comma-separated):
+//! `pg-N` / `sqlite-N` (N jobs, one worker), `pg-N-rK` (K workers, each
+//! with its own pool, recorder and runner arming every job, all live to
+//! each other as the heartbeat would make them: every slot is claimed K
+//! times and won once), `pg-max` / `pg-max-rK` (the largest job count of
+//! 500 ... 8,000 that is sustained: every slot of the window run once,
+//! none missed or failed, each recorded finished within a second of its
+//! slot). Default: `pg-20`, `pg-1000`, `sqlite-1000`. The claim figure is
+//! start minus fire lateness per run: the claim's round trip.
+//!
 //! Settings (environment): `BENCH_SECS` (20; seconds of slots per
-//! scenario, at least 6), `BENCH_SCENARIOS` (comma-separated, or as
-//! arguments; default all of `pg-20`, `pg-1000`, `sqlite-1000`),
+//! scenario, at least 6),
 //! `BENCH_POOL` (16, what `ops-worker run` opens), `BENCH_LOG` (`null`:
 //! info logs formatted and written to /dev/null; `stderr`; `off`: no
 //! subscriber), `OPS_WORKER_TEST_PG` (admin URL, default
@@ -65,29 +75,63 @@ enum Backend {
     Sqlite,
 }
 
-struct Scenario {
-    name: &'static str,
-    jobs: usize,
-    backend: Backend,
+impl Backend {
+    fn prefix(self) -> &'static str {
+        match self {
+            Backend::Postgres => "pg",
+            Backend::Sqlite => "sqlite",
+        }
+    }
 }
 
-const SCENARIOS: &[Scenario] = &[
-    Scenario {
-        name: "pg-20",
-        jobs: 20,
-        backend: Backend::Postgres,
-    },
-    Scenario {
-        name: "pg-1000",
-        jobs: 1000,
-        backend: Backend::Postgres,
-    },
-    Scenario {
-        name: "sqlite-1000",
-        jobs: 1000,
-        backend: Backend::Sqlite,
-    },
-];
+#[derive(Debug, Clone)]
+struct Scenario {
+    name: String,
+    jobs: usize,
+    /// Workers sharing the database, each with its own pool, recorder and
+    /// runner, all arming every job (as `ops-worker run` replicas would).
+    replicas: usize,
+}
+
+/// The scenarios run when none is named.
+const DEFAULT_SCENARIOS: &[&str] = &["pg-20", "pg-1000", "sqlite-1000"];
+
+/// Job counts tried in turn by `pg-max` / `pg-max-rK`, until one is not
+/// sustained.
+const MAX_STEPS: &[usize] = &[500, 750, 1000, 1500, 2000, 2500, 3000, 4000, 6000, 8000];
+
+/// What a scenario name asks for: `BACKEND-JOBS[-rREPLICAS]`, with `max` as
+/// JOBS for the ramp of [`MAX_STEPS`].
+fn parse_scenario(name: &str) -> anyhow::Result<(Backend, Option<usize>, usize)> {
+    let bad = || {
+        anyhow::anyhow!(
+            "unknown scenario {name:?}: expected pg-N, sqlite-N, pg-N-rK (K workers) or pg-max[-rK]"
+        )
+    };
+    let mut parts = name.split('-');
+    let backend = match parts.next() {
+        Some("pg") => Backend::Postgres,
+        Some("sqlite") => Backend::Sqlite,
+        _ => return Err(bad()),
+    };
+    let jobs = match parts.next() {
+        Some("max") => None,
+        Some(n) => Some(n.parse::<usize>().map_err(|_| bad())?),
+        None => return Err(bad()),
+    };
+    let replicas = match parts.next() {
+        None => 1,
+        Some(r) => r
+            .strip_prefix('r')
+            .and_then(|r| r.parse::<usize>().ok())
+            .filter(|r| (1..=8).contains(r))
+            .ok_or_else(bad)?,
+    };
+    if parts.next().is_some() || jobs == Some(0) {
+        return Err(bad());
+    }
+    Ok((backend, jobs, replicas))
+}
 
 /// Does nothing; remembers when it started, per slot.
 #[derive(Default)]
@@ -111,7 +155,7 @@ impl Job for NoopJob {
 struct Settings {
     secs: i64,
     pool: u32,
-    scenarios: Vec<&'static Scenario>,
+    scenarios: Vec<String>,
     admin_url: String,
 }
 
@@ -138,24 +182,17 @@ fn settings() -> anyhow::Result<Settings> {
             names = list.split(',').map(|s| s.trim().to_string()).collect();
         }
     }
-    let scenarios = if names.is_empty() {
-        SCENARIOS.iter().collect()
-    } else {
-        names
-            .iter()
-            .filter(|n| !n.is_empty())
-            .map(|n| {
-                SCENARIOS.iter().find(|s| s.name == n).with_context(|| {
-                    let known: Vec<_> = SCENARIOS.iter().map(|s| s.name).collect();
-                    format!("unknown scenario {n:?} (known: {})", known.join(", "))
-                })
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
+    names.retain(|n| !n.is_empty());
+    if names.is_empty() {
+        names = DEFAULT_SCENARIOS.iter().map(|n| n.to_string()).collect();
+    }
+    for name in &names {
+        parse_scenario(name)?;
+    }
     Ok(Settings {
         secs,
         pool,
-        scenarios,
+        scenarios: names,
         admin_url: env("OPS_WORKER_TEST_PG").unwrap_or_else(|| DEFAULT_ADMIN_URL.to_string()),
     })
 }
@@ -204,7 +241,7 @@ fn main() -> anyhow::Result<()> {
     let needs_pg = settings
         .scenarios
         .iter()
-        .any(|s| s.backend == Backend::Postgres);
+        .any(|s| matches!(parse_scenario(s), Ok((Backend::Postgres, ..))));
     let pg = if needs_pg {
         Some(runtime.block_on(PgDatabase::create(&settings.admin_url))?)
     } else {
@@ -212,21 +249,60 @@ fn main() -> anyhow::Result<()> {
     };
     let sqlite_dir = tempfile::tempdir().context("creating a temporary directory")?;
     let mut results = Vec::new();
-    for scenario in &settings.scenarios {
-        let url = match scenario.backend {
-            Backend::Postgres => DatabaseUrl::Postgres(pg.as_ref().expect("created").url.clone()),
-            Backend::Sqlite => {
-                DatabaseUrl::Sqlite(sqlite_dir.path().join(format!("{}.db", scenario.name)))
-            }
+    let mut ramps = Vec::new();
+    for name in &settings.scenarios {
+        let (backend, jobs, replicas) = parse_scenario(name)?;
+        let steps = match jobs {
+            Some(n) => vec![n],
+            None => MAX_STEPS.to_vec(),
         };
-        let result = runtime.block_on(run_scenario(scenario, &url, &settings))?;
-        result.print_detail();
-        results.push(result);
+        let mut sustained = None;
+        for n in steps {
+            let scenario = Scenario {
+                name: match replicas {
+                    1 => format!("{}-{n}", backend.prefix()),
+                    r => format!("{}-{n}-r{r}", backend.prefix()),
+                },
+                jobs: n,
+                replicas,
+            };
+            let url = match backend {
+                Backend::Postgres => {
+                    DatabaseUrl::Postgres(pg.as_ref().expect("created").url.clone())
+                }
+                Backend::Sqlite => {
+                    DatabaseUrl::Sqlite(sqlite_dir.path().join(format!("{}.db", scenario.name)))
+                }
+            };
+            let result = runtime.block_on(run_scenario(&scenario, &url, &settings))?;
+            result.print_detail();
+            let held = result.sustained();
+            results.push(result);
+            if jobs.is_some() {
+                continue;
+            }
+            if !held {
+                break;
+            }
+            sustained = Some(n);
+        }
+        if jobs.is_none() {
+            ramps.push((name.clone(), sustained));
+        }
     }
     drop(runtime);
     drop(pg);
     println!();
     print_table(&results);
+    for (name, sustained) in ramps {
+        match sustained {
+            Some(n) => println!(
+                "{name}: {n} jobs every 1 s sustained (the largest of {MAX_STEPS:?} with every slot run \
+                 once, on time to the second, and recorded)"
+            ),
+            None => println!("{name}: not even {} jobs sustained", MAX_STEPS[0]),
+        }
+    }
     Ok(())
 }
 
@@ -426,8 +502,15 @@ fn ms(us: i64) -> String {
 }
 
 struct Outcome {
-    name: &'static str,
+    name: String,
     jobs: usize,
+    replicas: usize,
+    /// Runs of the window per worker, in worker order.
+    shares: Vec<usize>,
+    /// Start minus fire lateness of each run: what the claim cost it.
+    claim: Stats,
+    /// Rows of the window other than `success`, by status.
+    failures: std::collections::BTreeMap<String, usize>,
     window_slots: i64,
     expected: usize,
     rows: usize,
@@ -449,6 +532,17 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// Whether the machine kept up: every slot of the window ran exactly
+    /// once, none was counted missed or failed, and every run was recorded
+    /// finished within a second of its slot, before the next one.
+    fn sustained(&self) -> bool {
+        self.gaps == 0
+            && self.duplicates == 0
+            && self.missed_rows == 0
+            && self.not_success == 0
+            && self.finish.max < 1_000_000
+    }
+
     fn runs_per_s(&self) -> f64 {
         self.rows as f64 / self.window_slots as f64
     }
@@ -473,12 +567,14 @@ impl Outcome {
 
     fn print_detail(&self) {
         println!(
-            "{}: {} jobs, window {} slots: {} of {} expected rows, {:.0} runs/s, {} gaps, {} duplicates, \
-             {} rows with missed > 0, {} not success; lateness ms p50/p95/p99/max: fire {}, start {}, \
-             finish {}; first slot fire max {} ms; CPU cores worker / database server / machine: {} \
+            "{}: {} jobs, {} worker(s), window {} slots: {} of {} expected rows, {:.0} runs/s, {} gaps, \
+             {} duplicates, {} rows with missed > 0, {} not success {:?}, sustained: {}; lateness ms \
+             p50/p95/p99/max: fire {}, start {}, finish {}; claim ms p50/p95/p99/max {}; runs per worker \
+             {:?}; first slot fire max {} ms; CPU cores worker / database server / machine: {} \
              (µs per run worker / server: {}); load average before {}",
             self.name,
             self.jobs,
+            self.replicas,
             self.window_slots,
             self.rows,
             self.expected,
@@ -487,9 +583,13 @@ impl Outcome {
             self.duplicates,
             self.missed_rows,
             self.not_success,
+            self.failures,
+            if self.sustained() { "yes" } else { "no" },
             self.fire.cells(),
             self.start.cells(),
             self.finish.cells(),
+            self.claim.cells(),
+            self.shares,
             ms(self.first_slot_fire_max),
             self.cpu_cells(),
             self.per_run_cells(),
@@ -507,19 +607,21 @@ impl Outcome {
 fn print_table(results: &[Outcome]) {
     println!(
         "| scenario | runs/s | gaps | missed > 0 | fire lateness ms p50 / p95 / p99 / max \
-         | start lateness ms p50 / p95 / p99 / max | finish lateness ms p99 / max \
+         | start lateness ms p50 / p95 / p99 / max | claim ms p50 / p99 | finish lateness ms p99 / max \
          | CPU cores: worker / PG server / machine | CPU µs per run: worker / PG server |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in results {
         println!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} / {} | {} | {} |",
+            "| {} | {:.0} | {} | {} | {} | {} | {} / {} | {} / {} | {} | {} |",
             r.name,
             r.runs_per_s(),
             r.gaps + r.duplicates,
             r.missed_rows,
             r.fire.cells(),
             r.start.cells(),
+            ms(r.claim.p50),
+            ms(r.claim.p99),
             ms(r.finish.p99),
             ms(r.finish.max),
             r.cpu_cells(),
@@ -540,23 +642,37 @@ async fn run_scenario(
         .await
         .with_context(|| format!("connecting to {}", url.redacted()))?;
     db.migrate().await?;
+    if let DatabaseUrl::Postgres(url) = url {
+        // Each scenario starts from an empty table (and reads back only its
+        // own rows).
+        let mut conn = AsyncPgConnection::establish(url).await?;
+        conn.batch_execute("TRUNCATE job_runs").await?;
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let recorder = Arc::new(Recorder::new(db.clone()));
-    let runner = Arc::new(Runner::new(
-        recorder.clone(),
-        clock.clone(),
-        "bench".to_string(),
-    ));
-    let flusher = {
-        let recorder = recorder.clone();
-        tokio::spawn(async move { recorder.flush_loop().await })
+    // One pool, recorder and runner per worker, as separate processes have.
+    let ids: Vec<String> = match scenario.replicas {
+        1 => vec!["bench".to_string()],
+        n => (1..=n).map(|i| format!("bench-r{i}")).collect(),
     };
+    let mut workers = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let db = Db::connect(url, settings.pool).await?;
+        let recorder = Arc::new(Recorder::new(db));
+        let runner = Arc::new(Runner::new(recorder.clone(), clock.clone(), id.clone()));
+        // What the heartbeat would read from `workers`: every worker live.
+        runner.peers().set(ids.clone());
+        let flusher = {
+            let recorder = recorder.clone();
+            tokio::spawn(async move { recorder.flush_loop().await })
+        };
+        workers.push((recorder, runner, flusher));
+    }
 
     let mut jobs = Vec::with_capacity(scenario.jobs);
     let mut specs = Vec::with_capacity(scenario.jobs);
     for i in 0..scenario.jobs {
         let job = Arc::new(NoopJob::default());
-        specs.push(spec(format!("{}-{i:04}", scenario.name), job.clone())?);
+        specs.push(spec(format!("{}.{i:04}", scenario.name), job.clone())?);
         jobs.push(job);
     }
 
@@ -571,19 +687,21 @@ async fn run_scenario(
         first_slot + TimeDelta::seconds(EDGE_SLOTS),
         last_slot - TimeDelta::seconds(EDGE_SLOTS),
     );
-    let loops: Vec<_> = specs
+    let loops: Vec<_> = workers
         .iter()
-        .map(|spec| {
-            scheduler::arm(
-                spec.clone(),
-                runner.clone(),
-                Start {
-                    last_slot: None,
-                    armed_at,
-                },
-                stop.clone(),
-                runs.clone(),
-            )
+        .flat_map(|(_, runner, _)| {
+            specs.iter().map(|spec| {
+                scheduler::arm(
+                    spec.clone(),
+                    runner.clone(),
+                    Start {
+                        last_slot: None,
+                        armed_at,
+                    },
+                    stop.clone(),
+                    runs.clone(),
+                )
+            })
         })
         .collect();
 
@@ -601,7 +719,9 @@ async fn run_scenario(
     // Stop half a second after the last slot, as `ops-worker run` on SIGTERM.
     sleep_until(last_slot + TimeDelta::milliseconds(500)).await;
     stop.cancel();
-    runner.stop();
+    for (_, runner, _) in &workers {
+        runner.stop();
+    }
     for l in loops {
         l.await?;
     }
@@ -612,10 +732,13 @@ async fn run_scenario(
     {
         bail!("{}: runs still going 60 s after the stop", scenario.name);
     }
-    flusher.abort();
-    if !recorder.flush().await {
-        bail!("{}: the database refused held records", scenario.name);
+    for (recorder, _, flusher) in &workers {
+        flusher.abort();
+        if !recorder.flush().await {
+            bail!("{}: the database refused held records", scenario.name);
+        }
     }
+    drop(workers);
 
     let tps = ticks_per_second();
     let window_secs = (window.1 - window.0).num_milliseconds() as f64 / 1000.0 + 1.0;
@@ -629,7 +752,7 @@ async fn run_scenario(
         0.0
     };
 
-    let prefix = format!("{}-", scenario.name);
+    let prefix = format!("{}.", scenario.name);
     let records: Vec<_> = db
         .history(None, i64::MAX)
         .await?
@@ -645,6 +768,9 @@ async fn run_scenario(
     let (mut rows, mut missed_rows, mut not_success) = (0, 0, 0);
     let mut first_slot_fire_max = 0;
     let mut worst = Vec::new();
+    let mut fires: HashMap<(&str, i64), i64> = HashMap::new();
+    let mut shares: HashMap<&str, usize> = HashMap::new();
+    let mut failures: std::collections::BTreeMap<String, usize> = Default::default();
     for r in &records {
         let late = |t: DateTime<Utc>| (t - r.scheduled_for).num_microseconds().unwrap_or(i64::MAX);
         if r.scheduled_for == first_slot {
@@ -658,12 +784,20 @@ async fn run_scenario(
             .entry((r.job_name.as_str(), r.scheduled_for.timestamp()))
             .or_default() += 1;
         fire.push(late(r.started_at));
+        fires.insert(
+            (r.job_name.as_str(), r.scheduled_for.timestamp()),
+            late(r.started_at),
+        );
+        *shares.entry(r.worker_id.as_str()).or_default() += 1;
         worst.push((late(r.started_at), r.scheduled_for, r.job_name.clone()));
         if let Some(f) = r.finished_at {
             finish.push(late(f));
         }
         missed_rows += usize::from(r.missed > 0);
-        not_success += usize::from(r.status != RunStatus::Success);
+        if r.status != RunStatus::Success {
+            not_success += 1;
+            *failures.entry(r.status.to_string()).or_default() += 1;
+        }
     }
     let (mut gaps, mut duplicates) = (0, 0);
     for spec in &specs {
@@ -678,15 +812,31 @@ async fn run_scenario(
     }
     worst.sort_unstable_by_key(|w| std::cmp::Reverse(w.0));
     worst.truncate(8);
-    let start: Vec<i64> = jobs
+    let (mut start, mut claim) = (Vec::new(), Vec::new());
+    for (job, spec) in jobs.iter().zip(&specs) {
+        for (slot, late) in job.starts.lock().unwrap().iter().copied() {
+            if slot < window.0.timestamp() || slot > window.1.timestamp() {
+                continue;
+            }
+            start.push(late);
+            // From the runner's stamp to the job's start: the claim round
+            // trip (and, with several workers, a winning backup's delay).
+            if let Some(fired) = fires.get(&(spec.name.as_str(), slot)) {
+                claim.push(late - fired);
+            }
+        }
+    }
+    let shares = ids
         .iter()
-        .flat_map(|j| j.starts.lock().unwrap().clone())
-        .filter(|(slot, _)| *slot >= window.0.timestamp() && *slot <= window.1.timestamp())
-        .map(|(_, late)| late)
+        .map(|id| shares.get(id.as_str()).copied().unwrap_or(0))
         .collect();
     Ok(Outcome {
-        name: scenario.name,
+        name: scenario.name.clone(),
         jobs: scenario.jobs,
+        replicas: scenario.replicas,
+        shares,
+        claim: Stats::of(claim),
+        failures,
         window_slots,
         expected: scenario.jobs * window_slots as usize,
         rows,
