@@ -367,6 +367,7 @@ fn spec(name: String, job: Arc<dyn Job>) -> anyhow::Result<Arc<JobSpec>> {
         name,
         kind: "noop".to_string(),
         schedule: base.schedule.clone(),
+        schedule_at: base.schedule_at,
         timezone: base.timezone,
         timeout: base.timeout,
         overlap: base.overlap,

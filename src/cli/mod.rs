@@ -260,7 +260,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate => {
             let config = Config::load(&cli.config)?;
-            show::validate(&config);
+            show::validate(&config, SystemClock.now());
             Ok(ExitCode::Ok)
         }
         Command::Migrate => {

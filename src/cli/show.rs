@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{Config, JobSpec};
 use crate::db::{Db, RunRecord};
 use crate::runner::Outcome;
-use crate::scheduler::{Schedule, Start};
+use crate::scheduler::{dst, Schedule, Start};
 use crate::ExitCode;
 
 fn ts(t: Option<DateTime<Utc>>) -> String {
@@ -39,7 +39,10 @@ fn table(rows: &[Vec<String>]) {
     }
 }
 
-pub fn validate(config: &Config) {
+/// How far ahead `validate` looks for DST changes a cron job fires in.
+const DST_LOOKAHEAD_MONTHS: u32 = 12;
+
+pub fn validate(config: &Config, now: DateTime<Utc>) {
     let enabled = config.jobs.iter().filter(|j| j.enabled).count();
     println!(
         "{}: ok, {} job{} ({enabled} enabled)",
@@ -75,6 +78,47 @@ pub fn validate(config: &Config) {
             s.timezone()
         );
     }
+    let mut warnings = dst_warnings(config, now);
+    // In file order, as errors are.
+    warnings.sort_by_key(|w| (w.line, w.column));
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// One warning per cron job that fires at a local time a DST change of its
+/// zone skips or repeats in the coming months: the file is valid, but the
+/// operator should know what happens on those days.
+fn dst_warnings(config: &Config, now: DateTime<Utc>) -> Vec<crate::config::Problem> {
+    let until = now
+        .checked_add_months(chrono::Months::new(DST_LOOKAHEAD_MONTHS))
+        .unwrap_or(now);
+    config
+        .jobs
+        .iter()
+        .filter_map(|j| {
+            let Schedule::Cron { expr, tz, .. } = &j.schedule else {
+                return None;
+            };
+            let changes = dst::changes(&j.schedule, now, until);
+            if changes.is_empty() {
+                return None;
+            }
+            let (line, column) = j.schedule_at.unwrap_or((1, 1));
+            let list: Vec<String> = changes.iter().map(ToString::to_string).collect();
+            Some(crate::config::Problem {
+                file: config.path.display().to_string(),
+                line,
+                column,
+                section: Some(crate::config::Section::Job(j.name.clone())),
+                key: None,
+                message: format!(
+                    "cron {expr:?} in {tz} fires inside a DST change: {}",
+                    list.join("; ")
+                ),
+            })
+        })
+        .collect()
 }
 
 pub fn run_job(name: &str, outcome: &Outcome) -> ExitCode {
@@ -241,9 +285,16 @@ pub fn next(spec: &JobSpec, last_slot: Option<DateTime<Utc>>, now: DateTime<Utc>
     if slots.is_empty() {
         println!("  no further fire times");
     }
+    let mut after = now;
     for s in slots {
+        // What a DST change does to this fire time, if anything.
+        let marks: String = dst::marks(&spec.schedule, after, s)
+            .iter()
+            .map(|m| format!("  ({m})"))
+            .collect();
+        after = s;
         println!(
-            "  {}  {}",
+            "  {}  {}{marks}",
             s.format("%Y-%m-%dT%H:%M:%SZ"),
             s.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z")
         );

@@ -58,6 +58,9 @@ pub struct JobSpec {
     pub name: String,
     pub kind: String,
     pub schedule: Schedule,
+    /// Line and column of the `every` or `cron` value in the file, for
+    /// warnings about the schedule (`None` for a spec not read from a file).
+    pub schedule_at: Option<(usize, usize)>,
     /// The zone `next` and `list` show times in (the cron zone for cron jobs).
     pub timezone: Tz,
     pub timeout: Duration,
@@ -80,6 +83,7 @@ impl fmt::Debug for JobSpec {
             .field("name", &self.name)
             .field("kind", &self.kind)
             .field("schedule", &self.schedule)
+            .field("schedule_at", &self.schedule_at)
             .field("timezone", &self.timezone)
             .field("timeout", &self.timeout)
             .field("overlap", &self.overlap)
@@ -594,6 +598,10 @@ impl Cx<'_> {
             }),
             None => Some(Tz::UTC),
         };
+        let schedule_at = every
+            .as_ref()
+            .or(cron.as_ref())
+            .map(|(_, v)| line_col(self.text, v.span().start));
         let schedule = match (every, cron) {
             (Some(_), Some((k, _))) => {
                 self.problem(
@@ -763,6 +771,7 @@ impl Cx<'_> {
                 Schedule::Every { .. } => timezone?,
             },
             schedule,
+            schedule_at,
             timeout: timeout?,
             overlap: overlap?,
             catch_up: catch_up?,

@@ -8,6 +8,7 @@
 //! was stopped, paused or starved, and the catch-up policy decides what runs.
 
 pub mod catch_up;
+pub mod dst;
 pub mod schedule;
 
 use std::sync::Arc;

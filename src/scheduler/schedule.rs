@@ -3,8 +3,10 @@
 //!
 //! A slot is a whole second in UTC. Interval schedules lie on a grid
 //! `anchor + k * every`; cron schedules are evaluated by croner in the job's
-//! IANA time zone, which fires a local time skipped by a DST change at the
-//! first instant after the gap and a repeated local time once.
+//! IANA time zone, which fires a fixed local time (one second, minute and
+//! hour) skipped by a DST change at the first instant after the gap and a
+//! repeated one once; other expressions skip what does not exist and fire
+//! both instants of what repeats (see `dst.rs`, which describes it).
 
 use std::fmt;
 use std::time::Duration;

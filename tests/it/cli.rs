@@ -176,11 +176,153 @@ fn next_shows_utc_and_local_times_without_a_database() {
     let times: Vec<_> = text.lines().skip(1).collect();
     assert_eq!(times.len(), 3, "{text}");
     for line in times {
+        // On the last Sunday of March 02:30 does not exist: that one runs at
+        // 03:00 CEST, marked.
         assert!(
-            line.contains(":30:00Z") && line.contains(" 02:30:00 CE"),
+            (line.contains(":30:00Z") && line.contains(" 02:30:00 CE"))
+                || line.contains("(DST: 02:30 does not exist on "),
             "{text}"
         );
     }
+}
+
+/// Jobs at 02:30 in Berlin on the last Sundays of March and October only:
+/// every fire time falls on a DST change, whatever today is.
+const DST: &str = r#"
+[jobs.dst-days]
+kind = "command"
+cron = "0 30 2 * 3,10 0#L"
+timezone = "Europe/Berlin"
+command = ["true"]
+
+[jobs.noon]
+kind = "command"
+cron = "0 0 12 * 3,10 0#L"
+timezone = "Europe/Berlin"
+command = ["true"]
+
+[jobs.utc]
+kind = "command"
+cron = "0 30 2 * 3,10 0#L"
+command = ["true"]
+"#;
+
+#[test]
+fn next_marks_fire_times_on_a_dst_change() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), DST);
+    let out = bin(dir.path())
+        .args(["next", "dst-days", "--count", "4"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<_> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(lines[0], "dst-days: cron 0 30 2 * 3,10 0#L (Europe/Berlin)");
+    let (mut spring, mut autumn) = (0, 0);
+    for line in &lines[1..] {
+        // "  2027-03-28T01:00:00Z  ...": the day is the line's own.
+        let day = line.trim_start().get(..10).unwrap_or_default();
+        if day.get(5..7) == Some("03") {
+            spring += 1;
+            assert_eq!(
+                *line,
+                format!(
+                    "  {day}T01:00:00Z  {day} 03:00:00 CEST  \
+                     (DST: 02:30 does not exist on {day}, runs at 03:00 CEST instead)"
+                ),
+                "{text}"
+            );
+        } else {
+            autumn += 1;
+            assert_eq!(
+                *line,
+                format!(
+                    "  {day}T00:30:00Z  {day} 02:30:00 CEST  \
+                     (DST: 02:30 occurs twice on {day}, runs once, at the first (CEST))"
+                ),
+                "{text}"
+            );
+        }
+    }
+    assert_eq!((spring, autumn), (2, 2), "{text}");
+
+    // Noon is never in a transition hour, and UTC has none.
+    for job in ["noon", "utc"] {
+        let out = bin(dir.path())
+            .args(["next", job, "--count", "4"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let text = stdout(&out);
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert!(!text.contains("DST"), "{text}");
+    }
+}
+
+#[test]
+fn validate_warns_about_a_job_in_a_dst_transition_hour_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        r#"[jobs.noon]
+kind = "command"
+cron = "0 0 12 * * *"
+timezone = "Europe/Berlin"
+command = ["true"]
+
+[jobs.nightly]
+kind = "command"
+cron = "0 30 2 * * *"
+timezone = "Europe/Berlin"
+command = ["true"]
+
+[jobs.tick]
+kind = "command"
+every = "1h"
+command = ["true"]
+"#,
+    );
+    let out = bin(dir.path()).arg("validate").output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("schedules.toml: ok, 3 jobs (3 enabled)"),
+        "{}",
+        stdout(&out)
+    );
+    let err = stderr(&out);
+    let lines: Vec<_> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one warning, for nightly only: {err}");
+    let rest = lines[0]
+        .strip_prefix(
+            "warning: schedules.toml:9:8: job \"nightly\": cron \"0 30 2 * * *\" \
+             in Europe/Berlin fires inside a DST change: ",
+        )
+        .unwrap_or_else(|| panic!("{err}"));
+    // The next 12 months hold a spring and an autumn change, in date order.
+    let changes: Vec<_> = rest.split("; ").collect();
+    assert!(changes.len() >= 2, "{err}");
+    for change in changes {
+        let (day, what) = change.split_at(10);
+        match day.get(5..7) {
+            Some("03") => assert_eq!(what, " 02:30 does not exist (runs at 03:00)", "{err}"),
+            Some("10") => assert_eq!(
+                what, " 02:30 occurs twice (runs once, at the first)",
+                "{err}"
+            ),
+            _ => panic!("not a Berlin DST day: {change}: {err}"),
+        }
+    }
+
+    // A job at noon gets no warning.
+    write_config(
+        dir.path(),
+        "[jobs.noon]\nkind = \"command\"\ncron = \"0 0 12 * * *\"\ntimezone = \"Europe/Berlin\"\ncommand = [\"true\"]\n",
+    );
+    let out = bin(dir.path()).arg("validate").output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
 }
 
 #[test]

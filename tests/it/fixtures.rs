@@ -160,6 +160,7 @@ pub fn spec(
         name: name.to_string(),
         kind: "test".to_string(),
         schedule: Schedule::every(Duration::from_secs(every_secs)).unwrap(),
+        schedule_at: None,
         timezone: chrono_tz::Tz::UTC,
         timeout: Duration::from_secs(30),
         overlap: Overlap::Skip,
