@@ -376,6 +376,7 @@ fn spec(name: String, job: Arc<dyn Job>) -> anyhow::Result<Arc<JobSpec>> {
         retries: base.retries,
         retry_backoff: base.retry_backoff,
         retry_abandoned: false,
+        fingerprint: String::new(),
         enabled: base.enabled,
         job,
     }))

@@ -47,6 +47,7 @@ pub fn this_worker(id: &str, config_hash: &str, now: DateTime<Utc>) -> Worker {
         heartbeat_at: now,
         config_hash: config_hash.to_string(),
         stopped_at: None,
+        config_error: None,
     }
 }
 
@@ -56,12 +57,16 @@ pub fn this_worker(id: &str, config_hash: &str, now: DateTime<Utc>) -> Worker {
 /// With `reaper`, it also marks `abandoned` the runs of workers with no
 /// heartbeat for its `dead_after` (see [`reap`]) and hands each such run to
 /// its `abandoned` channel.
+///
+/// With `config`, each heartbeat also writes the config the worker runs
+/// (a reload changes it) and why the file on disk was rejected, if it was.
 pub async fn beat(
     db: Db,
-    me: Worker,
+    mut me: Worker,
     clock: Arc<dyn Clock>,
     stop: CancellationToken,
     reaper: Option<Reaper>,
+    config: Option<tokio::sync::watch::Receiver<ConfigState>>,
 ) {
     let mut failing = false;
     // Since when this worker's own heartbeats have all been written.
@@ -72,7 +77,12 @@ pub async fn beat(
             _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
         }
         let now = clock.now();
-        let result = match db.heartbeat(&me.id, me.pid, now).await {
+        if let Some(config) = &config {
+            let c = config.borrow();
+            me.config_hash.clone_from(&c.hash);
+            me.config_error.clone_from(&c.error);
+        }
+        let result = match db.heartbeat(&me, now).await {
             Ok(true) => Ok(()),
             Ok(false) => {
                 tracing::warn!(worker_id = %me.id, "the worker's row was gone or taken over: registering again");
@@ -153,6 +163,15 @@ pub async fn refresh_peers(db: &Db, peers: &Peers, now: DateTime<Utc>, dead_afte
     }
 }
 
+/// The config a worker runs, as its heartbeat reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigState {
+    /// SHA-256 of the schedules.toml it runs.
+    pub hash: String,
+    /// Why the file on disk is not the one it runs (a reload rejected it).
+    pub error: Option<String>,
+}
+
 /// What a daemon's heartbeat does about other workers.
 pub struct Reaper {
     /// A worker with no heartbeat for this long is dead.
@@ -222,6 +241,7 @@ mod tests {
             heartbeat_at: at(heartbeat),
             config_hash: "3b35851ee1d5e276529585de70edeb53".into(),
             stopped_at: stopped.map(at),
+            config_error: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod heartbeat;
 pub mod notify;
+pub mod reload;
 pub mod runner;
 pub mod scheduler;
 pub mod telemetry;

@@ -70,6 +70,8 @@ pub struct Telemetry {
     skipped: Family<JobLabel, Counter>,
     up: Gauge,
     info: Family<Info, Gauge>,
+    reload_ok: Gauge,
+    reload_success: Seconds,
 }
 
 impl Default for Telemetry {
@@ -92,6 +94,8 @@ impl Telemetry {
             skipped: Family::default(),
             up: Gauge::default(),
             info: Family::default(),
+            reload_ok: Gauge::default(),
+            reload_success: Seconds::default(),
         };
         let r = &mut t.registry;
         r.register(
@@ -136,12 +140,29 @@ impl Telemetry {
             "The loaded schedules.toml's SHA-256, with the version and worker id; always 1",
             t.info.clone(),
         );
+        r.register(
+            "config_last_reload_successful",
+            "0 while the last schedules.toml read failed validation (the previous schedule still runs), else 1",
+            t.reload_ok.clone(),
+        );
+        r.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the running schedules.toml was loaded (Unix time)",
+            t.reload_success.clone(),
+        );
         t
     }
 
     /// The worker started with this config.
-    pub fn started(&self, config_hash: &str, worker_id: &str) {
+    pub fn started(&self, config_hash: &str, worker_id: &str, at: DateTime<Utc>) {
         self.up.set(1);
+        self.config_loaded(config_hash, worker_id, at);
+    }
+
+    /// A schedules.toml was loaded (at start or by a reload): it replaces
+    /// the one `config_info` showed.
+    pub fn config_loaded(&self, config_hash: &str, worker_id: &str, at: DateTime<Utc>) {
+        self.info.clear();
         self.info
             .get_or_create(&Info {
                 hash: config_hash.to_string(),
@@ -149,6 +170,18 @@ impl Telemetry {
                 worker_id: worker_id.to_string(),
             })
             .set(1);
+        self.reload_ok.set(1);
+        self.reload_success.set(unix(at));
+    }
+
+    /// A changed schedules.toml was rejected; the running one stays.
+    pub fn config_rejected(&self) {
+        self.reload_ok.set(0);
+    }
+
+    /// A job left the schedule: its next fire is no longer due.
+    pub fn job_removed(&self, job: &str) {
+        self.next_fire.remove(&label(job));
     }
 
     pub fn next_fire(&self, job: &str, at: DateTime<Utc>) {
@@ -300,10 +333,10 @@ mod tests {
     #[test]
     fn renders_runs_durations_and_timestamps() {
         let t = Telemetry::new();
-        t.started("3b35851ee1d5", "w1");
         let at = DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
             .unwrap()
             .to_utc();
+        t.started("3b35851ee1d5", "w1", at);
         t.next_fire("backup", at);
         t.run_started("backup", Some(Duration::from_micros(700)));
         t.run_finished("backup", RunStatus::Success, Duration::from_millis(30), at);

@@ -13,9 +13,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::heartbeat::ConfigState;
 use crate::notify::Sender;
+use crate::reload::{Armed, Targets};
 use crate::runner::{Runner, STOP_GRACE};
-use crate::scheduler::{self, Start};
+use crate::scheduler::Start;
 
 /// How long shutdown waits for held records to reach the database.
 const FINAL_FLUSH: Duration = Duration::from_secs(10);
@@ -30,11 +32,14 @@ pub struct Options {
     /// After how long without a heartbeat another worker's runs count as
     /// abandoned.
     pub dead_after: Duration,
+    /// Reload schedules.toml when its directory reports a change (besides
+    /// SIGHUP and the periodic check, which are always on).
+    pub watch_config: bool,
 }
 
 /// Runs until `shutdown` fires, then drains within `options.grace`.
 pub async fn run(
-    config: &Config,
+    config: Arc<Config>,
     runner: Arc<Runner>,
     worker_id: &str,
     options: Options,
@@ -44,6 +49,7 @@ pub async fn run(
         grace,
         metrics_addr,
         dead_after,
+        watch_config,
     } = options;
     let recorder = runner.recorder().clone();
     let db = recorder.db().clone();
@@ -60,7 +66,7 @@ pub async fn run(
         );
     }
     // Bound before anything is registered: a taken port fails start-up cleanly.
-    runner.telemetry().started(&config.hash, worker_id);
+    runner.telemetry().started(&config.hash, worker_id, now);
     let stop_metrics = CancellationToken::new();
     let metrics = match metrics_addr {
         Some(addr) => Some(
@@ -74,6 +80,10 @@ pub async fn run(
     db.register_worker(&me)
         .await
         .context("cannot register this worker in the workers table")?;
+    let (config_state, heartbeat_config) = tokio::sync::watch::channel(ConfigState {
+        hash: config.hash.clone(),
+        error: None,
+    });
     let stop_heartbeat = CancellationToken::new();
     let (abandoned_tx, abandoned) = tokio::sync::mpsc::unbounded_channel();
     let heartbeat = tokio::spawn(crate::heartbeat::beat(
@@ -86,6 +96,7 @@ pub async fn run(
             peers: runner.peers().clone(),
             abandoned: abandoned_tx,
         }),
+        Some(heartbeat_config),
     ));
     // The first slots already spread over the workers that are up.
     crate::heartbeat::refresh_peers(&db, runner.peers(), now, dead_after).await;
@@ -100,40 +111,48 @@ pub async fn run(
     };
     // Started before the jobs so that what they enqueue goes out at once.
     let stop_sender = CancellationToken::new();
-    let sender = {
-        let sender = Sender::new(
-            db.clone(),
-            &config.notify,
-            crate::notify::webhook::client(),
-            runner.clock().clone(),
-        );
-        let stop = stop_sender.clone();
+    let sender = Arc::new(Sender::new(
+        db.clone(),
+        &config.notify,
+        crate::notify::webhook::client(),
+        runner.clock().clone(),
+    ));
+    let sending = {
+        let (sender, stop) = (sender.clone(), stop_sender.clone());
         tokio::spawn(async move { sender.run(stop).await })
     };
     let stop = CancellationToken::new();
     let runs = TaskTracker::new();
+    let (running_config, retrier_config) = tokio::sync::watch::channel(config.clone());
     let retrier = tokio::spawn(retry_abandoned(
-        config.jobs.clone(),
+        retrier_config,
         runner.clone(),
         abandoned,
         stop.clone(),
         runs.clone(),
     ));
-    let mut loops = Vec::new();
+    let mut armed = Armed::new(runner.clone(), stop.clone(), runs.clone());
     let enabled: Vec<_> = config.jobs.iter().filter(|j| j.enabled).collect();
     for spec in &enabled {
         let start = Start {
             last_slot: last_slots.get(&spec.name).copied(),
             armed_at: now,
         };
-        loops.push(scheduler::arm(
-            (*spec).clone(),
-            runner.clone(),
-            start,
-            stop.clone(),
-            runs.clone(),
-        ));
+        armed.arm((*spec).clone(), start);
     }
+    let reloader = tokio::spawn(crate::reload::watch_file(
+        config.path.clone(),
+        armed,
+        Targets {
+            runner: runner.clone(),
+            sender: sender.clone(),
+            config: running_config,
+            state: config_state,
+            worker_id: worker_id.to_string(),
+        },
+        watch_config,
+        stop.clone(),
+    ));
     tracing::info!(
         jobs = enabled.len(),
         disabled = config.jobs.len() - enabled.len(),
@@ -147,8 +166,8 @@ pub async fn run(
     tracing::info!(running = runs.len(), grace = %humantime::format_duration(grace), "shutting down: no new runs; waiting for running jobs");
     stop.cancel();
     runner.stop();
-    for l in loops {
-        let _ = l.await;
+    if let Ok(armed) = reloader.await {
+        armed.stopped().await;
     }
     let _ = retrier.await;
     runs.close();
@@ -172,7 +191,7 @@ pub async fn run(
     // FINAL_PASS plus an attempt under way). Anything left stays pending in
     // the database for the next start.
     stop_sender.cancel();
-    if let Err(e) = sender.await {
+    if let Err(e) = sending.await {
         tracing::error!(error = %e, "the notification sender panicked");
     }
     // Stopped cleanly: `health` now fails at once instead of after the
@@ -198,7 +217,7 @@ pub async fn run(
 /// if the job is still enabled here and its `retry_abandoned` allows; the
 /// claim of that attempt lets one live worker win it.
 async fn retry_abandoned(
-    jobs: Vec<Arc<crate::config::JobSpec>>,
+    config: tokio::sync::watch::Receiver<Arc<Config>>,
     runner: Arc<Runner>,
     mut abandoned: tokio::sync::mpsc::UnboundedReceiver<crate::db::AbandonedRun>,
     stop: CancellationToken,
@@ -209,7 +228,12 @@ async fn retry_abandoned(
             r = abandoned.recv() => match r { Some(r) => r, None => return },
             _ = stop.cancelled() => return,
         };
-        let Some(spec) = jobs.iter().find(|j| j.name == run.job_name && j.enabled) else {
+        let Some(spec) = config
+            .borrow()
+            .job(&run.job_name)
+            .filter(|j| j.enabled)
+            .cloned()
+        else {
             continue;
         };
         if !spec.retry_abandoned {

@@ -64,6 +64,10 @@ pub enum Command {
         /// abandoned (at least 10s)
         #[arg(long, env = "OPS_WORKER_DEAD_AFTER", default_value = "20s", value_parser = parse_dead_after)]
         dead_after: Duration,
+        /// Reload schedules.toml as soon as it changes (false: only on
+        /// SIGHUP and the check every 10s)
+        #[arg(long, env = "OPS_WORKER_WATCH_CONFIG", value_name = "BOOL", default_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+        watch_config: bool,
     },
     /// Run one job now, recorded like any other run (trigger "manual")
     RunJob { name: String },
@@ -279,6 +283,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             grace,
             metrics_addr,
             dead_after,
+            watch_config,
         } => {
             let config = Arc::new(Config::load(&cli.config)?);
             let db = open_db().await?;
@@ -293,8 +298,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 grace,
                 metrics_addr: metrics_addr.and_then(|m| m.0),
                 dead_after,
+                watch_config,
             };
-            crate::worker::run(&config, runner, &worker_id, options, shutdown).await?;
+            crate::worker::run(config, runner, &worker_id, options, shutdown).await?;
             Ok(ExitCode::Ok)
         }
         Command::RunJob { name } => {
@@ -317,6 +323,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 me.clone(),
                 clock.clone(),
                 stop_heartbeat.clone(),
+                None,
                 None,
             ));
             let runner =

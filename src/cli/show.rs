@@ -405,9 +405,22 @@ pub fn workers(
                 "{} ago",
                 humantime::format_duration(std::time::Duration::from_secs(age.as_secs()))
             ),
-            short_hash(&w.config_hash).to_string(),
+            match &w.config_error {
+                None => short_hash(&w.config_hash).to_string(),
+                Some(_) => format!("{} (edit rejected)", short_hash(&w.config_hash)),
+            },
         ]);
     }
     table(&out);
+    // A worker still running its previous schedule says why.
+    for w in workers.iter().filter(|w| w.stopped_at.is_none()) {
+        if let Some(error) = &w.config_error {
+            println!(
+                "worker {}: schedules.toml on disk was rejected, still running config {}: {error}",
+                w.id,
+                short_hash(&w.config_hash)
+            );
+        }
+    }
     Ok(())
 }

@@ -74,7 +74,70 @@ pub struct JobSpec {
     /// bear repeating).
     pub retry_abandoned: bool,
     pub enabled: bool,
+    /// SHA-256 of everything that makes up the job: its kind, schedule,
+    /// policies and the kind's settings, after `${VAR}` expansion and
+    /// `[defaults]`, but not where they are in the file. A reload re-arms a
+    /// job whose fingerprint changed and leaves the others alone.
+    pub fingerprint: String,
     pub job: Arc<dyn Job>,
+}
+
+impl JobSpec {
+    /// The scheduler's settings of the job, one line, for its fingerprint.
+    fn policies(&self) -> String {
+        format!(
+            "{} {:?} {} {:?} {:?} {:?} {:?} {} {:?} {} {}",
+            self.kind,
+            self.schedule,
+            self.timezone,
+            self.timeout,
+            self.overlap,
+            self.catch_up,
+            self.catch_up_window,
+            self.retries,
+            self.retry_backoff,
+            self.retry_abandoned,
+            self.enabled,
+        )
+    }
+}
+
+/// `value` as text without its place in the file: keys sorted, strings
+/// quoted, numbers and dates as written.
+fn canonical(value: &DeValue<'_>, out: &mut String) {
+    use std::fmt::Write as _;
+    match value {
+        DeValue::String(s) => {
+            let _ = write!(out, "{:?}", s.as_ref());
+        }
+        DeValue::Integer(i) => out.push_str(i.as_str()),
+        DeValue::Float(f) => out.push_str(f.as_str()),
+        DeValue::Boolean(b) => {
+            let _ = write!(out, "{b}");
+        }
+        DeValue::Datetime(d) => {
+            let _ = write!(out, "{d}");
+        }
+        DeValue::Array(items) => {
+            out.push('[');
+            for item in items.iter() {
+                canonical(item.get_ref(), out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        DeValue::Table(t) => {
+            let mut entries: Vec<_> = t.iter().collect();
+            entries.sort_by(|a, b| a.0.get_ref().cmp(b.0.get_ref()));
+            out.push('{');
+            for (k, v) in entries {
+                let _ = write!(out, "{:?}=", k.get_ref().as_ref());
+                canonical(v.get_ref(), out);
+                out.push(',');
+            }
+            out.push('}');
+        }
+    }
 }
 
 impl fmt::Debug for JobSpec {
@@ -131,7 +194,7 @@ impl Config {
 }
 
 /// Lowercase hex SHA-256 of `text`.
-fn sha256_hex(text: &str) -> String {
+pub(crate) fn sha256_hex(text: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(text.as_bytes())
         .iter()
@@ -727,6 +790,8 @@ impl Cx<'_> {
             self.escalation_references(job, &table);
         }
         // The rest of the table is the kind's.
+        let mut settings_text = String::new();
+        canonical(&DeValue::Table(table.clone()), &mut settings_text);
         let built = kind.as_ref().and_then(|(kind, kind_span)| {
             let settings_span = span_of_entries(&table).unwrap_or(kind_span.clone());
             let settings = Spanned::new(settings_span.clone(), DeValue::Table(table));
@@ -763,7 +828,7 @@ impl Cx<'_> {
         }
         let (kind, _) = kind?;
         let schedule = schedule?;
-        Some(JobSpec {
+        let mut spec = JobSpec {
             name: name.to_string(),
             kind,
             timezone: match &schedule {
@@ -780,8 +845,11 @@ impl Cx<'_> {
             retry_backoff: retry_backoff?,
             retry_abandoned: retry_abandoned?,
             enabled: enabled?,
+            fingerprint: String::new(),
             job: built?,
-        })
+        };
+        spec.fingerprint = sha256_hex(&format!("{}\n{settings_text}", spec.policies()));
+        Some(spec)
     }
 
     /// A problem at `span` unless `target` is a declared `[notify.NAME]`.

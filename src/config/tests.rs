@@ -611,3 +611,29 @@ fn retry_abandoned_defaults_to_every_kind_but_command() {
         "{p}"
     );
 }
+
+/// What a reload compares: a job's settings, wherever it sits in the file.
+#[test]
+fn fingerprints_follow_settings_not_places() {
+    let fp = |text: &str, job: &str| parse(text).unwrap().job(job).unwrap().fingerprint.clone();
+    let a = "[jobs.a]\nkind = \"command\"\nevery = \"5s\"\ncommand = [\"true\"]\n";
+    let b = "[jobs.b]\nkind = \"command\"\nevery = \"5s\"\ncommand = [\"echo\", \"b\"]\n";
+    let moved = format!("# a comment\n\n{b}\n{a}");
+    assert_eq!(fp(&format!("{a}{b}"), "a"), fp(&moved, "a"));
+    assert_eq!(fp(&format!("{a}{b}"), "b"), fp(&moved, "b"));
+    // The same job in another table layout (inline array spacing).
+    let spaced = "[jobs.a]\ncommand = [ \"true\" ]\nevery = \"5s\"\nkind = \"command\"\n";
+    assert_eq!(fp(a, "a"), fp(spaced, "a"));
+    for changed in [
+        a.replace("5s", "6s"),
+        a.replace("\"true\"", "\"false\""),
+        format!("{a}timeout = \"2s\"\n"),
+        format!("[defaults]\nretries = 1\n{a}"),
+        format!("{a}env = {{ X = \"1\" }}\n"),
+    ] {
+        assert_ne!(fp(a, "a"), fp(&changed, "a"), "{changed}");
+    }
+    // `${VAR}` counts by its value.
+    let from_env = a.replace("\"5s\"", "\"${HEARTBEAT_EVERY}\"");
+    assert_eq!(fp(&from_env, "a"), fp(&a.replace("5s", "45s"), "a"));
+}

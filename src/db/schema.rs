@@ -123,6 +123,7 @@ diesel::table! {
         heartbeat_at -> Timestamp,
         config_hash -> Text,
         stopped_at -> Nullable<Timestamp>,
+        config_error -> Nullable<Text>,
     }
 }
 

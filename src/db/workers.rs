@@ -29,6 +29,9 @@ pub struct Worker {
     pub config_hash: String,
     /// Set by a clean shutdown.
     pub stopped_at: Option<DateTime<Utc>>,
+    /// Why its schedules.toml on disk was rejected by a reload (it runs the
+    /// previous one, `config_hash`); `None` when it runs the file on disk.
+    pub config_error: Option<String>,
 }
 
 #[derive(Insertable, Queryable, Selectable)]
@@ -42,6 +45,7 @@ struct Row {
     heartbeat_at: NaiveDateTime,
     config_hash: String,
     stopped_at: Option<NaiveDateTime>,
+    config_error: Option<String>,
 }
 
 impl From<Row> for Worker {
@@ -55,6 +59,7 @@ impl From<Row> for Worker {
             heartbeat_at: r.heartbeat_at.and_utc(),
             config_hash: r.config_hash,
             stopped_at: r.stopped_at.map(|t| t.and_utc()),
+            config_error: r.config_error,
         }
     }
 }
@@ -73,6 +78,7 @@ impl Db {
             heartbeat_at: micros(w.heartbeat_at),
             config_hash: w.config_hash.clone(),
             stopped_at: None,
+            config_error: w.config_error.clone(),
         };
         with_conn!(self, |conn| {
             diesel::insert_into(workers::table)
@@ -87,6 +93,7 @@ impl Db {
                     workers::heartbeat_at.eq(excluded(workers::heartbeat_at)),
                     workers::config_hash.eq(excluded(workers::config_hash)),
                     workers::stopped_at.eq(None::<NaiveDateTime>),
+                    workers::config_error.eq(excluded(workers::config_error)),
                 ))
                 .execute(conn)
                 .await?
@@ -94,17 +101,22 @@ impl Db {
         Ok(())
     }
 
-    /// Refreshes the heartbeat of worker `id`, as the process `pid`. False
-    /// when the row is gone or another process took it over.
-    pub async fn heartbeat(&self, id: &str, pid: i32, at: DateTime<Utc>) -> Result<bool, DbError> {
+    /// Refreshes the heartbeat of worker `w` (its id and process), with the
+    /// config it runs (`config_hash`, `config_error`). False when the row is
+    /// gone or another process took it over.
+    pub async fn heartbeat(&self, w: &Worker, at: DateTime<Utc>) -> Result<bool, DbError> {
         use diesel_async::RunQueryDsl;
         let n = with_conn!(self, |conn| {
             diesel::update(
                 workers::table
-                    .filter(workers::id.eq(id))
-                    .filter(workers::pid.eq(pid)),
+                    .filter(workers::id.eq(&w.id))
+                    .filter(workers::pid.eq(w.pid)),
             )
-            .set(workers::heartbeat_at.eq(micros(at)))
+            .set((
+                workers::heartbeat_at.eq(micros(at)),
+                workers::config_hash.eq(&w.config_hash),
+                workers::config_error.eq(&w.config_error),
+            ))
             .execute(conn)
             .await?
         });

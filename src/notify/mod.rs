@@ -119,7 +119,8 @@ impl Waker {
 /// number of processes may share a database.
 pub struct Sender {
     db: Db,
-    targets: HashMap<String, NotifyTarget>,
+    /// Replaced by a reload; a pass works with the targets it started with.
+    targets: std::sync::RwLock<Arc<HashMap<String, NotifyTarget>>>,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
@@ -129,6 +130,13 @@ pub struct Sender {
 enum Attempt {
     Delivered,
     Failed(webhook::Failure),
+}
+
+fn by_name(targets: &[NotifyTarget]) -> HashMap<String, NotifyTarget> {
+    targets
+        .iter()
+        .map(|t| (t.name.clone(), t.clone()))
+        .collect()
 }
 
 impl Sender {
@@ -143,14 +151,16 @@ impl Sender {
     ) -> Sender {
         Sender {
             db,
-            targets: targets
-                .iter()
-                .map(|t| (t.name.clone(), t.clone()))
-                .collect(),
+            targets: std::sync::RwLock::new(Arc::new(by_name(targets))),
             http,
             clock,
             wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// The `[notify.NAME]` tables of a reloaded schedule file.
+    pub fn set_targets(&self, targets: &[NotifyTarget]) {
+        *self.targets.write().unwrap() = Arc::new(by_name(targets));
     }
 
     pub fn waker(&self) -> Waker {
@@ -279,7 +289,8 @@ impl Sender {
         rows: Vec<Notification>,
         keep_claiming: &(dyn Fn() -> bool + Sync),
     ) -> Result<Pass, DbError> {
-        let target = self.targets.get(&target_name);
+        let targets = self.targets.read().unwrap().clone();
+        let target = targets.get(&target_name);
         let lease = CLAIM_LEASE + target.map_or(Duration::ZERO, |t| t.timeout);
         let outbox = self.db.notifications();
         let mut pass = Pass::default();

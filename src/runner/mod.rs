@@ -11,7 +11,7 @@ pub mod recorder;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -98,8 +98,8 @@ pub struct Runner {
     /// traits and the shared HTTP client.
     store: Arc<dyn Store>,
     http: ops_worker_jobs::reqwest::Client,
-    timeline: Arc<dyn Timeline>,
-    directory: Arc<dyn Directory>,
+    /// The schedules and people jobs see; replaced by a reload.
+    context: RwLock<(Arc<dyn Timeline>, Arc<dyn Directory>)>,
     telemetry: Arc<Telemetry>,
     peers: Arc<Peers>,
     clock: Arc<dyn Clock>,
@@ -117,8 +117,10 @@ impl Runner {
         Runner {
             store: Arc::new(recorder.db().clone()),
             http: ops_worker_jobs::health::http_client(),
-            timeline: Arc::new(ops_worker_jobs::NoJobs),
-            directory: Arc::new(ops_worker_jobs::NoPeople),
+            context: RwLock::new((
+                Arc::new(ops_worker_jobs::NoJobs),
+                Arc::new(ops_worker_jobs::NoPeople),
+            )),
             telemetry: Arc::new(Telemetry::new()),
             peers: Arc::new(Peers::default()),
             recorder,
@@ -132,10 +134,15 @@ impl Runner {
 
     /// Jobs see this config's schedules (`alerts` judges other jobs on
     /// them) and its people and on-call schedules (`escalation` pages them).
-    pub fn with_config(mut self, config: Arc<crate::config::Config>) -> Runner {
-        self.timeline = config.clone();
-        self.directory = config;
+    pub fn with_config(self, config: Arc<crate::config::Config>) -> Runner {
+        self.set_config(config);
         self
+    }
+
+    /// What [`Runner::with_config`] does, for a reload: runs that start from
+    /// now on see `config`.
+    pub fn set_config(&self, config: Arc<crate::config::Config>) {
+        *self.context.write().unwrap() = (config.clone(), config);
     }
 
     /// The live workers this one shares slots with (see [`peers`]).
@@ -509,6 +516,7 @@ impl Runner {
         attempt: u32,
     ) -> (RunStatus, Option<String>, Option<String>) {
         let cancel = CancellationToken::new();
+        let (timeline, directory) = self.context.read().unwrap().clone();
         let ctx = JobContext {
             job: spec.name.as_str().into(),
             scheduled_for: slot,
@@ -517,8 +525,8 @@ impl Runner {
             clock: self.clock.clone(),
             http: self.http.clone(),
             store: self.store.clone(),
-            timeline: self.timeline.clone(),
-            directory: self.directory.clone(),
+            timeline,
+            directory,
         };
         let job = spec.job.clone();
         let mut handle = job_runtime().spawn(async move { job.run(ctx).await });

@@ -48,14 +48,16 @@ impl Start {
 }
 
 /// Arms one job: spawns its timer loop, which stops when `stop` fires. Runs
-/// it starts are tracked by `runs`, so shutdown can wait for them.
+/// it starts are tracked by `runs`, so shutdown can wait for them. The loop
+/// ends with the newest slot it handled (or `start.last_slot` if none): where
+/// a loop re-armed by a reload goes on from.
 pub fn arm(
     spec: Arc<JobSpec>,
     runner: Arc<Runner>,
     start: Start,
     stop: CancellationToken,
     runs: TaskTracker,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<Option<DateTime<Utc>>> {
     tokio::spawn(job_loop(spec, runner, start, stop, runs))
 }
 
@@ -65,20 +67,22 @@ async fn job_loop(
     start: Start,
     stop: CancellationToken,
     runs: TaskTracker,
-) {
+) -> Option<DateTime<Utc>> {
     let clock = runner.clock().clone();
     let anchor = start.anchor();
     let mut cursor = start.last_slot.unwrap_or(start.armed_at);
+    let mut handled = start.last_slot;
     let mut carried = 0u64;
     loop {
         let Some(next) = spec.schedule.next_after(cursor, anchor) else {
             tracing::info!(job = %spec.name, "the schedule has no further slots; the job will not fire again");
-            return;
+            stop.cancelled().await;
+            return handled;
         };
         runner.telemetry().next_fire(&spec.name, next);
         tokio::select! {
             _ = clock.sleep_until(next) => {}
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return handled,
         }
         let now = clock.now();
         let (slots, total) = spec
@@ -89,6 +93,7 @@ async fn job_loop(
             continue;
         };
         cursor = newest;
+        handled = Some(newest);
         let (fires, unreported) = catch_up::plan(
             Due {
                 slots: &slots,

@@ -736,7 +736,7 @@ async fn postgres_and_sqlite_schemas_agree() {
         ("metric_samples", 6, 2),
         ("reports", 8, 1),
         ("notifications", 12, 2),
-        ("workers", 8, 0),
+        ("workers", 9, 0),
     ] {
         let pg_columns: Vec<PgColumn> = diesel::sql_query(format!(
             "SELECT column_name::text AS name, is_nullable = 'YES' AS nullable, \

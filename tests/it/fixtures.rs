@@ -169,6 +169,7 @@ pub fn spec(
         retries: 0,
         retry_backoff: Duration::from_millis(10),
         retry_abandoned: false,
+        fingerprint: String::new(),
         enabled: true,
         job,
     };

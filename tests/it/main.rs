@@ -7,6 +7,7 @@ mod fixtures;
 mod health;
 mod helpers;
 mod metrics;
+mod reload;
 mod replicas;
 mod report;
 

@@ -98,6 +98,7 @@ async fn workers_with_clocks_seconds_apart_agree(db: &TestDb) {
                 peers: r.peers().clone(),
                 abandoned: abandoned_tx.clone(),
             }),
+            None,
         ));
         workers.push((r, clock, heartbeat));
     }
