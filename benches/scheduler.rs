@@ -377,6 +377,7 @@ fn spec(name: String, job: Arc<dyn Job>) -> anyhow::Result<Arc<JobSpec>> {
         retry_backoff: base.retry_backoff,
         retry_abandoned: false,
         enabled: base.enabled,
+        retention: base.retention,
         job,
     }))
 }

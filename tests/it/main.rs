@@ -9,6 +9,7 @@ mod helpers;
 mod metrics;
 mod replicas;
 mod report;
+mod retention;
 
 mod cli;
 mod db_runs;
