@@ -378,6 +378,7 @@ fn spec(name: String, job: Arc<dyn Job>) -> anyhow::Result<Arc<JobSpec>> {
         retry_abandoned: false,
         fingerprint: String::new(),
         enabled: base.enabled,
+        retention: base.retention,
         job,
     }))
 }

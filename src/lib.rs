@@ -4,8 +4,8 @@
 //! Data flows one way: `config` turns schedules.toml into typed jobs, the
 //! `scheduler` decides when each slot is due, the `runner` runs a slot and
 //! records it through `db`, `notify` delivers the notification outbox,
-//! `worker` is the daemon's lifecycle and `cli` is a thin front over all of
-//! them.
+//! `retention` prunes old runs, `worker` is the daemon's lifecycle and
+//! `cli` is a thin front over all of them.
 
 pub mod cli;
 pub mod config;
@@ -13,6 +13,7 @@ pub mod db;
 pub mod heartbeat;
 pub mod notify;
 pub mod reload;
+pub mod retention;
 pub mod runner;
 pub mod scheduler;
 pub mod telemetry;

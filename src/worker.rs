@@ -1,6 +1,6 @@
 //! The daemon's lifecycle (`ops-worker run`): recover from the previous
 //! process, register and heartbeat in `workers`, arm every enabled job,
-//! start the notification sender, and on
+//! start the notification sender and the pruning of old runs, and on
 //! SIGTERM/SIGINT drain: stop firing, let running jobs finish within the
 //! grace, interrupt the rest, write every record, give the sender a last
 //! pass, exit.
@@ -131,6 +131,12 @@ pub async fn run(
         stop.clone(),
         runs.clone(),
     ));
+    let pruner = tokio::spawn(crate::retention::run(
+        db.clone(),
+        running_config.subscribe(),
+        runner.clock().clone(),
+        stop.clone(),
+    ));
     let mut armed = Armed::new(runner.clone(), stop.clone(), runs.clone());
     let enabled: Vec<_> = config.jobs.iter().filter(|j| j.enabled).collect();
     for spec in &enabled {
@@ -170,6 +176,8 @@ pub async fn run(
         armed.stopped().await;
     }
     let _ = retrier.await;
+    // A batch under way finishes (one short statement); no other starts.
+    let _ = pruner.await;
     runs.close();
     if tokio::time::timeout(grace, runs.wait()).await.is_err() {
         tracing::warn!(

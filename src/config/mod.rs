@@ -53,6 +53,27 @@ pub enum CatchUp {
     Skip,
 }
 
+/// How long a job's `job_runs` rows are kept: `history_retention` and
+/// `keep_last`. The pruning itself (and which rows it never touches) is
+/// `crate::retention`'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// `history_retention`: rows whose slot is older than this are pruned.
+    pub max_age: Duration,
+    /// `keep_last`: rows beyond the newest this many are pruned, whatever
+    /// their age.
+    pub keep_last: Option<u32>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: DEFAULT_HISTORY_RETENTION,
+            keep_last: None,
+        }
+    }
+}
+
 /// One job, ready to schedule.
 pub struct JobSpec {
     pub name: String,
@@ -79,6 +100,8 @@ pub struct JobSpec {
     /// `[defaults]`, but not where they are in the file. A reload re-arms a
     /// job whose fingerprint changed and leaves the others alone.
     pub fingerprint: String,
+    /// How long its `job_runs` rows are kept.
+    pub retention: Retention,
     pub job: Arc<dyn Job>,
 }
 
@@ -156,6 +179,7 @@ impl fmt::Debug for JobSpec {
             .field("retry_backoff", &self.retry_backoff)
             .field("retry_abandoned", &self.retry_abandoned)
             .field("enabled", &self.enabled)
+            .field("retention", &self.retention)
             .finish_non_exhaustive()
     }
 }
@@ -175,6 +199,10 @@ pub struct Config {
     pub people: Vec<Person>,
     /// The `[oncall.NAME]` schedules, in name order.
     pub oncall: Vec<(String, OnCallSchedule)>,
+    /// `history_retention` and `keep_last` of `[defaults]` (else the
+    /// built-in defaults): how the runs of jobs no longer in the file are
+    /// pruned.
+    pub default_retention: Retention,
 }
 
 impl Config {
@@ -311,12 +339,18 @@ const DEFAULTABLE_KEYS: &[&str] = &[
     "retry_backoff",
     "retry_abandoned",
     "enabled",
+    "history_retention",
+    "keep_last",
 ];
 
 const MAX_TIMEOUT_DEFAULT: Duration = Duration::from_secs(600);
 const DEFAULT_CATCH_UP_WINDOW: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_RETRIES: u32 = 100;
+const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400);
+/// A shorter history would be gone before anyone looked at a failure (and
+/// pruning passes come only every 10 minutes).
+const MIN_HISTORY_RETENTION: Duration = Duration::from_secs(3600);
 
 impl Config {
     /// Reads and validates the file, expanding `${VAR}` from the environment.
@@ -347,6 +381,7 @@ impl Config {
             notify,
             people,
             oncall,
+            default_retention,
         } = cx.document(env);
         // In file order, whichever table was checked first.
         cx.problems.sort_by_key(|p| (p.line, p.column));
@@ -358,6 +393,7 @@ impl Config {
                 notify,
                 people,
                 oncall,
+                default_retention,
             })
         } else {
             Err(ConfigError::Invalid {
@@ -374,6 +410,7 @@ struct Document {
     notify: Vec<NotifyTarget>,
     people: Vec<Person>,
     oncall: Vec<(String, OnCallSchedule)>,
+    default_retention: Retention,
 }
 
 /// The parse in progress: where problems go and how spans become lines.
@@ -515,6 +552,15 @@ impl Cx<'_> {
                 self.problem(key.span(), None, None, msg);
             }
         }
+        // Checked here, not only through the jobs that inherit them, so a
+        // problem names [defaults] rather than the first job.
+        let default_retention = self
+            .retention(
+                None,
+                defaults.get("history_retention"),
+                defaults.get("keep_last"),
+            )
+            .unwrap_or_default();
         self.notify_names = notify.iter().map(|t| t.name.clone()).collect();
         let people = people_table.map(|t| self.people(t)).unwrap_or_default();
         let oncall = oncall_table
@@ -534,6 +580,7 @@ impl Cx<'_> {
                 notify,
                 people,
                 oncall,
+                default_retention,
             };
         };
         if jobs.is_empty() {
@@ -570,6 +617,7 @@ impl Cx<'_> {
             notify,
             people,
             oncall,
+            default_retention,
         }
     }
 
@@ -642,6 +690,8 @@ impl Cx<'_> {
         let retry_backoff = own("retry_backoff");
         let retry_abandoned = own("retry_abandoned");
         let enabled = own("enabled");
+        let history_retention = own("history_retention");
+        let keep_last = own("keep_last");
 
         let kind = match kind {
             Some((_, v)) => self.string(job, "kind", &v).map(|s| (s, v.span())),
@@ -776,6 +826,11 @@ impl Cx<'_> {
             Some((_, v)) => self.boolean(job, "retry_abandoned", v),
             None => Some(kind.as_ref().is_some_and(|(k, _)| k != "command")),
         };
+        let retention = self.retention(
+            job,
+            history_retention.as_ref().map(|(_, v)| v),
+            keep_last.as_ref().map(|(_, v)| v),
+        );
 
         // A `notify` list names [notify.NAME] targets, whatever the kind.
         if let Some(DeValue::Array(items)) = table.get("notify").map(|v| v.get_ref()) {
@@ -846,6 +901,7 @@ impl Cx<'_> {
             retry_abandoned: retry_abandoned?,
             enabled: enabled?,
             fingerprint: String::new(),
+            retention: retention?,
             job: built?,
         };
         spec.fingerprint = sha256_hex(&format!("{}\n{settings_text}", spec.policies()));
@@ -863,6 +919,42 @@ impl Cx<'_> {
             let msg = format!("unknown notification target {target:?} ({declared})");
             self.problem(span, job, Some("notify"), msg);
         }
+    }
+
+    /// `history_retention` and `keep_last` of a job (`job`) or of
+    /// `[defaults]` (`None`), each the built-in default when not given.
+    fn retention(
+        &mut self,
+        job: Option<&str>,
+        history_retention: Option<&Spanned<DeValue<'_>>>,
+        keep_last: Option<&Spanned<DeValue<'_>>>,
+    ) -> Option<Retention> {
+        let max_age = match history_retention {
+            Some(v) => self.duration(job, "history_retention", v).and_then(|d| {
+                if d < MIN_HISTORY_RETENTION {
+                    self.problem(
+                        v.span(),
+                        job,
+                        Some("history_retention"),
+                        "must be at least 1h",
+                    );
+                    None
+                } else {
+                    Some(d)
+                }
+            }),
+            None => Some(DEFAULT_HISTORY_RETENTION),
+        };
+        let keep_last = match keep_last {
+            Some(v) => self
+                .integer(job, "keep_last", v, 1, u64::from(u32::MAX))
+                .map(|n| Some(n as u32)),
+            None => Some(None),
+        };
+        Some(Retention {
+            max_age: max_age?,
+            keep_last: keep_last?,
+        })
     }
 
     fn string(&mut self, job: Option<&str>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<String> {

@@ -637,3 +637,74 @@ fn fingerprints_follow_settings_not_places() {
     let from_env = a.replace("\"5s\"", "\"${HEARTBEAT_EVERY}\"");
     assert_eq!(fp(&from_env, "a"), fp(&a.replace("5s", "45s"), "a"));
 }
+
+#[test]
+fn history_retention_and_keep_last_default_and_inherit_from_defaults() {
+    let job = |name: &str| format!("[jobs.{name}]\nkind = \"alerts\"\nevery = \"1m\"\n");
+    let c = parse(&job("a")).unwrap();
+    let thirty_days = Retention {
+        max_age: Duration::from_secs(30 * 86_400),
+        keep_last: None,
+    };
+    assert_eq!(c.job("a").unwrap().retention, thirty_days);
+    assert_eq!(c.default_retention, thirty_days);
+
+    let c = parse(&format!(
+        "[defaults]\nhistory_retention = \"7d\"\nkeep_last = 100\n\n{}\n{}history_retention = \"36h\"\nkeep_last = \"${{RETRIES}}\"\n",
+        job("inherits"),
+        job("own"),
+    ))
+    .unwrap();
+    let week_100 = Retention {
+        max_age: Duration::from_secs(7 * 86_400),
+        keep_last: Some(100),
+    };
+    assert_eq!(c.job("inherits").unwrap().retention, week_100);
+    assert_eq!(
+        c.default_retention, week_100,
+        "for jobs no longer in the file"
+    );
+    assert_eq!(
+        c.job("own").unwrap().retention,
+        Retention {
+            max_age: Duration::from_secs(36 * 3600),
+            keep_last: Some(2),
+        }
+    );
+}
+
+#[test]
+fn invalid_history_retention_and_keep_last_are_reported_where_they_are() {
+    let job = "[jobs.a]\nkind = \"alerts\"\nevery = \"1m\"\n";
+    assert_eq!(
+        one_problem(&format!("{job}history_retention = \"59m\"\n")),
+        "schedules.toml:4:21: job \"a\": history_retention: must be at least 1h"
+    );
+    assert!(
+        one_problem(&format!("{job}history_retention = \"soon\"\n")).starts_with(
+            "schedules.toml:4:21: job \"a\": history_retention: invalid duration \"soon\""
+        )
+    );
+    assert!(
+        one_problem(&format!("{job}history_retention = 30\n")).starts_with(
+            "schedules.toml:4:21: job \"a\": history_retention: expected a duration string"
+        )
+    );
+    for bad in ["0", "-3", "\"many\"", "4294967296"] {
+        assert_eq!(
+            one_problem(&format!("{job}keep_last = {bad}\n")),
+            "schedules.toml:4:13: job \"a\": keep_last: expected a whole number from 1 to 4294967295",
+            "{bad}"
+        );
+    }
+    // In [defaults]: reported once, at the value, not for each job inheriting it.
+    assert_eq!(
+        problems(&format!(
+            "[defaults]\nhistory_retention = \"10m\"\nkeep_last = 0\n\n{job}\n[jobs.b]\nkind = \"alerts\"\nevery = \"1m\"\n"
+        )),
+        [
+            "schedules.toml:2:21: history_retention: must be at least 1h",
+            "schedules.toml:3:13: keep_last: expected a whole number from 1 to 4294967295",
+        ]
+    );
+}

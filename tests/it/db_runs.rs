@@ -730,7 +730,7 @@ async fn postgres_and_sqlite_schemas_agree() {
 
     // (table, columns, indexes created by the migrations)
     for (table, columns, indexes) in [
-        ("job_runs", 14, 4),
+        ("job_runs", 14, 5),
         ("service_health", 10, 0),
         ("health_checks", 8, 2),
         ("metric_samples", 6, 2),

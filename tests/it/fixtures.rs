@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ops_worker::config::{CatchUp, Config, JobSpec, Overlap};
+use ops_worker::config::{CatchUp, Config, JobSpec, Overlap, Retention};
 use ops_worker::runner::{Recorder, Runner};
 use ops_worker::scheduler::Schedule;
 use ops_worker_jobs::{Clock, Job, JobContext, JobError, JobOutput};
@@ -42,8 +42,9 @@ pub async fn serve(
     addr
 }
 
-/// A finished run to record as if it had happened: `job`'s run for `slot`,
-/// started `late_ms` after it, taking `duration_ms`.
+/// A run to record as if it had happened: `job`'s run for `slot`, started
+/// `late_ms` after it, taking `duration_ms`; with status `Running`, one
+/// still going.
 pub struct PastRun {
     pub job: &'static str,
     pub slot: DateTime<Utc>,
@@ -68,6 +69,10 @@ impl PastRun {
             started_at: started,
             missed: self.missed,
         };
+        if self.status == ops_worker::db::RunStatus::Running {
+            assert!(db.claim_run(&run).await.unwrap().is_some());
+            return;
+        }
         let finish = Finish {
             status: self.status,
             finished_at: started + chrono::TimeDelta::milliseconds(self.duration_ms),
@@ -171,6 +176,7 @@ pub fn spec(
         retry_abandoned: false,
         fingerprint: String::new(),
         enabled: true,
+        retention: Retention::default(),
         job,
     };
     tweak(&mut spec);

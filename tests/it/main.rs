@@ -10,6 +10,7 @@ mod metrics;
 mod reload;
 mod replicas;
 mod report;
+mod retention;
 
 mod cli;
 mod db_runs;

@@ -1,0 +1,1 @@
+DROP INDEX job_runs_job_last_failure;
