@@ -69,6 +69,10 @@ pub struct JobSpec {
     pub catch_up_window: Duration,
     pub retries: u32,
     pub retry_backoff: Duration,
+    /// Each scheduled or caught-up slot starts this much later at most: a
+    /// delay in `[0, jitter)` fixed per slot (see `scheduler::jitter`).
+    /// Zero: no jitter.
+    pub jitter: Duration,
     /// Run a slot once more on a live worker when the worker running it died
     /// (default: true for every kind but `command`, whose effects may not
     /// bear repeating).
@@ -91,9 +95,20 @@ impl fmt::Debug for JobSpec {
             .field("catch_up_window", &self.catch_up_window)
             .field("retries", &self.retries)
             .field("retry_backoff", &self.retry_backoff)
+            .field("jitter", &self.jitter)
             .field("retry_abandoned", &self.retry_abandoned)
             .field("enabled", &self.enabled)
             .finish_non_exhaustive()
+    }
+}
+
+impl JobSpec {
+    /// How long after `slot` its scheduled or catch-up run starts: the
+    /// slot's delay under `jitter`, the same on every worker. `None` for a
+    /// job without jitter.
+    pub fn slot_jitter(&self, slot: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+        (!self.jitter.is_zero())
+            .then(|| crate::scheduler::jitter::delay(&self.name, slot, self.jitter))
     }
 }
 
@@ -182,6 +197,12 @@ impl ops_worker_jobs::Timeline for Config {
         // The interval grid is anchored at the recorded slot, as the scheduler anchors it.
         self.job(job)?.schedule.next_after(slot, slot)
     }
+
+    fn slot_jitter(&self, job: &str, slot: chrono::DateTime<chrono::Utc>) -> Duration {
+        self.job(job)
+            .and_then(|j| j.slot_jitter(slot))
+            .unwrap_or_default()
+    }
 }
 
 /// The config as the jobs crate's [`ops_worker_jobs::Directory`]: the
@@ -247,6 +268,7 @@ const DEFAULTABLE_KEYS: &[&str] = &[
     "retries",
     "retry_backoff",
     "retry_abandoned",
+    "jitter",
     "enabled",
 ];
 
@@ -254,6 +276,12 @@ const MAX_TIMEOUT_DEFAULT: Duration = Duration::from_secs(600);
 const DEFAULT_CATCH_UP_WINDOW: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_RETRIES: u32 = 100;
+/// A cron job's jitter must be shorter than every gap between its fire
+/// times in this window from the time the file is loaded (four years: every
+/// DST change of a zone and a 29 February), checking at most
+/// [`JITTER_SLOTS`] fire times.
+const JITTER_HORIZON: Duration = Duration::from_secs(4 * 366 * 86_400);
+const JITTER_SLOTS: usize = 10_000;
 
 impl Config {
     /// Reads and validates the file, expanding `${VAR}` from the environment.
@@ -271,10 +299,22 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        Config::parse_at(path, text, env, chrono::Utc::now())
+    }
+
+    /// [`Config::parse`] as if loaded at `now`, which only the check of a
+    /// cron job's `jitter` against its upcoming fire times reads.
+    pub fn parse_at(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Config, ConfigError> {
         let mut cx = Cx {
             file: path.display().to_string(),
             text,
             problems: Vec::new(),
+            loaded_at: now,
             notify_names: Vec::new(),
             person_names: Vec::new(),
             oncall_names: Vec::new(),
@@ -318,6 +358,8 @@ struct Cx<'t> {
     file: String,
     text: &'t str,
     problems: Vec<Problem>,
+    /// Where a cron job's fire times are looked at to check its jitter.
+    loaded_at: chrono::DateTime<chrono::Utc>,
     /// The declared [notify.NAME] targets, for checking jobs' `notify` lists.
     notify_names: Vec<String>,
     /// The declared [people.NAME] and [oncall.NAME], for `escalation` policies.
@@ -578,6 +620,7 @@ impl Cx<'_> {
         let retries = own("retries");
         let retry_backoff = own("retry_backoff");
         let retry_abandoned = own("retry_abandoned");
+        let jitter = own("jitter");
         let enabled = own("enabled");
 
         let kind = match kind {
@@ -713,6 +756,10 @@ impl Cx<'_> {
             Some((_, v)) => self.boolean(job, "retry_abandoned", v),
             None => Some(kind.as_ref().is_some_and(|(k, _)| k != "command")),
         };
+        let jitter = match &jitter {
+            Some((_, v)) => self.jitter(job, v, schedule.as_ref()),
+            None => Some(Duration::ZERO),
+        };
 
         // A `notify` list names [notify.NAME] targets, whatever the kind.
         if let Some(DeValue::Array(items)) = table.get("notify").map(|v| v.get_ref()) {
@@ -778,10 +825,52 @@ impl Cx<'_> {
             catch_up_window: catch_up_window?,
             retries: retries?,
             retry_backoff: retry_backoff?,
+            jitter: jitter?,
             retry_abandoned: retry_abandoned?,
             enabled: enabled?,
             job: built?,
         })
+    }
+
+    /// `jitter`: whole milliseconds, and shorter than the time between two
+    /// slots, so that a slot starts before the next one is due.
+    fn jitter(
+        &mut self,
+        job: Option<&str>,
+        v: &Spanned<DeValue<'_>>,
+        schedule: Option<&Schedule>,
+    ) -> Option<Duration> {
+        let jitter = self.duration(job, "jitter", v)?;
+        let shown = humantime::format_duration(jitter);
+        if jitter.subsec_nanos() % 1_000_000 != 0 {
+            let msg = format!("{shown} is not a whole number of milliseconds");
+            self.problem(v.span(), job, Some("jitter"), msg);
+            return None;
+        }
+        if jitter.is_zero() {
+            return Some(jitter);
+        }
+        let gap = schedule?.shortest_gap(self.loaded_at, JITTER_HORIZON, JITTER_SLOTS);
+        match (schedule?, gap) {
+            (Schedule::Every { every }, _) if jitter >= *every => {
+                let msg = format!(
+                    "{shown} must be shorter than the interval ({})",
+                    humantime::format_duration(*every)
+                );
+                self.problem(v.span(), job, Some("jitter"), msg);
+                None
+            }
+            (Schedule::Cron { tz, .. }, Some((gap, at))) if jitter >= gap => {
+                let msg = format!(
+                    "{shown} must be shorter than the shortest time between two fire times ({} after {})",
+                    humantime::format_duration(gap),
+                    at.with_timezone(tz).format("%Y-%m-%d %H:%M:%S %Z")
+                );
+                self.problem(v.span(), job, Some("jitter"), msg);
+                None
+            }
+            _ => Some(jitter),
+        }
     }
 
     /// A problem at `span` unless `target` is a declared `[notify.NAME]`.
