@@ -375,6 +375,7 @@ fn spec(name: String, job: Arc<dyn Job>) -> anyhow::Result<Arc<JobSpec>> {
         catch_up_window: base.catch_up_window,
         retries: base.retries,
         retry_backoff: base.retry_backoff,
+        jitter: base.jitter,
         retry_abandoned: false,
         fingerprint: String::new(),
         enabled: base.enabled,

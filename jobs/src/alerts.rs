@@ -31,7 +31,8 @@
 //! Jobs are watched on the scheduler's own timeline: `job:NAME` opens when a
 //! job's last `fail_after` runs failed, or when its next slot (computed from
 //! its schedule after the newest recorded one) passed `job_grace` ago with
-//! nothing recorded for it; it resolves when the job succeeds again.
+//! nothing recorded for it (for a job with `jitter`, `job_grace` after the
+//! slot's jittered start); it resolves when the job succeeds again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -187,19 +188,33 @@ impl AlertsJob {
             let grace = self.job_grace.unwrap_or(timeout + DEFAULT_JOB_GRACE_EXTRA);
             let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
             // A job with no recorded slot has never been expected to run yet.
+            // A jittered slot is claimed (and so recorded) only at its
+            // jittered start: the grace counts from there.
             let overdue = last_slots
                 .get(&job)
                 .and_then(|last| ctx.timeline.next_slot_after(&job, *last))
-                .filter(|next| *next + grace < now);
+                .map(|next| {
+                    let jitter = ctx.timeline.slot_jitter(&job, next);
+                    (
+                        next,
+                        next + chrono::Duration::from_std(jitter).unwrap_or_default(),
+                    )
+                })
+                .filter(|(_, start)| *start + grace < now);
             let message = match (failing, overdue) {
                 (true, _) => Some(format!(
                     "Job {job} failed {} times in a row: {}",
                     runs.len(),
                     runs[0].error.as_deref().unwrap_or(&runs[0].status)
                 )),
-                (false, Some(slot)) => Some(format!(
-                    "Job {job} missed its slot at {}: nothing ran for it within {}",
+                (false, Some((slot, start))) => Some(format!(
+                    "Job {job} missed its slot at {}{}: nothing ran for it within {}",
                     slot.format("%Y-%m-%d %H:%M:%S UTC"),
+                    if start == slot {
+                        String::new()
+                    } else {
+                        format!(" (jittered to {})", start.format("%H:%M:%S%.3f"))
+                    },
                     humantime::format_duration(grace.to_std().unwrap_or_default())
                 )),
                 (false, None) => None,

@@ -85,6 +85,11 @@ pub trait Timeline: Send + Sync {
     fn jobs(&self) -> Vec<(String, std::time::Duration)>;
     /// The first slot of `job` after `slot` on its schedule.
     fn next_slot_after(&self, job: &str, slot: DateTime<Utc>) -> Option<DateTime<Utc>>;
+    /// How long after `slot` the job's scheduled run starts on purpose (its
+    /// `jitter` for that slot); zero for a job without jitter.
+    fn slot_jitter(&self, _job: &str, _slot: DateTime<Utc>) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// A timeline with no jobs, for contexts outside the worker.

@@ -388,6 +388,9 @@ pub struct RunFact {
     pub duration_ms: Option<i64>,
     /// Slots before this one that were not run.
     pub missed: i32,
+    /// The slot's `jitter` delay (ms) when the run waited for one: its
+    /// lateness counts from `scheduled_for` plus this.
+    pub jitter_ms: Option<i64>,
 }
 
 /// A report as stored in `reports`: one per (name, period).

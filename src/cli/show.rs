@@ -258,7 +258,7 @@ pub fn history(runs: &[RunRecord], json: bool) -> anyhow::Result<()> {
         out.push(vec![
             r.id.to_string(),
             r.job_name.clone(),
-            ts(Some(r.scheduled_for)),
+            slot_and_jitter(r),
             r.trigger.to_string(),
             r.attempt.to_string(),
             r.status.to_string(),
@@ -269,6 +269,15 @@ pub fn history(runs: &[RunRecord], json: bool) -> anyhow::Result<()> {
     }
     table(&out);
     Ok(())
+}
+
+/// The slot, and the jitter its run waited for: `2026-11-24 10:00:00Z +19.625s`.
+fn slot_and_jitter(r: &RunRecord) -> String {
+    let slot = ts(Some(r.scheduled_for));
+    match r.jitter_ms {
+        Some(ms) => format!("{slot} +{}.{:03}s", ms / 1000, ms % 1000),
+        None => slot,
+    }
 }
 
 pub fn next(spec: &JobSpec, last_slot: Option<DateTime<Utc>>, now: DateTime<Utc>, count: usize) {

@@ -90,6 +90,10 @@ pub struct JobSpec {
     pub catch_up_window: Duration,
     pub retries: u32,
     pub retry_backoff: Duration,
+    /// Each scheduled or caught-up slot starts this much later at most: a
+    /// delay in `[0, jitter)` fixed per slot (see `scheduler::jitter`).
+    /// Zero: no jitter.
+    pub jitter: Duration,
     /// Run a slot once more on a live worker when the worker running it died
     /// (default: true for every kind but `command`, whose effects may not
     /// bear repeating).
@@ -107,9 +111,11 @@ pub struct JobSpec {
 
 impl JobSpec {
     /// The scheduler's settings of the job, one line, for its fingerprint.
+    /// Not `retention`: the pruner reads it from the running config, so a
+    /// change of it needs no re-arming.
     fn policies(&self) -> String {
         format!(
-            "{} {:?} {} {:?} {:?} {:?} {:?} {} {:?} {} {}",
+            "{} {:?} {} {:?} {:?} {:?} {:?} {} {:?} {} {} {:?}",
             self.kind,
             self.schedule,
             self.timezone,
@@ -121,6 +127,7 @@ impl JobSpec {
             self.retry_backoff,
             self.retry_abandoned,
             self.enabled,
+            self.jitter,
         )
     }
 }
@@ -177,10 +184,21 @@ impl fmt::Debug for JobSpec {
             .field("catch_up_window", &self.catch_up_window)
             .field("retries", &self.retries)
             .field("retry_backoff", &self.retry_backoff)
+            .field("jitter", &self.jitter)
             .field("retry_abandoned", &self.retry_abandoned)
             .field("enabled", &self.enabled)
             .field("retention", &self.retention)
             .finish_non_exhaustive()
+    }
+}
+
+impl JobSpec {
+    /// How long after `slot` its scheduled or catch-up run starts: the
+    /// slot's delay under `jitter`, the same on every worker. `None` for a
+    /// job without jitter.
+    pub fn slot_jitter(&self, slot: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+        (!self.jitter.is_zero())
+            .then(|| crate::scheduler::jitter::delay(&self.name, slot, self.jitter))
     }
 }
 
@@ -273,6 +291,12 @@ impl ops_worker_jobs::Timeline for Config {
         // The interval grid is anchored at the recorded slot, as the scheduler anchors it.
         self.job(job)?.schedule.next_after(slot, slot)
     }
+
+    fn slot_jitter(&self, job: &str, slot: chrono::DateTime<chrono::Utc>) -> Duration {
+        self.job(job)
+            .and_then(|j| j.slot_jitter(slot))
+            .unwrap_or_default()
+    }
 }
 
 /// The config as the jobs crate's [`ops_worker_jobs::Directory`]: the
@@ -338,6 +362,7 @@ const DEFAULTABLE_KEYS: &[&str] = &[
     "retries",
     "retry_backoff",
     "retry_abandoned",
+    "jitter",
     "enabled",
     "history_retention",
     "keep_last",
@@ -351,6 +376,12 @@ const DEFAULT_HISTORY_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 /// A shorter history would be gone before anyone looked at a failure (and
 /// pruning passes come only every 10 minutes).
 const MIN_HISTORY_RETENTION: Duration = Duration::from_secs(3600);
+/// A cron job's jitter must be shorter than every gap between its fire
+/// times in this window from the time the file is loaded (four years: every
+/// DST change of a zone and a 29 February), checking at most
+/// [`JITTER_SLOTS`] fire times.
+const JITTER_HORIZON: Duration = Duration::from_secs(4 * 366 * 86_400);
+const JITTER_SLOTS: usize = 10_000;
 
 impl Config {
     /// Reads and validates the file, expanding `${VAR}` from the environment.
@@ -368,10 +399,22 @@ impl Config {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        Config::parse_at(path, text, env, chrono::Utc::now())
+    }
+
+    /// [`Config::parse`] as if loaded at `now`, which only the check of a
+    /// cron job's `jitter` against its upcoming fire times reads.
+    pub fn parse_at(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Config, ConfigError> {
         let mut cx = Cx {
             file: path.display().to_string(),
             text,
             problems: Vec::new(),
+            loaded_at: now,
             notify_names: Vec::new(),
             person_names: Vec::new(),
             oncall_names: Vec::new(),
@@ -418,6 +461,8 @@ struct Cx<'t> {
     file: String,
     text: &'t str,
     problems: Vec<Problem>,
+    /// Where a cron job's fire times are looked at to check its jitter.
+    loaded_at: chrono::DateTime<chrono::Utc>,
     /// The declared [notify.NAME] targets, for checking jobs' `notify` lists.
     notify_names: Vec<String>,
     /// The declared [people.NAME] and [oncall.NAME], for `escalation` policies.
@@ -689,6 +734,7 @@ impl Cx<'_> {
         let retries = own("retries");
         let retry_backoff = own("retry_backoff");
         let retry_abandoned = own("retry_abandoned");
+        let jitter = own("jitter");
         let enabled = own("enabled");
         let history_retention = own("history_retention");
         let keep_last = own("keep_last");
@@ -831,6 +877,10 @@ impl Cx<'_> {
             history_retention.as_ref().map(|(_, v)| v),
             keep_last.as_ref().map(|(_, v)| v),
         );
+        let jitter = match &jitter {
+            Some((_, v)) => self.jitter(job, v, schedule.as_ref()),
+            None => Some(Duration::ZERO),
+        };
 
         // A `notify` list names [notify.NAME] targets, whatever the kind.
         if let Some(DeValue::Array(items)) = table.get("notify").map(|v| v.get_ref()) {
@@ -898,6 +948,7 @@ impl Cx<'_> {
             catch_up_window: catch_up_window?,
             retries: retries?,
             retry_backoff: retry_backoff?,
+            jitter: jitter?,
             retry_abandoned: retry_abandoned?,
             enabled: enabled?,
             fingerprint: String::new(),
@@ -906,6 +957,47 @@ impl Cx<'_> {
         };
         spec.fingerprint = sha256_hex(&format!("{}\n{settings_text}", spec.policies()));
         Some(spec)
+    }
+
+    /// `jitter`: whole milliseconds, and shorter than the time between two
+    /// slots, so that a slot starts before the next one is due.
+    fn jitter(
+        &mut self,
+        job: Option<&str>,
+        v: &Spanned<DeValue<'_>>,
+        schedule: Option<&Schedule>,
+    ) -> Option<Duration> {
+        let jitter = self.duration(job, "jitter", v)?;
+        let shown = humantime::format_duration(jitter);
+        if jitter.subsec_nanos() % 1_000_000 != 0 {
+            let msg = format!("{shown} is not a whole number of milliseconds");
+            self.problem(v.span(), job, Some("jitter"), msg);
+            return None;
+        }
+        if jitter.is_zero() {
+            return Some(jitter);
+        }
+        let gap = schedule?.shortest_gap(self.loaded_at, JITTER_HORIZON, JITTER_SLOTS);
+        match (schedule?, gap) {
+            (Schedule::Every { every }, _) if jitter >= *every => {
+                let msg = format!(
+                    "{shown} must be shorter than the interval ({})",
+                    humantime::format_duration(*every)
+                );
+                self.problem(v.span(), job, Some("jitter"), msg);
+                None
+            }
+            (Schedule::Cron { tz, .. }, Some((gap, at))) if jitter >= gap => {
+                let msg = format!(
+                    "{shown} must be shorter than the shortest time between two fire times ({} after {})",
+                    humantime::format_duration(gap),
+                    at.with_timezone(tz).format("%Y-%m-%d %H:%M:%S %Z")
+                );
+                self.problem(v.span(), job, Some("jitter"), msg);
+                None
+            }
+            _ => Some(jitter),
+        }
     }
 
     /// A problem at `span` unless `target` is a declared `[notify.NAME]`.

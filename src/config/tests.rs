@@ -28,6 +28,23 @@ fn problems(text: &str) -> Vec<String> {
     }
 }
 
+fn parse_at(text: &str, now: chrono::DateTime<chrono::Utc>) -> Result<Config, ConfigError> {
+    Config::parse_at(Path::new("schedules.toml"), text, &env, now)
+}
+
+fn problems_at(text: &str, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+    match parse_at(text, now) {
+        Err(ConfigError::Invalid { problems }) => {
+            problems.iter().map(ToString::to_string).collect()
+        }
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+fn utc(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
 fn one_problem(text: &str) -> String {
     let p = problems(text);
     assert_eq!(p.len(), 1, "{p:#?}");
@@ -706,5 +723,90 @@ fn invalid_history_retention_and_keep_last_are_reported_where_they_are() {
             "schedules.toml:2:21: history_retention: must be at least 1h",
             "schedules.toml:3:13: keep_last: expected a whole number from 1 to 4294967295",
         ]
+    );
+}
+
+#[test]
+fn jitter_parses_from_the_job_or_defaults() {
+    let c = parse(
+        "[defaults]\njitter = \"5s\"\n\n\
+         [jobs.a]\nkind = \"command\"\nevery = \"1m\"\ncommand = [\"true\"]\njitter = \"59s 999ms\"\n\n\
+         [jobs.b]\nkind = \"command\"\ncron = \"0 0 2 * * *\"\ntimezone = \"Europe/Berlin\"\ncommand = [\"true\"]\n\n\
+         [jobs.c]\nkind = \"command\"\nevery = \"1m\"\ncommand = [\"true\"]\njitter = \"0s\"\n",
+    )
+    .unwrap();
+    let jitter = |name: &str| c.job(name).unwrap().jitter;
+    assert_eq!(jitter("a"), Duration::from_millis(59_999));
+    assert_eq!(jitter("b"), Duration::from_secs(5), "from [defaults]");
+    assert_eq!(jitter("c"), Duration::ZERO);
+    // Without the key, none.
+    let c = parse(EXAMPLE).unwrap();
+    assert_eq!(c.job("heartbeat").unwrap().jitter, Duration::ZERO);
+    assert_eq!(
+        c.job("heartbeat").unwrap().slot_jitter(chrono::Utc::now()),
+        None
+    );
+    // A daily job may have nearly a day of it.
+    let c = parse(
+        "[jobs.d]\nkind = \"command\"\ncron = \"0 0 3 * * *\"\ncommand = [\"true\"]\njitter = \"23h 59m\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.job("d").unwrap().jitter, Duration::from_secs(86_340));
+}
+
+#[test]
+fn jitter_must_be_shorter_than_the_time_between_slots() {
+    let job = |schedule: &str, jitter: &str| {
+        format!("[jobs.a]\nkind = \"command\"\n{schedule}\ncommand = [\"true\"]\njitter = \"{jitter}\"\n")
+    };
+    assert_eq!(
+        one_problem(&job("every = \"1m\"", "1m")),
+        "schedules.toml:5:10: job \"a\": jitter: 1m must be shorter than the interval (1m)"
+    );
+    // Cron: the shortest gap between fire times (here 10 of 60 minutes).
+    let at = utc("2026-11-24T10:05:00Z");
+    let cron = job("cron = \"0 0,10 * * * *\"", "10m");
+    assert_eq!(
+        problems_at(&cron, at),
+        ["schedules.toml:5:10: job \"a\": jitter: 10m must be shorter than the shortest time between two fire times (10m after 2026-11-24 11:00:00 UTC)"]
+    );
+    assert!(parse_at(&job("cron = \"0 0,10 * * * *\"", "9m 59s"), at).is_ok());
+    // Twice a day in Berlin is 12 h apart, but 1 h when 02:00 happens twice.
+    let berlin = "cron = \"0 0 2,14 * * *\"\ntimezone = \"Europe/Berlin\"";
+    let text = job(berlin, "2h");
+    assert_eq!(
+        problems_at(&text, at),
+        ["schedules.toml:6:10: job \"a\": jitter: 2h must be shorter than the shortest time between two fire times (1h after 2027-10-31 02:00:00 CEST)"]
+    );
+    assert!(parse_at(&job(berlin, "59m"), at).is_ok());
+    // From [defaults]: reported at the default, for the job it does not fit.
+    let p = one_problem(
+        "[defaults]\njitter = \"2m\"\n\n[jobs.slow]\nkind = \"command\"\nevery = \"1h\"\ncommand = [\"true\"]\n\n\
+         [jobs.fast]\nkind = \"command\"\nevery = \"1m\"\ncommand = [\"true\"]\n",
+    );
+    assert_eq!(
+        p,
+        "schedules.toml:2:10: job \"fast\": jitter: 2m must be shorter than the interval (1m)"
+    );
+}
+
+#[test]
+fn jitter_must_be_a_duration_in_whole_milliseconds() {
+    let job = |jitter: &str| {
+        format!("[jobs.a]\nkind = \"command\"\nevery = \"1m\"\ncommand = [\"true\"]\njitter = {jitter}\n")
+    };
+    assert_eq!(
+        one_problem(&job("\"1500us\"")),
+        "schedules.toml:5:10: job \"a\": jitter: 1ms 500us is not a whole number of milliseconds"
+    );
+    let p = one_problem(&job("\"soon\""));
+    assert!(
+        p.starts_with("schedules.toml:5:10: job \"a\": jitter: invalid duration \"soon\": "),
+        "{p}"
+    );
+    let p = one_problem(&job("30"));
+    assert_eq!(
+        p,
+        "schedules.toml:5:10: job \"a\": jitter: expected a duration string with a unit, such as \"30s\" or \"5m\""
     );
 }

@@ -46,7 +46,8 @@ impl Db {
 }
 
 /// Per job and status over a window: counts, durations of runs that ran,
-/// lateness of scheduled and caught-up runs. Timestamp arithmetic is not
+/// lateness of scheduled and caught-up runs (from the slot's jittered
+/// start: a jitter is on purpose, not late). Timestamp arithmetic is not
 /// portable SQL, so the lateness expression is per backend.
 fn figures_sql(lateness_ms: &str) -> String {
     format!(
@@ -55,7 +56,7 @@ fn figures_sql(lateness_ms: &str) -> String {
                 CAST(sum(CASE WHEN status <> 'skipped' THEN duration_ms END) AS BIGINT) AS duration_sum,
                 count(CASE WHEN status <> 'skipped' THEN duration_ms END) AS duration_count,
                 max(CASE WHEN status <> 'skipped' AND \"trigger\" IN ('schedule', 'catch_up')
-                         THEN {lateness_ms} END) AS lateness_max
+                         THEN {lateness_ms} - COALESCE(jitter_ms, 0) END) AS lateness_max
          FROM job_runs
          WHERE scheduled_for >= $1
          GROUP BY job_name, status
@@ -151,6 +152,7 @@ impl Db {
             NaiveDateTime,
             Option<i64>,
             i32,
+            Option<i64>,
         );
         let (start, end) = (start.naive_utc(), end.naive_utc());
         let rows: Vec<Row> = with_conn!(self, |conn| {
@@ -167,6 +169,7 @@ impl Db {
                     job_runs::started_at,
                     job_runs::duration_ms,
                     job_runs::missed,
+                    job_runs::jitter_ms,
                 ))
                 .load(conn)
                 .await?
@@ -174,15 +177,18 @@ impl Db {
         Ok(rows
             .into_iter()
             .map(
-                |(job, status, trigger, attempt, slot, started, duration_ms, missed)| RunFact {
-                    job,
-                    status,
-                    trigger,
-                    attempt,
-                    scheduled_for: slot.and_utc(),
-                    started_at: started.and_utc(),
-                    duration_ms,
-                    missed,
+                |(job, status, trigger, attempt, slot, started, duration_ms, missed, jitter_ms)| {
+                    RunFact {
+                        job,
+                        status,
+                        trigger,
+                        attempt,
+                        scheduled_for: slot.and_utc(),
+                        started_at: started.and_utc(),
+                        duration_ms,
+                        missed,
+                        jitter_ms,
+                    }
                 },
             )
             .collect())

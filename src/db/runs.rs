@@ -194,6 +194,9 @@ pub struct NewRun {
     pub started_at: DateTime<Utc>,
     /// Slots before this one that were not run.
     pub missed: i32,
+    /// The slot's `jitter` delay in ms (scheduled and catch-up runs of a
+    /// job with `jitter`), else `None`.
+    pub jitter_ms: Option<i64>,
 }
 
 /// How a run ended. `status` must not be `Running` (the table rejects it).
@@ -224,6 +227,7 @@ pub struct RunRecord {
     pub output: Option<String>,
     pub duration_ms: Option<i64>,
     pub missed: i32,
+    pub jitter_ms: Option<i64>,
 }
 
 /// A job's latest state, for `ops-worker status`.
@@ -263,6 +267,7 @@ struct NewRow<'a> {
     output: Option<&'a str>,
     duration_ms: Option<i64>,
     missed: i32,
+    jitter_ms: Option<i64>,
 }
 
 impl<'a> NewRow<'a> {
@@ -281,6 +286,7 @@ impl<'a> NewRow<'a> {
             output: finish.and_then(|f| f.output.as_deref()),
             duration_ms: finish.map(|f| f.duration_ms),
             missed: run.missed,
+            jitter_ms: run.jitter_ms,
         }
     }
 }
@@ -372,18 +378,20 @@ where
     DB: DieselBackend
         + HasSqlType<Text>
         + HasSqlType<Timestamp>
-        + HasSqlType<diesel::sql_types::Integer>,
+        + HasSqlType<diesel::sql_types::Integer>
+        + HasSqlType<BigInt>,
     Trigger: ToSql<Text, DB>,
     RunStatus: ToSql<Text, DB>,
     NaiveDateTime: ToSql<Timestamp, DB>,
     str: ToSql<Text, DB>,
     i32: ToSql<diesel::sql_types::Integer, DB>,
+    i64: ToSql<BigInt, DB>,
 {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
         use diesel::sql_types::Integer;
         let r = &self.0;
         out.push_sql(
-            "INSERT INTO job_runs (job_name, kind, scheduled_for, \"trigger\", attempt, worker_id, started_at, status, missed) SELECT ",
+            "INSERT INTO job_runs (job_name, kind, scheduled_for, \"trigger\", attempt, worker_id, started_at, status, missed, jitter_ms) SELECT ",
         );
         out.push_bind_param::<Text, _>(r.job_name)?;
         out.push_sql(", ");
@@ -402,6 +410,8 @@ where
         out.push_bind_param::<Text, _>(&r.status)?;
         out.push_sql(", ");
         out.push_bind_param::<Integer, _>(&r.missed)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Nullable<BigInt>, _>(&r.jitter_ms)?;
         out.push_sql(" WHERE NOT EXISTS (SELECT 1 FROM job_runs WHERE job_name = ");
         out.push_bind_param::<Text, _>(r.job_name)?;
         out.push_sql(" AND finished_at IS NULL AND worker_id <> ");
@@ -428,6 +438,7 @@ struct Row {
     output: Option<String>,
     duration_ms: Option<i64>,
     missed: i32,
+    jitter_ms: Option<i64>,
 }
 
 impl From<Row> for RunRecord {
@@ -447,6 +458,7 @@ impl From<Row> for RunRecord {
             output: r.output,
             duration_ms: r.duration_ms,
             missed: r.missed,
+            jitter_ms: r.jitter_ms,
         }
     }
 }

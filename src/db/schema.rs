@@ -21,6 +21,7 @@ diesel::table! {
         output -> Nullable<Text>,
         duration_ms -> Nullable<BigInt>,
         missed -> Integer,
+        jitter_ms -> Nullable<BigInt>,
     }
 }
 

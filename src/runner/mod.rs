@@ -1,10 +1,12 @@
 //! The runner: the only code that writes a run's lifecycle. A scheduled tick,
 //! a catch-up, `ops-worker run-job` and the tests all call [`Runner::run`].
 //!
-//! For one slot it applies the overlap policy, claims the slot in `job_runs`
-//! (exactly one claimer wins), runs the job on the job runtime under its
-//! timeout with panic isolation, retries with doubling backoff, and finishes
-//! the row as success, failed, timeout, panicked or interrupted.
+//! For one slot it waits for the slot's `jitter` (scheduled and catch-up
+//! slots of a job that has one), applies the overlap policy, claims the slot
+//! in `job_runs` (exactly one claimer wins), runs the job on the job runtime
+//! under its timeout with panic isolation, retries with doubling backoff,
+//! and finishes the row as success, failed, timeout, panicked or
+//! interrupted.
 
 pub mod peers;
 pub mod recorder;
@@ -14,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use ops_worker_jobs::{Clock, Directory, JobContext, JobError, JobOutput, Store, Timeline};
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
@@ -71,7 +73,8 @@ pub enum Outcome {
     Ran(RunReport),
     /// Recorded as `skipped`: the previous run was still going.
     Skipped,
-    /// Another claimer already holds this slot; nothing ran here.
+    /// Another claimer already holds this slot, or shutdown began while
+    /// this worker waited for its turn to claim it; nothing ran here.
     Taken,
 }
 
@@ -230,6 +233,21 @@ impl Runner {
     ) -> Outcome {
         let slot = crate::scheduler::schedule::whole_second(slot);
         self.telemetry.missed(&spec.name, missed);
+        // A job with `jitter` starts a scheduled or caught-up slot at the
+        // slot's jittered instant, which every worker computes alike, and
+        // everything else happens from there: the overlap policy judges the
+        // slot then, the claim, the spread over workers and the timeout
+        // follow. A slot already past that instant (caught up late) does not
+        // wait. Shutdown ends the wait as it ends a backup worker's: the slot
+        // stays unclaimed here, for another worker or this one's catch-up
+        // after a restart.
+        if let Some(jitter) = slot_jitter(spec, slot, trigger) {
+            let start = slot + TimeDelta::from_std(jitter).unwrap_or(TimeDelta::MAX);
+            tokio::select! {
+                _ = self.clock.sleep_until(start) => {}
+                _ = self.stopping.cancelled() => return Outcome::Taken,
+            }
+        }
         let guard = self.guard(&spec.name);
         let _permit =
             match spec.overlap {
@@ -327,6 +345,7 @@ impl Runner {
             worker_id: self.worker_id.clone(),
             started_at: now,
             missed: missed.min(i32::MAX as u64) as i32,
+            jitter_ms: slot_jitter(spec, slot, trigger).map(|j| j.as_millis() as i64),
         }
     }
 
@@ -464,11 +483,14 @@ impl Runner {
         claim: Claim,
         run: &NewRun,
     ) -> RunReport {
-        // A manual run's slot is "now"; lateness means nothing there.
+        // A manual run's slot is "now"; lateness means nothing there. A
+        // jittered slot is late from its jittered start on: the jitter is
+        // the job's own choice, lateness the engine's.
+        let due = slot + TimeDelta::milliseconds(run.jitter_ms.unwrap_or(0));
         let lateness_ms =
-            (run.trigger != Trigger::Manual).then(|| (run.started_at - slot).num_milliseconds());
+            (run.trigger != Trigger::Manual).then(|| (run.started_at - due).num_milliseconds());
         let on_time_lateness = (run.trigger == Trigger::Schedule)
-            .then(|| (run.started_at - slot).to_std().unwrap_or_default());
+            .then(|| (run.started_at - due).to_std().unwrap_or_default());
         self.telemetry.run_started(&spec.name, on_time_lateness);
         let clock_start = Instant::now();
         let (status, error, output) = self.execute(spec, slot, attempt).await;
@@ -484,10 +506,11 @@ impl Runner {
         match status {
             RunStatus::Success => tracing::info!(
                 lateness_ms = lateness_ms.map(field::display),
+                jitter_ms = run.jitter_ms.map(field::display),
                 "run succeeded"
             ),
             _ => {
-                tracing::warn!(lateness_ms = lateness_ms.map(field::display), status = %status, error = error.as_deref().unwrap_or(""), "run did not succeed")
+                tracing::warn!(lateness_ms = lateness_ms.map(field::display), jitter_ms = run.jitter_ms.map(field::display), status = %status, error = error.as_deref().unwrap_or(""), "run did not succeed")
             }
         }
         self.telemetry
@@ -551,6 +574,14 @@ impl Runner {
         };
         (status, Some(why), output)
     }
+}
+
+/// The slot's jitter for runs that wait for it: scheduled and catch-up
+/// slots of a job with `jitter`. Manual runs and retries start at once.
+fn slot_jitter(spec: &JobSpec, slot: DateTime<Utc>, trigger: Trigger) -> Option<Duration> {
+    matches!(trigger, Trigger::Schedule | Trigger::CatchUp)
+        .then(|| spec.slot_jitter(slot))
+        .flatten()
 }
 
 fn settle(

@@ -15,7 +15,8 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
+
+use crate::scheduler::jitter::slot_hash;
 
 /// How much later each next worker in a slot's order claims it.
 pub const BACKUP_STEP: Duration = Duration::from_millis(200);
@@ -71,13 +72,7 @@ impl Peers {
 
 /// The rendezvous score: the same on every worker and every version.
 fn score(job: &str, slot: DateTime<Utc>, worker: &str) -> u64 {
-    let mut h = Sha256::new();
-    h.update(job.as_bytes());
-    h.update([0]);
-    h.update(slot.timestamp().to_be_bytes());
-    h.update(worker.as_bytes());
-    let d = h.finalize();
-    u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+    slot_hash(job, slot, worker.as_bytes())
 }
 
 #[cfg(test)]

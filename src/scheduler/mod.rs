@@ -9,6 +9,7 @@
 
 pub mod catch_up;
 pub mod dst;
+pub mod jitter;
 pub mod schedule;
 
 use std::sync::Arc;

@@ -202,6 +202,41 @@ impl Schedule {
         }
     }
 
+    /// The shortest time between two consecutive slots, and the first slot
+    /// of that pair: for an interval, the interval; for cron, the smallest
+    /// gap among the slots after `from` up to `from + horizon`, at most
+    /// `max_slots` of them (the earliest such pair). `None` when fewer than
+    /// two slots lie there.
+    pub fn shortest_gap(
+        &self,
+        from: DateTime<Utc>,
+        horizon: Duration,
+        max_slots: usize,
+    ) -> Option<(Duration, DateTime<Utc>)> {
+        match self {
+            Schedule::Every { every } => {
+                Some((*every, self.next_after(from, DateTime::UNIX_EPOCH)?))
+            }
+            Schedule::Cron { .. } => {
+                let end = from + TimeDelta::from_std(horizon).unwrap_or(TimeDelta::MAX);
+                let mut shortest: Option<(TimeDelta, DateTime<Utc>)> = None;
+                let mut prev = self.next_after(from, from)?;
+                for _ in 1..max_slots {
+                    let Some(next) = self.next_after(prev, prev).filter(|n| *n <= end) else {
+                        break;
+                    };
+                    let gap = next - prev;
+                    if shortest.is_none_or(|(s, _)| gap < s) {
+                        shortest = Some((gap, prev));
+                    }
+                    prev = next;
+                }
+                let (gap, at) = shortest?;
+                Some((gap.to_std().ok()?, at))
+            }
+        }
+    }
+
     /// The next `count` slots after `t`.
     pub fn upcoming(
         &self,
@@ -307,6 +342,37 @@ mod tests {
         assert_eq!(
             slots,
             vec![utc("2026-01-01T00:00:45Z"), utc("2026-01-01T00:01:00Z")]
+        );
+    }
+
+    #[test]
+    fn shortest_gap_of_intervals_and_cron() {
+        let from = utc("2026-01-01T00:00:00Z");
+        let year = Duration::from_secs(366 * 86_400);
+        let gap = |s: &Schedule, horizon, max| s.shortest_gap(from, horizon, max).map(|g| g.0);
+        let every = Schedule::every(Duration::from_secs(90)).unwrap();
+        assert_eq!(gap(&every, year, 10), Some(Duration::from_secs(90)));
+        // Twice an hour, at :00 and :10: the 10-minute gap, not the 50.
+        let c = cron("0 0,10 * * * *", "UTC");
+        assert_eq!(gap(&c, year, 1000), Some(Duration::from_secs(600)));
+        // Capped by the slot count: the first two slots after midnight are
+        // 00:10 and 01:00.
+        assert_eq!(gap(&c, year, 2), Some(Duration::from_secs(3000)));
+        // 02:00 and 14:00 in Berlin are 12 h apart, except when 02:00
+        // happens twice (25 October 2026): then one hour, from 02:00 CEST.
+        let c = cron("0 0 2,14 * * *", "Europe/Berlin");
+        assert_eq!(
+            c.shortest_gap(from, year, 1000),
+            Some((Duration::from_secs(3600), utc("2026-10-25T00:00:00Z")))
+        );
+        // ... which a window before that day does not see.
+        let month = Duration::from_secs(30 * 86_400);
+        assert_eq!(gap(&c, month, 1000), Some(Duration::from_secs(12 * 3600)));
+        // A single fire has no gap.
+        let once = cron("0 0 0 1 1 * 2026", "UTC");
+        assert_eq!(
+            once.shortest_gap(from - TimeDelta::days(1), year, 1000),
+            None
         );
     }
 

@@ -3,6 +3,7 @@
 //! after `resolve_after` fresh healthy checks, reminders, acknowledgement.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use ops_worker::db::{Db, Finish, NewRun, RunStatus, Trigger};
@@ -59,6 +60,7 @@ async fn ran(db: &Db, job: &str, slot: DateTime<Utc>, status: RunStatus, error: 
         worker_id: "w".into(),
         started_at: slot,
         missed: 0,
+        jitter_ms: None,
     };
     let finish = Finish {
         status,
@@ -426,7 +428,47 @@ async fn a_missed_slot_opens_on_the_jobs_own_timeline(db: &TestDb) {
     assert!(db.list_alerts(false, 10).await.unwrap().is_empty());
 }
 
+/// A jittered slot is claimed, and so recorded, only at its jittered start:
+/// the grace counts from there, or every long jitter would look missed.
+async fn a_jittered_slot_is_overdue_only_after_its_jitter_and_the_grace(db: &TestDb) {
+    let db = db.db();
+    let job = alerts_job(r#"fail_after = 2"#);
+    let tl = timeline(
+        "[jobs.spread]\nkind = \"command\"\ncron = \"0 0 0 * * *\"\ntimeout = \"10m\"\n\
+         jitter = \"2h\"\ncommand = [\"true\"]\n",
+    );
+    ran(
+        db,
+        "spread",
+        utc("2026-08-01T00:00:00Z"),
+        RunStatus::Success,
+        None,
+    )
+    .await;
+    let slot = utc("2026-08-02T00:00:00Z");
+    let jitter = ops_worker::scheduler::jitter::delay("spread", slot, Duration::from_secs(7200));
+    assert_eq!(tl.slot_jitter("spread", slot), jitter);
+    let start = slot + TimeDelta::from_std(jitter).unwrap();
+    // More than the grace (10m timeout + 1m) after the slot, but not after
+    // its jittered start: not missed.
+    let grace = TimeDelta::minutes(11);
+    assert!(jitter > Duration::from_secs(2), "{jitter:?}");
+    run_with(&job, db, start + grace - TimeDelta::seconds(1), tl.clone()).await;
+    assert!(db.list_alerts(true, 10).await.unwrap().is_empty());
+    let out = run_with(&job, db, start + grace + TimeDelta::seconds(1), tl.clone()).await;
+    assert!(out.contains("jobs: opened spread"), "{out}");
+    let a = &db.list_alerts(false, 10).await.unwrap()[0];
+    assert_eq!(
+        a.message,
+        format!(
+            "Job spread missed its slot at 2026-08-02 00:00:00 UTC (jittered to {}): nothing ran for it within 11m",
+            start.format("%H:%M:%S%.3f")
+        )
+    );
+}
+
 crate::backend_tests!(
+    a_jittered_slot_is_overdue_only_after_its_jitter_and_the_grace,
     a_job_failing_fail_after_times_opens_and_a_success_resolves,
     a_missed_slot_opens_on_the_jobs_own_timeline,
     opens_once_after_fail_after_down_checks,

@@ -477,6 +477,74 @@ async fn run_job_records_a_manual_run(db: &TestDb) {
     );
 }
 
+/// `run-job` does not wait for a job's jitter and records none (NULL);
+/// `history` shows a scheduled run's jitter after its slot, and as
+/// `jitter_ms` in JSON.
+async fn run_job_ignores_jitter_and_history_shows_it(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        "[jobs.spread]\nkind = \"command\"\nevery = \"1h\"\njitter = \"59m\"\ncommand = [\"true\"]\n",
+    );
+    let started = std::time::Instant::now();
+    let out = with_db(dir.path(), db)
+        .args(["run-job", "spread"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // A scheduled run an hour earlier that waited 19.625 s.
+    let slot = chrono::DurationRound::duration_trunc(
+        Utc::now() - chrono::Duration::hours(1),
+        chrono::Duration::seconds(1),
+    )
+    .unwrap();
+    let run = NewRun {
+        job_name: "spread".into(),
+        kind: "command".into(),
+        scheduled_for: slot,
+        trigger: Trigger::Schedule,
+        attempt: 1,
+        worker_id: "w1".into(),
+        started_at: slot + chrono::Duration::milliseconds(19_630),
+        missed: 0,
+        jitter_ms: Some(19_625),
+    };
+    let finish = ops_worker::db::Finish {
+        status: RunStatus::Success,
+        finished_at: slot + chrono::Duration::seconds(20),
+        error: None,
+        output: None,
+        duration_ms: 370,
+    };
+    assert!(db.db().insert_finished_run(&run, &finish).await.unwrap());
+
+    let out = with_db(dir.path(), db)
+        .args(["history", "spread", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["trigger"], "manual");
+    assert!(
+        runs[0].as_object().unwrap()["jitter_ms"].is_null(),
+        "{runs}"
+    );
+    assert_eq!(runs[1]["jitter_ms"], 19_625);
+
+    let out = with_db(dir.path(), db)
+        .args(["history", "spread"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    let scheduled = format!("{} +19.625s  schedule", slot.format("%Y-%m-%d %H:%M:%SZ"));
+    assert!(text.contains(&scheduled), "{text}");
+    assert!(
+        text.lines().filter(|l| l.contains(" +")).count() == 1,
+        "only the scheduled run shows a jitter: {text}"
+    );
+}
+
 /// A `run` daemon with the given schedule.
 pub(crate) fn daemon(dir: &Path, db: &TestDb, config: &str, grace: &str, worker: &str) -> Child {
     write_config(dir, config);
@@ -572,6 +640,7 @@ async fn start_up_marks_this_workers_leftover_runs_abandoned(db: &TestDb) {
         worker_id: worker.into(),
         started_at: Utc::now() - chrono::Duration::hours(1),
         missed: 0,
+        jitter_ms: None,
     };
     let mine = db
         .db()
@@ -1167,6 +1236,7 @@ crate::backend_tests!(
     health_follows_the_daemons_heartbeat,
     the_daemons_alerts_job_watches_the_other_jobs,
     run_job_records_a_manual_run,
+    run_job_ignores_jitter_and_history_shows_it,
     alerts_can_be_listed_acknowledged_and_resolved,
     a_sigstop_pause_neither_stops_jobs_nor_fires_a_burst,
     sigterm_lets_running_jobs_finish,

@@ -40,6 +40,7 @@ fn run(job: &str, slot: &str) -> NewRun {
         worker_id: "w1".to_owned(),
         started_at: at(slot),
         missed: 0,
+        jitter_ms: None,
     }
 }
 
@@ -228,6 +229,7 @@ async fn insert_finished_run_conflicts_with_a_claim(t: &TestDb) {
     let mut late = run("cleanup", T2);
     late.trigger = Trigger::CatchUp;
     late.missed = 3;
+    late.jitter_ms = Some(1500);
     late.started_at = at("2026-03-01T10:06:00Z");
     let outcome = Finish {
         status: RunStatus::Failed,
@@ -257,6 +259,7 @@ async fn insert_finished_run_conflicts_with_a_claim(t: &TestDb) {
         output: None,
         duration_ms: Some(2000),
         missed: 3,
+        jitter_ms: Some(1500),
     };
     assert_eq!(record, want);
 }
@@ -385,7 +388,9 @@ async fn an_exclusive_claim_tells_taken_from_busy(t: &TestDb) {
         r.worker_id = worker.to_owned();
         r
     };
-    let first = claim(db, &by(T1, "w1")).await;
+    let mut jittered = by(T1, "w1");
+    jittered.jitter_ms = Some(0);
+    let first = claim(db, &jittered).await;
     // The same slot, still running on its winner: taken, not busy.
     assert_eq!(
         db.claim_run_exclusive(&by(T1, "w2")).await.unwrap(),
@@ -397,9 +402,14 @@ async fn an_exclusive_claim_tells_taken_from_busy(t: &TestDb) {
         ExclusiveClaim::Busy("w1".into())
     );
     // The worker's own run does not block it.
-    let ExclusiveClaim::Won(second) = db.claim_run_exclusive(&by(T2, "w1")).await.unwrap() else {
+    let mut jittered = by(T2, "w1");
+    jittered.jitter_ms = Some(29_999);
+    let ExclusiveClaim::Won(second) = db.claim_run_exclusive(&jittered).await.unwrap() else {
         panic!("w1 is not blocked by itself");
     };
+    // Both claims record the slot's jitter.
+    assert_eq!(run_by_id(db, first).await.jitter_ms, Some(0));
+    assert_eq!(run_by_id(db, second).await.jitter_ms, Some(29_999));
     // Once w1's runs have ended, w2 wins the next slot.
     for id in [first, second] {
         let done = finish(RunStatus::Success, at("2026-03-01T10:06:00Z"));
@@ -581,6 +591,10 @@ async fn check_constraints_reject_bad_values(t: &TestDb) {
         insert("cron", "running", "NULL"),
         insert("schedule", "running", "'2026-03-01 10:00:01'"),
         insert("schedule", "success", "NULL"),
+        "INSERT INTO job_runs (job_name, kind, scheduled_for, \"trigger\", attempt, worker_id, \
+         started_at, status, jitter_ms) VALUES ('x', 'http', '2026-03-01 10:00:00', 'schedule', \
+         1, 'w', '2026-03-01 10:00:00', 'running', -1)"
+            .to_string(),
     ];
     for sql in bad {
         let err = t.batch_execute(&sql).await.unwrap_err();
@@ -730,7 +744,7 @@ async fn postgres_and_sqlite_schemas_agree() {
 
     // (table, columns, indexes created by the migrations)
     for (table, columns, indexes) in [
-        ("job_runs", 14, 5),
+        ("job_runs", 15, 5),
         ("service_health", 10, 0),
         ("health_checks", 8, 2),
         ("metric_samples", 6, 2),

@@ -53,6 +53,8 @@ pub struct PastRun {
     pub status: ops_worker::db::RunStatus,
     pub duration_ms: i64,
     pub missed: i32,
+    /// The slot's jitter, recorded as such (`late_ms` includes it).
+    pub jitter_ms: Option<i64>,
 }
 
 impl PastRun {
@@ -68,6 +70,7 @@ impl PastRun {
             worker_id: "w".into(),
             started_at: started,
             missed: self.missed,
+            jitter_ms: self.jitter_ms,
         };
         if self.status == ops_worker::db::RunStatus::Running {
             assert!(db.claim_run(&run).await.unwrap().is_some());
@@ -173,6 +176,7 @@ pub fn spec(
         catch_up_window: Duration::from_secs(86_400),
         retries: 0,
         retry_backoff: Duration::from_millis(10),
+        jitter: Duration::ZERO,
         retry_abandoned: false,
         fingerprint: String::new(),
         enabled: true,

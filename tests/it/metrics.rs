@@ -320,10 +320,25 @@ async fn own_figures_need_no_sql(db: &TestDb) {
             status,
             duration_ms,
             missed: 0,
+            jitter_ms: None,
         }
         .record(db.db())
         .await;
     }
+    // A jittered run that started 45 s after its slot, 44.99 s of which were
+    // its jitter: 10 ms late.
+    PastRun {
+        job: "c",
+        slot: min(2),
+        trigger: Trigger::Schedule,
+        late_ms: 45_000,
+        status: RunStatus::Success,
+        duration_ms: 7,
+        missed: 0,
+        jitter_ms: Some(44_990),
+    }
+    .record(db.db())
+    .await;
 
     let toml = "[jobs.m]\nkind = \"metrics\"\nevery = \"5s\"\nown = true\n";
     let report = run(db, toml, Arc::new(ManualClock::new(now))).await;
@@ -338,6 +353,14 @@ async fn own_figures_need_no_sql(db: &TestDb) {
         got.push((s.name.clone(), labels(s), s.value));
     }
     got.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+    // Of the jittered job, its lateness is the point.
+    let c = [("job", "c")];
+    let c_lateness = got
+        .iter()
+        .find(|s| s.0 == "ops_worker_lateness_ms_max" && s.1 == c)
+        .map(|s| s.2);
+    assert_eq!(c_lateness, Some(10.0), "{got:?}");
+    got.retain(|s| !s.1.contains(&c[0]));
     let last_success_a = (min(5) + ms(9_000) + ms(200)).timestamp_millis() as f64 / 1000.0;
     let last_success_b = (min(1) + ms(5) + ms(10)).timestamp_millis() as f64 / 1000.0;
     let e = |n: &str, l: Vec<(&'static str, &'static str)>, v: f64| (n.to_string(), l, v);

@@ -140,6 +140,7 @@ async fn a_reload_applies_added_removed_and_changed_jobs(db: &TestDb) {
         worker_id: "earlier".into(),
         started_at: seeded,
         missed: 0,
+        jitter_ms: None,
     };
     let finish = Finish {
         status: RunStatus::Success,

@@ -100,6 +100,7 @@ async fn seed_runs(db: &TestDb) {
             status,
             duration_ms,
             missed,
+            jitter_ms: None,
         }
         .record(db.db())
         .await;

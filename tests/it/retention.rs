@@ -37,6 +37,7 @@ async fn row(db: &Db, job: &'static str, slot: DateTime<Utc>, status: RunStatus)
         status,
         duration_ms: 1000,
         missed: 0,
+        jitter_ms: None,
     }
     .record(db)
     .await;

@@ -87,6 +87,7 @@ async fn history_at(db: &TestDb, job: &str, slot: DateTime<Utc>) {
         worker_id: "earlier".into(),
         started_at: slot,
         missed: 0,
+        jitter_ms: None,
     };
     let finish = ops_worker::db::Finish {
         status: RunStatus::Success,

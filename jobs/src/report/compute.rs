@@ -66,9 +66,10 @@ pub struct JobFigures {
     pub duration_ms_p50: Option<i64>,
     pub duration_ms_p95: Option<i64>,
     pub duration_ms_max: Option<i64>,
-    /// The largest `started_at - scheduled_for`, in ms, over the rows that
-    /// are not skipped and whose trigger is `schedule` or `catch_up` (manual
-    /// runs and retries do not start at their slot). None if there is none.
+    /// The largest `started_at - scheduled_for - jitter_ms`, in ms, over the
+    /// rows that are not skipped and whose trigger is `schedule` or
+    /// `catch_up` (manual runs and retries do not start at their slot; a
+    /// slot's jitter is a planned delay, not lateness). None if there is none.
     pub lateness_ms_max: Option<i64>,
 }
 
@@ -235,7 +236,10 @@ fn job_figures(period: &Period, runs: &[RunFact]) -> Vec<JobFigures> {
                 duration_ms_max: durations.last().copied(),
                 lateness_ms_max: ran()
                     .filter(|r| matches!(r.trigger.as_str(), "schedule" | "catch_up"))
-                    .map(|r| (r.started_at - r.scheduled_for).num_milliseconds())
+                    .map(|r| {
+                        (r.started_at - r.scheduled_for).num_milliseconds()
+                            - r.jitter_ms.unwrap_or(0)
+                    })
                     .max(),
             }
         })
@@ -410,6 +414,7 @@ pub(crate) mod tests {
             started_at: utc(started),
             duration_ms: dur,
             missed,
+            jitter_ms: None,
         }
     }
 
@@ -612,6 +617,31 @@ pub(crate) mod tests {
             (0, 1, 3, None)
         );
         assert_eq!((s.duration_ms_max, s.lateness_ms_max), (None, None));
+    }
+
+    #[test]
+    fn report_lateness_counts_from_the_jittered_start() {
+        let mut jittered = run(
+            "j",
+            "success",
+            "schedule",
+            "2026-11-21T00:00:00Z",
+            "2026-11-21T00:00:40Z",
+            Some(5),
+            0,
+        );
+        jittered.jitter_ms = Some(38_000);
+        let plain = run(
+            "j",
+            "success",
+            "schedule",
+            "2026-11-21T01:00:00Z",
+            "2026-11-21T01:00:01.500Z",
+            Some(5),
+            0,
+        );
+        let jobs = job_figures(&day(), &[jittered, plain]);
+        assert_eq!(jobs[0].lateness_ms_max, Some(2_000));
     }
 
     // ---- services ----
