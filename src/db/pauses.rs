@@ -63,7 +63,9 @@ impl From<Row> for Pause {
 
 impl Db {
     /// Pauses `job` from `at` until `until` (`None`: until resumed). A job
-    /// has one pause at most: this one replaces any earlier one.
+    /// has one pause at most: this one replaces any earlier one, except
+    /// that a pause still holding at `at` keeps its `paused_at` (the job has
+    /// been paused since then, and those slots must stay not missed).
     pub async fn pause(
         &self,
         job: &str,
@@ -80,6 +82,28 @@ impl Db {
             reason: reason.map(str::to_string),
             paused_by: by.to_string(),
         };
+        let extended = with_conn!(self, |conn| {
+            diesel::update(
+                job_pauses::table
+                    .filter(job_pauses::job_name.eq(job))
+                    .filter(job_pauses::paused_at.le(row.paused_at))
+                    .filter(
+                        job_pauses::until
+                            .is_null()
+                            .or(job_pauses::until.gt(row.paused_at)),
+                    ),
+            )
+            .set((
+                job_pauses::until.eq(row.until),
+                job_pauses::reason.eq(&row.reason),
+                job_pauses::paused_by.eq(&row.paused_by),
+            ))
+            .execute(conn)
+            .await?
+        });
+        if extended == 1 {
+            return Ok(());
+        }
         with_conn!(self, |conn| {
             diesel::insert_into(job_pauses::table)
                 .values(&row)

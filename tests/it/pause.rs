@@ -56,7 +56,8 @@ async fn pause_resume_and_upsert_round_trip(t: &TestDb) {
     assert_eq!(pauses[1].until, Some(t0 + TimeDelta::hours(2)));
     assert_eq!(pauses[1].reason, None);
 
-    // Pausing again replaces the job's pause.
+    // Pausing a paused job replaces its end, reason and author; it stays
+    // paused since it was first paused.
     let t1 = t0 + TimeDelta::minutes(5);
     db.pause("tick", t1, Some(t1 + TimeDelta::hours(1)), None, "bob")
         .await
@@ -64,11 +65,21 @@ async fn pause_resume_and_upsert_round_trip(t: &TestDb) {
     let tick = db.pauses().await.unwrap().remove(0);
     assert_eq!(
         (tick.paused_at, tick.until, tick.reason, tick.paused_by),
-        (t1, Some(t1 + TimeDelta::hours(1)), None, "bob".to_string())
+        (t0, Some(t1 + TimeDelta::hours(1)), None, "bob".to_string())
+    );
+    // A pause that already ended is replaced whole.
+    let t3 = t1 + TimeDelta::hours(2);
+    db.pause("tick", t3, None, Some("again"), "carol")
+        .await
+        .unwrap();
+    let tick = db.pauses().await.unwrap().remove(0);
+    assert_eq!(
+        (tick.paused_at, tick.until, tick.reason.as_deref()),
+        (t3, None, Some("again"))
     );
 
     // A resume ends the pause and keeps its span.
-    let t2 = t1 + TimeDelta::minutes(10);
+    let t2 = t3 + TimeDelta::minutes(10);
     assert!(db.resume("tick", t2).await.unwrap());
     assert!(!db.resume("tick", t2).await.unwrap(), "already ended");
     let tick = db.pauses().await.unwrap().remove(0);
