@@ -7,6 +7,10 @@
 //! worker whose heartbeat is older than `dead_after` are marked `abandoned`
 //! ([`reap`]), so a run whose process died is never left `running`.
 //!
+//! With each heartbeat a daemon also re-reads the paused jobs
+//! ([`refresh_pauses`]), so a pause reaches every replica within
+//! [`HEARTBEAT_EVERY`].
+//!
 //! A heartbeat that stops means the process is gone, paused, or its runtime
 //! is wedged: all reasons for an orchestrator to restart it. The database
 //! being unreachable stops it too, which is right for a worker whose every
@@ -20,7 +24,7 @@ use ops_worker_jobs::Clock;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{AbandonedRun, Db, Worker};
-use crate::runner::Peers;
+use crate::runner::{Pauses, Peers};
 
 /// How often the running scheduler refreshes its heartbeat.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
@@ -108,6 +112,13 @@ pub async fn beat(
             }
             Err(_) => {}
         }
+        if let Some(r) = &reaper {
+            // Whatever the heartbeat's own fate: a failed read keeps the
+            // pauses last read.
+            if let Err(e) = refresh_pauses(&db, &r.pauses, now).await {
+                tracing::debug!(error = %crate::error_chain(&e), "cannot re-read job_pauses; the last known pauses hold");
+            }
+        }
         if let (Some(r), Some(since)) = (&reaper, healthy_since) {
             for run in reap(&db, &me.id, now, since, r.dead_after).await {
                 let _ = r.abandoned.send(run);
@@ -163,6 +174,17 @@ pub async fn refresh_peers(db: &Db, peers: &Peers, now: DateTime<Utc>, dead_afte
     }
 }
 
+/// Reads `job_pauses` into `pauses` (at `now`, for logging which pauses
+/// started or ended). On error `pauses` is left as it was.
+pub async fn refresh_pauses(
+    db: &Db,
+    pauses: &Pauses,
+    now: DateTime<Utc>,
+) -> Result<(), crate::db::DbError> {
+    pauses.set(db.pauses().await?, now);
+    Ok(())
+}
+
 /// The config a worker runs, as its heartbeat reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigState {
@@ -178,6 +200,8 @@ pub struct Reaper {
     pub dead_after: Duration,
     /// The live workers, refreshed with each heartbeat.
     pub peers: Arc<Peers>,
+    /// The paused jobs, re-read with each heartbeat.
+    pub pauses: Arc<Pauses>,
     /// Where the runs it marks abandoned go (the daemon retries them).
     pub abandoned: tokio::sync::mpsc::UnboundedSender<AbandonedRun>,
 }

@@ -94,12 +94,17 @@ pub async fn run(
         Some(crate::heartbeat::Reaper {
             dead_after,
             peers: runner.peers().clone(),
+            pauses: runner.pauses().clone(),
             abandoned: abandoned_tx,
         }),
         Some(heartbeat_config),
     ));
     // The first slots already spread over the workers that are up.
     crate::heartbeat::refresh_peers(&db, runner.peers(), now, dead_after).await;
+    // Pauses hold from the first slot: read before any job is armed.
+    crate::heartbeat::refresh_pauses(&db, runner.pauses(), now)
+        .await
+        .context("cannot read the paused jobs")?;
     let last_slots = db
         .last_slots()
         .await

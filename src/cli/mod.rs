@@ -118,6 +118,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Stop running a job's scheduled slots, on every worker, until resumed
+    /// or --until (manual `run-job` still runs it)
+    Pause {
+        name: String,
+        /// When the pause ends: RFC 3339, or a duration from now such as
+        /// 2h (default: until `resume`)
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Why, shown by `list`
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who pauses (default: $USER)
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// End a job's pause: its scheduled slots run again
+    Resume { name: String },
     /// Check the schedule file and print a summary
     Validate,
     /// Apply pending database migrations
@@ -248,6 +265,33 @@ pub async fn open_db() -> anyhow::Result<Db> {
     Ok(db)
 }
 
+/// `pause --until`: RFC 3339, or a humantime duration from `now`; it must
+/// lie after `now`.
+fn parse_until(
+    s: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    let t = s.trim();
+    let until = match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(at) => at.to_utc(),
+        Err(rfc) => {
+            let d = humantime::parse_duration(t).map_err(|dur| {
+                UsageError(format!(
+                    "--until {s:?}: neither an RFC 3339 time ({rfc}) nor a duration such as 2h ({dur})"
+                ))
+            })?;
+            chrono::TimeDelta::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or_else(|| UsageError(format!("--until {s:?}: too far in the future")))?
+        }
+    };
+    if until <= now {
+        return Err(UsageError(format!("--until {s:?} is not in the future")).into());
+    }
+    Ok(until)
+}
+
 fn find<'c>(config: &'c Config, name: &str) -> anyhow::Result<&'c Arc<JobSpec>> {
     config.job(name).ok_or_else(|| {
         let known: Vec<_> = crate::config::names(config).into_iter().collect();
@@ -350,6 +394,48 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 tracing::warn!(error = %crate::error_chain(&e), "cannot remove this run's row from workers");
             }
             Ok(show::run_job(&spec.name, &outcome))
+        }
+        Command::Pause {
+            name,
+            until,
+            reason,
+            by,
+        } => {
+            let config = Config::load(&cli.config)?;
+            find(&config, &name)?;
+            let now = SystemClock.now();
+            let until = until.map(|u| parse_until(&u, now)).transpose()?;
+            let by = by
+                .or_else(|| std::env::var("USER").ok())
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| "cli".to_string());
+            let reason = reason.filter(|r| !r.trim().is_empty());
+            let db = open_db().await?;
+            db.pause(&name, now, until, reason.as_deref(), &by)
+                .await
+                .context("cannot record the pause")?;
+            let until = until.map_or_else(
+                || "until resumed".to_string(),
+                |u| format!("until {}", u.format("%Y-%m-%d %H:%M:%SZ")),
+            );
+            let why = reason.map_or_else(String::new, |r| format!(" ({r})"));
+            println!("{name}: paused by {by} {until}{why}; every worker stops running its slots within 5s");
+            Ok(ExitCode::Ok)
+        }
+        Command::Resume { name } => {
+            let config = Config::load(&cli.config)?;
+            find(&config, &name)?;
+            let db = open_db().await?;
+            if db
+                .resume(&name, SystemClock.now())
+                .await
+                .context("cannot end the pause")?
+            {
+                println!("{name}: resumed; every worker runs its slots again within 5s");
+            } else {
+                println!("{name}: was not paused");
+            }
+            Ok(ExitCode::Ok)
         }
         Command::List { json } => {
             let config = Config::load(&cli.config)?;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, JobSpec};
-use crate::db::{Db, RunRecord};
+use crate::db::{Db, Pause, RunRecord};
 use crate::runner::Outcome;
 use crate::scheduler::{dst, Schedule, Start};
 use crate::ExitCode;
@@ -145,6 +145,8 @@ pub fn run_job(name: &str, outcome: &Outcome) -> ExitCode {
         Outcome::Taken => {
             println!("{name}: not run: a run for this second already exists; try again")
         }
+        // Manual runs are not held back by a pause; kept for completeness.
+        Outcome::Paused => println!("{name}: not run: the job is paused"),
     }
     super::outcome_code(outcome)
 }
@@ -160,11 +162,30 @@ struct ListRow<'a> {
     last_run: Option<DateTime<Utc>>,
     last_success: Option<DateTime<Utc>>,
     next_fire: Option<DateTime<Utc>>,
+    /// The job's pause, if one holds now (scheduled slots are not run).
+    paused: Option<Pause>,
+}
+
+/// The PAUSED column: `until 2026-11-26 12:00:00Z (reason)`, or `until
+/// resumed (...)` for a pause with no end.
+fn paused_cell(p: Option<&Pause>) -> String {
+    let Some(p) = p else {
+        return "-".to_string();
+    };
+    let until = match p.until {
+        Some(_) => format!("until {}", ts(p.until)),
+        None => "until resumed".to_string(),
+    };
+    match &p.reason {
+        Some(r) => format!("{until} ({r})"),
+        None => until,
+    }
 }
 
 pub async fn list(config: &Config, db: &Db, now: DateTime<Utc>, json: bool) -> anyhow::Result<()> {
     let summaries = db.job_summaries().await?;
     let last_slots = db.last_slots().await?;
+    let pauses = db.pauses().await?;
     let rows: Vec<ListRow> = config
         .jobs
         .iter()
@@ -187,6 +208,10 @@ pub async fn list(config: &Config, db: &Db, now: DateTime<Utc>, json: bool) -> a
                     .enabled
                     .then(|| j.schedule.next_after(now, start.anchor()))
                     .flatten(),
+                paused: pauses
+                    .iter()
+                    .find(|p| p.job_name == j.name && p.active(now))
+                    .cloned(),
             }
         })
         .collect();
@@ -203,6 +228,7 @@ pub async fn list(config: &Config, db: &Db, now: DateTime<Utc>, json: bool) -> a
         "LAST RUN",
         "LAST SUCCESS",
         "NEXT",
+        "PAUSED",
     ]
     .map(String::from)
     .to_vec()];
@@ -220,6 +246,7 @@ pub async fn list(config: &Config, db: &Db, now: DateTime<Utc>, json: bool) -> a
             } else {
                 "disabled".into()
             },
+            paused_cell(r.paused.as_ref()),
         ]);
     }
     table(&out);

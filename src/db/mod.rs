@@ -24,6 +24,7 @@ mod alerts;
 mod health;
 mod metrics;
 mod notifications;
+mod pauses;
 mod reports;
 mod run_store;
 mod runs;
@@ -34,6 +35,7 @@ pub use notifications::{
     Claimed, NewNotification, Notification, NotificationStatus, Notifications,
 };
 pub use ops_worker_jobs::store::NotificationEvent;
+pub use pauses::Pause;
 pub use runs::{
     AbandonedRun, ExclusiveClaim, Finish, JobSummary, NewRun, RunRecord, RunStatus, Trigger,
     UnknownValue,

@@ -91,6 +91,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    job_pauses (job_name) {
+        job_name -> Text,
+        paused_at -> Timestamp,
+        until -> Nullable<Timestamp>,
+        reason -> Nullable<Text>,
+        paused_by -> Text,
+    }
+}
+
+diesel::table! {
     metric_samples (id) {
         id -> BigInt,
         job_name -> Text,

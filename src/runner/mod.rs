@@ -6,8 +6,11 @@
 //! in `job_runs` (exactly one claimer wins), runs the job on the job runtime
 //! under its timeout with panic isolation, retries with doubling backoff,
 //! and finishes the row as success, failed, timeout, panicked or
-//! interrupted.
+//! interrupted. A scheduled, caught-up or abandoned-and-retried slot of a
+//! paused job is not run and leaves no row ([`Outcome::Paused`]); a manual
+//! run is.
 
+pub mod pauses;
 pub mod peers;
 pub mod recorder;
 
@@ -27,6 +30,7 @@ use tracing::{field, Instrument};
 use crate::config::{JobSpec, Overlap};
 use crate::db::{Finish, NewRun, RunStatus, Trigger};
 use crate::telemetry::Telemetry;
+pub use pauses::Pauses;
 pub use peers::Peers;
 pub use recorder::{Claim, Recorder};
 
@@ -76,6 +80,9 @@ pub enum Outcome {
     /// Another claimer already holds this slot, or shutdown began while
     /// this worker waited for its turn to claim it; nothing ran here.
     Taken,
+    /// The job is paused at the slot's time or now, and the slot is not a
+    /// manual run: nothing ran and nothing was recorded.
+    Paused,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +112,8 @@ pub struct Runner {
     context: RwLock<(Arc<dyn Timeline>, Arc<dyn Directory>)>,
     telemetry: Arc<Telemetry>,
     peers: Arc<Peers>,
+    /// The paused jobs, refreshed by the daemon's heartbeat.
+    pauses: Arc<Pauses>,
     clock: Arc<dyn Clock>,
     worker_id: String,
     guards: Mutex<HashMap<String, Arc<Guard>>>,
@@ -126,6 +135,7 @@ impl Runner {
             )),
             telemetry: Arc::new(Telemetry::new()),
             peers: Arc::new(Peers::default()),
+            pauses: Arc::new(Pauses::default()),
             recorder,
             clock,
             worker_id,
@@ -151,6 +161,18 @@ impl Runner {
     /// The live workers this one shares slots with (see [`peers`]).
     pub fn peers(&self) -> &Arc<Peers> {
         &self.peers
+    }
+
+    /// The paused jobs whose slots this runner does not run (see [`pauses`]).
+    pub fn pauses(&self) -> &Arc<Pauses> {
+        &self.pauses
+    }
+
+    /// Whether a slot of `job` at `slot` is held back by a pause: one that
+    /// covers the slot or now. Manual runs are never held back.
+    pub fn paused(&self, job: &str, slot: DateTime<Utc>, trigger: Trigger) -> bool {
+        trigger != Trigger::Manual
+            && (self.pauses.covers(job, slot) || self.pauses.covers(job, self.clock.now()))
     }
 
     /// The metrics this runner (and the scheduler driving it) update.
@@ -232,6 +254,10 @@ impl Runner {
         first_attempt: u32,
     ) -> Outcome {
         let slot = crate::scheduler::schedule::whole_second(slot);
+        if self.paused(&spec.name, slot, trigger) {
+            tracing::debug!(job = %spec.name, scheduled_for = %slot, trigger = %trigger, "slot not run: the job is paused");
+            return Outcome::Paused;
+        }
         self.telemetry.missed(&spec.name, missed);
         // A job with `jitter` starts a scheduled or caught-up slot at the
         // slot's jittered instant, which every worker computes alike, and
@@ -246,6 +272,10 @@ impl Runner {
             tokio::select! {
                 _ = self.clock.sleep_until(start) => {}
                 _ = self.stopping.cancelled() => return Outcome::Taken,
+            }
+            if self.paused(&spec.name, slot, trigger) {
+                tracing::debug!(job = %spec.name, scheduled_for = %slot, trigger = %trigger, "slot not run: the job was paused during its jitter");
+                return Outcome::Paused;
             }
         }
         let guard = self.guard(&spec.name);

@@ -6,6 +6,10 @@
 //! interval" and does not drift. When it wakes it looks at every slot that
 //! passed since the cursor: one is the normal case; more means the process
 //! was stopped, paused or starved, and the catch-up policy decides what runs.
+//!
+//! Slots that lie in a pause of the job (`ops-worker pause`) are taken out
+//! before that: they are handled (the cursor moves past them), not run, and
+//! not missed, so no catch-up runs them when the pause ends.
 
 pub mod catch_up;
 pub mod dst;
@@ -86,15 +90,34 @@ async fn job_loop(
             _ = stop.cancelled() => return handled,
         }
         let now = clock.now();
-        let (slots, total) = spec
-            .schedule
-            .slots_between(cursor, now, anchor, MAX_CATCH_UP_RUNS);
+        let (mut slots, mut total) =
+            spec.schedule
+                .slots_between(cursor, now, anchor, MAX_CATCH_UP_RUNS);
         let Some(&newest) = slots.last() else {
             // Woken early (a wall clock stepped back): sleep again.
             continue;
         };
+        let after = cursor;
         cursor = newest;
         handled = Some(newest);
+        let pauses = runner.pauses();
+        // Slots older than those kept (beyond the cap) count as paused when
+        // the job's one pause spans from the cursor to the oldest kept.
+        if total > slots.len() as u64
+            && pauses.covers_span(&spec.name, after + chrono::TimeDelta::seconds(1), slots[0])
+        {
+            total = slots.len() as u64;
+        }
+        let before = slots.len();
+        slots.retain(|s| !pauses.covers(&spec.name, *s));
+        let paused = before - slots.len();
+        if paused > 0 {
+            total -= paused as u64;
+            tracing::debug!(job = %spec.name, slots = paused, newest = %newest, "slots not run: the job is paused");
+        }
+        if slots.is_empty() {
+            continue;
+        }
         let (fires, unreported) = catch_up::plan(
             Due {
                 slots: &slots,
@@ -112,7 +135,7 @@ async fn job_loop(
                 passed = total,
                 running = fires.len(),
                 oldest = %slots[0],
-                newest = %newest,
+                newest = %slots[slots.len() - 1],
                 catch_up = ?spec.catch_up,
                 "slots passed while the worker could not fire them"
             );

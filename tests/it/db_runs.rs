@@ -751,6 +751,7 @@ async fn postgres_and_sqlite_schemas_agree() {
         ("reports", 8, 1),
         ("notifications", 12, 2),
         ("workers", 9, 0),
+        ("job_pauses", 5, 0),
     ] {
         let pg_columns: Vec<PgColumn> = diesel::sql_query(format!(
             "SELECT column_name::text AS name, is_nullable = 'YES' AS nullable, \

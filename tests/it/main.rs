@@ -17,6 +17,7 @@ mod cli;
 mod db_runs;
 mod notify;
 mod outage;
+mod pause;
 mod runner;
 mod scheduler;
 mod skew;

@@ -179,6 +179,7 @@ async fn exactly_one_claimer_wins_a_slot(db: &TestDb) {
             Outcome::Ran(_) => ran += 1,
             Outcome::Taken => {}
             Outcome::Skipped => panic!("allow never skips"),
+            Outcome::Paused => panic!("nothing is paused"),
         }
     }
     assert_eq!(ran, 1);

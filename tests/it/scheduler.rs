@@ -77,7 +77,7 @@ async fn wait_runs(db: &TestDb, job: &str, n: usize) -> Vec<RunRecord> {
 }
 
 /// Records a slot as if an earlier process had run it.
-async fn history_at(db: &TestDb, job: &str, slot: DateTime<Utc>) {
+pub(crate) async fn history_at(db: &TestDb, job: &str, slot: DateTime<Utc>) {
     let run = NewRun {
         job_name: job.into(),
         kind: "test".into(),

@@ -96,6 +96,7 @@ async fn workers_with_clocks_seconds_apart_agree(db: &TestDb) {
             Some(Reaper {
                 dead_after,
                 peers: r.peers().clone(),
+                pauses: r.pauses().clone(),
                 abandoned: abandoned_tx.clone(),
             }),
             None,
