@@ -360,3 +360,45 @@ crate::backend_tests!(
     an_invalid_edit_keeps_the_schedule_and_is_reported,
     sighup_reloads_when_watching_is_off,
 );
+
+/// A Kubernetes ConfigMap volume: `schedules.toml` is a symlink through
+/// `..data`, itself a symlink to a timestamped directory, and an update
+/// swaps `..data` atomically (the file itself is never written). The
+/// directory watch sees the swap; it reloads at once, not at the 10 s check.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configmap_symlink_swap_is_seen_at_once() {
+    use std::os::unix::fs::symlink;
+    let db = TestDb::new(ops_worker::db::Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let volume = dir.path().join("config");
+    std::fs::create_dir_all(volume.join("..2026_11_24_v1")).unwrap();
+    std::fs::write(volume.join("..2026_11_24_v1/schedules.toml"), TICK).unwrap();
+    symlink("..2026_11_24_v1", volume.join("..data")).unwrap();
+    symlink("..data/schedules.toml", volume.join("schedules.toml")).unwrap();
+    let config = volume.join("schedules.toml");
+    let config = config.to_str().unwrap();
+    let daemon = start(dir.path(), &db, &[("OPS_WORKER_CONFIG", config)], None);
+    wait_runs(&db, "tick", 2).await;
+
+    std::fs::create_dir_all(volume.join("..2026_11_24_v2")).unwrap();
+    let more =
+        format!("{TICK}\n[jobs.cm]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n");
+    std::fs::write(volume.join("..2026_11_24_v2/schedules.toml"), more).unwrap();
+    symlink("..2026_11_24_v2", volume.join("..data_tmp")).unwrap();
+    let swapped = Utc::now();
+    std::fs::rename(volume.join("..data_tmp"), volume.join("..data")).unwrap();
+    wait_runs(&db, "cm", 1).await;
+    let first = runs(&db, "cm").await[0].scheduled_for;
+    assert!(
+        first <= swapped + TimeDelta::seconds(3),
+        "picked up at {first}, swapped at {swapped}: not by the watch"
+    );
+    sigterm(&daemon);
+    let (code, log) = exit_within(daemon, Duration::from_secs(15)).await;
+    assert_eq!(code, 0, "{log}");
+    let reload = log
+        .lines()
+        .find(|l| l.contains("schedules.toml reloaded"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(reload.contains("trigger=\"file change\""), "{reload}");
+}
