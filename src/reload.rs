@@ -87,15 +87,6 @@ impl Armed {
             .insert(spec.name.clone(), Loop { spec, stop, handle });
     }
 
-    /// How many jobs are armed.
-    pub fn len(&self) -> usize {
-        self.loops.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.loops.is_empty()
-    }
-
     /// Makes the armed jobs those `config` enables. A job whose schedule
     /// did not change goes on from the newest slot its old loop handled, so
     /// it keeps its phase and no slot runs twice or is skipped (one that
