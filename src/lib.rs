@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod heartbeat;
+pub mod memory;
 pub mod notify;
 pub mod reload;
 pub mod retention;

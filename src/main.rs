@@ -10,6 +10,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 fn main() -> std::process::ExitCode {
+    ops_worker::memory::limit_arenas();
     let cli = Cli::parse();
     let (filter, bad_filter) = ops_worker::log_filter(cli.command.default_log_level());
     let logs = tracing_subscriber::fmt::layer()

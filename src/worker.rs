@@ -172,6 +172,7 @@ pub async fn run(
         config = %config.path.display(),
         "worker started"
     );
+    crate::memory::release_free();
 
     shutdown.cancelled().await;
     tracing::info!(running = runs.len(), grace = %humantime::format_duration(grace), "shutting down: no new runs; waiting for running jobs");
