@@ -24,6 +24,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -430,11 +431,49 @@ pub fn http_client() -> reqwest::Client {
 /// What [`http_client`] is built from, for clients that differ in one
 /// setting (the notification sender follows no redirects).
 pub fn http_client_builder() -> reqwest::ClientBuilder {
-    // Ignore the error: it only says a provider was installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .user_agent(concat!("ops-worker/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(DEFAULT_TIMEOUT)
+        .tls_backend_preconfigured(tls_config())
+}
+
+/// The TLS settings every client shares: TLS 1.2 and 1.3 with the ring
+/// provider, certificates checked against the system's CA store. The store
+/// is read and parsed once per process (about 160 KiB held); each client's
+/// copy of the configuration shares it.
+///
+/// A system without CA certificates (no `ca-certificates` package, or
+/// `SSL_CERT_FILE`/`SSL_CERT_DIR` naming none) is logged once as a warning
+/// and gets an empty store: plain-HTTP checks and webhooks work, and each
+/// HTTPS request fails with an unknown-issuer error naming its URL.
+fn tls_config() -> rustls::ClientConfig {
+    static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .expect("ring supports TLS 1.2 and 1.3");
+            let mut config = match rustls_platform_verifier::Verifier::new(provider) {
+                Ok(verifier) => builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(verifier))
+                    .with_no_client_auth(),
+                Err(e) => {
+                    tracing::warn!(
+                        "no CA certificates, so HTTPS requests will fail ({e}): install \
+                         ca-certificates, or point SSL_CERT_FILE or SSL_CERT_DIR at some"
+                    );
+                    builder
+                        .with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth()
+                }
+            };
+            // reqwest is built without HTTP/2.
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            config
+        })
+        .clone()
 }
 
 #[cfg(test)]

@@ -325,6 +325,53 @@ command = ["true"]
     assert_eq!(stderr(&out), "");
 }
 
+/// A host without CA certificates (no ca-certificates package; here
+/// SSL_CERT_FILE and SSL_CERT_DIR name none) still runs jobs, and plain-HTTP
+/// checks work: one warning says HTTPS will fail. (The worker used to panic
+/// at start-up building its HTTP client.)
+#[test]
+fn a_host_without_ca_certificates_warns_and_still_runs_http_checks() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in server.incoming() {
+            let mut stream = stream.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+    write_config(
+        dir.path(),
+        &format!(
+            "[jobs.up]\nkind = \"health\"\nevery = \"1h\"\n\
+             targets = [{{ name = \"api\", url = \"http://127.0.0.1:{port}/health\" }}]\n"
+        ),
+    );
+    let out = bin(dir.path())
+        .env("SSL_CERT_FILE", dir.path().join("empty.pem"))
+        .env("SSL_CERT_DIR", dir.path().join("none"))
+        .args(["run-job", "up"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("up: success in "),
+        "{}",
+        stdout(&out)
+    );
+    let warnings: Vec<_> = stderr(&out)
+        .lines()
+        .filter(|l| l.contains("no CA certificates, so HTTPS requests will fail"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", stderr(&out));
+}
+
 #[test]
 fn the_embedded_default_is_a_sqlite_file_in_the_working_directory() {
     let dir = tempfile::tempdir().unwrap();
