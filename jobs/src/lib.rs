@@ -20,6 +20,7 @@ pub mod oncall;
 pub mod prom;
 pub mod report;
 pub mod store;
+pub mod tz;
 
 use std::sync::Arc;
 
@@ -204,7 +205,7 @@ pub type Settings<'i> = toml::de::ValueDeserializer<'i>;
 
 /// The one registration point: kind name to constructor, for a job on UTC.
 pub fn build(kind: &str, name: &str, settings: Settings<'_>) -> Result<Arc<dyn Job>, BuildError> {
-    build_in(kind, name, chrono_tz::UTC, settings)
+    build_in(kind, name, crate::tz::Tz::UTC, settings)
 }
 
 /// [`build`] for a job whose `timezone` is `timezone` (kinds with a calendar,
@@ -212,7 +213,7 @@ pub fn build(kind: &str, name: &str, settings: Settings<'_>) -> Result<Arc<dyn J
 pub fn build_in(
     kind: &str,
     name: &str,
-    timezone: chrono_tz::Tz,
+    timezone: crate::tz::Tz,
     settings: Settings<'_>,
 ) -> Result<Arc<dyn Job>, BuildError> {
     match kind {

@@ -1,8 +1,8 @@
 //! Local wall-clock times to instants, the one rule every calendar here
 //! (report periods, on-call handoffs and windows) follows across DST.
 
+use crate::tz::Tz;
 use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
-use chrono_tz::Tz;
 
 /// The instant of local `naive` on `tz`: the first occurrence if it occurs
 /// twice (the autumn hour), the first instant after the gap if it does not
@@ -41,6 +41,7 @@ fn gap_end(tz: Tz, naive: NaiveDateTime) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tz::zone;
 
     fn naive(s: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M").unwrap()
@@ -52,7 +53,7 @@ mod tests {
 
     #[test]
     fn gaps_move_forward_and_repeats_take_the_first() {
-        let berlin = chrono_tz::Europe::Berlin;
+        let berlin = zone("Europe/Berlin");
         assert_eq!(
             instant(berlin, naive("2026-11-24T09:00")),
             utc("2026-11-24T08:00:00Z")
@@ -68,7 +69,7 @@ mod tests {
             utc("2026-10-25T00:30:00Z")
         );
         // America/Santiago skips midnight when DST starts (6 September 2026).
-        let santiago = chrono_tz::America::Santiago;
+        let santiago = zone("America/Santiago");
         assert_eq!(
             instant(santiago, naive("2026-09-06T00:00")),
             utc("2026-09-06T04:00:00Z")

@@ -41,10 +41,10 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
+use crate::tz::Tz;
 use chrono::{
     DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Timelike, Utc, Weekday,
 };
-use chrono_tz::Tz;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
@@ -571,7 +571,7 @@ impl<'de, T> Visitor<'de> for LocalVisitor<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono_tz::{America, Europe};
+    use crate::tz::zone;
     use std::collections::BTreeMap;
 
     /// `"2026-11-02 08:00"` or `"2026-11-02 08:00:30"` as UTC.
@@ -665,7 +665,7 @@ overrides = [ { who = "zoe", from = "2026-11-24T09:00", to = "2026-11-25T09:00" 
             toml::from_str(EXAMPLE).unwrap();
         let s = &file["oncall"]["primary"];
         s.validate().unwrap();
-        assert_eq!(s.timezone(), Europe::Berlin);
+        assert_eq!(s.timezone(), zone("Europe/Berlin"));
         assert_eq!(s.layers.len(), 3);
         assert_eq!(s.layers[0].rotation, Rotation::Weekly);
         assert_eq!(s.layers[1].rotation, Rotation::Daily);
@@ -823,7 +823,7 @@ timezone = "America/New_York"
 layers = [ { members = ["alice", "bob"], rotation = "daily", handoff = "2026-03-07T09:00" } ]
 "#,
         );
-        assert_eq!(s.timezone(), America::New_York);
+        assert_eq!(s.timezone(), zone("America/New_York"));
         let shifts = s.shifts(utc("2026-03-07 14:00"), utc("2026-03-09 13:00"));
         assert_eq!(
             shifts,

@@ -2,8 +2,8 @@
 //! alone (no database), so a rotation can be checked before relying on it.
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, TimeZone, Utc};
-use chrono_tz::Tz;
 use ops_worker_jobs::oncall::{OnCallSchedule, Shift};
+use ops_worker_jobs::tz::Tz;
 
 use crate::config::Config;
 use crate::UsageError;

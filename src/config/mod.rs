@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono_tz::Tz;
+use ops_worker_jobs::tz::Tz;
 use ops_worker_jobs::{BuildError, Job};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;

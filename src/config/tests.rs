@@ -93,7 +93,10 @@ fn the_example_parses_with_defaults_and_env() {
     assert!(!hb.enabled);
 
     let nv = c.job("nightly-vacuum").unwrap();
-    assert_eq!(nv.timezone, chrono_tz::Europe::Berlin);
+    assert_eq!(
+        nv.timezone,
+        "Europe/Berlin".parse::<ops_worker_jobs::tz::Tz>().unwrap()
+    );
     assert_eq!(
         nv.timeout,
         Duration::from_secs(600),

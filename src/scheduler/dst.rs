@@ -20,8 +20,8 @@ use chrono::{
     DateTime, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone,
     Timelike, Utc,
 };
-use chrono_tz::Tz;
 use croner::Cron;
+use ops_worker_jobs::tz::Tz;
 
 use super::Schedule;
 

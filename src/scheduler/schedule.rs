@@ -12,9 +12,9 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
+use ops_worker_jobs::tz::Tz;
 
 /// When a job fires.
 #[derive(Clone)]

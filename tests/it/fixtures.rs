@@ -169,7 +169,7 @@ pub fn spec(
         kind: "test".to_string(),
         schedule: Schedule::every(Duration::from_secs(every_secs)).unwrap(),
         schedule_at: None,
-        timezone: chrono_tz::Tz::UTC,
+        timezone: ops_worker_jobs::tz::Tz::UTC,
         timeout: Duration::from_secs(30),
         overlap: Overlap::Skip,
         catch_up: CatchUp::Latest,

@@ -172,7 +172,7 @@ async fn catch_up_latest_runs_once_for_the_newest_missed_slot(db: &TestDb) {
     let last = utc("2026-06-01T02:00:00Z");
     history_at(db, "daily", last).await;
     let s = spec("daily", 60, TestJob::new(Behaviour::Succeed), |s| {
-        s.schedule = Schedule::cron("0 0 2 * * *", chrono_tz::Tz::UTC).unwrap();
+        s.schedule = Schedule::cron("0 0 2 * * *", ops_worker_jobs::tz::Tz::UTC).unwrap();
     });
     let armed = arm(db, s, now, Some(last));
     let runs = wait_runs(db, "daily", 2).await;

@@ -13,8 +13,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::tz::Tz;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use serde::{Serialize, Serializer};
 
 use super::period::Period;

@@ -288,7 +288,7 @@ mod tests {
     use crate::report::compute::tests::{day, run, service_checks, some_alerts, some_samples};
     use crate::report::period::tests::utc;
     use crate::report::{Period, PeriodKind};
-    use chrono_tz::{Europe, Tz};
+    use crate::tz::{zone, Tz};
 
     // ---- the whole report ----
 
@@ -389,11 +389,11 @@ mod tests {
 
     #[test]
     fn report_empty_markdown_and_summary() {
-        let p = Period::parse("2026-W47", PeriodKind::Week, Europe::Berlin).unwrap();
+        let p = Period::parse("2026-W47", PeriodKind::Week, zone("Europe/Berlin")).unwrap();
         let r = compute(
             "weekly",
             &p,
-            Europe::Berlin,
+            zone("Europe/Berlin"),
             utc("2026-11-23T06:00:00Z"),
             &[],
             &[],

@@ -24,8 +24,8 @@ pub mod period;
 
 use std::path::{Path, PathBuf};
 
+use crate::tz::Tz;
 use async_trait::async_trait;
-use chrono_tz::Tz;
 use serde::Deserialize;
 
 use crate::store::StoredReport;

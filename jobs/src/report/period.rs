@@ -4,8 +4,8 @@
 //!
 //! Nothing here touches the clock: [`Period::before`] takes the run's slot.
 
+use crate::tz::Tz;
 use chrono::{DateTime, Datelike, NaiveDate, Utc, Weekday};
-use chrono_tz::Tz;
 use serde::Serialize;
 
 /// How long a report's period is.
@@ -114,7 +114,7 @@ fn local_midnight(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use chrono_tz::{America, Europe};
+    use crate::tz::zone;
 
     pub(crate) fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -136,19 +136,31 @@ pub(crate) mod tests {
 
     #[test]
     fn report_day_before_slot_berlin() {
-        let p = Period::before(utc("2026-11-22T06:00:00Z"), PeriodKind::Day, Europe::Berlin);
+        let p = Period::before(
+            utc("2026-11-22T06:00:00Z"),
+            PeriodKind::Day,
+            zone("Europe/Berlin"),
+        );
         assert_eq!(
             p,
             period("2026-11-21", "2026-11-20T23:00:00Z", "2026-11-21T23:00:00Z")
         );
         // A slot exactly at local midnight ends the day before it.
-        let p = Period::before(utc("2026-11-21T23:00:00Z"), PeriodKind::Day, Europe::Berlin);
+        let p = Period::before(
+            utc("2026-11-21T23:00:00Z"),
+            PeriodKind::Day,
+            zone("Europe/Berlin"),
+        );
         assert_eq!(p.label, "2026-11-21");
         // One second earlier is still 2026-11-21 locally.
-        let p = Period::before(utc("2026-11-21T22:59:59Z"), PeriodKind::Day, Europe::Berlin);
+        let p = Period::before(
+            utc("2026-11-21T22:59:59Z"),
+            PeriodKind::Day,
+            zone("Europe/Berlin"),
+        );
         assert_eq!(p.label, "2026-11-20");
         assert_eq!(
-            Period::parse("2026-11-21", PeriodKind::Day, Europe::Berlin)
+            Period::parse("2026-11-21", PeriodKind::Day, zone("Europe/Berlin"))
                 .unwrap()
                 .start,
             utc("2026-11-20T23:00:00Z")
@@ -158,32 +170,40 @@ pub(crate) mod tests {
     #[test]
     fn report_day_dst_berlin() {
         // Spring forward: 23 hours.
-        let p = Period::before(utc("2026-03-30T05:00:00Z"), PeriodKind::Day, Europe::Berlin);
+        let p = Period::before(
+            utc("2026-03-30T05:00:00Z"),
+            PeriodKind::Day,
+            zone("Europe/Berlin"),
+        );
         assert_eq!(
             p,
             period("2026-03-29", "2026-03-28T23:00:00Z", "2026-03-29T22:00:00Z")
         );
         assert_eq!(hours(&p), 23);
         assert_eq!(
-            Period::parse("2026-03-29", PeriodKind::Day, Europe::Berlin),
+            Period::parse("2026-03-29", PeriodKind::Day, zone("Europe/Berlin")),
             Some(p)
         );
         // Fall back: 25 hours.
-        let p = Period::before(utc("2026-10-26T06:00:00Z"), PeriodKind::Day, Europe::Berlin);
+        let p = Period::before(
+            utc("2026-10-26T06:00:00Z"),
+            PeriodKind::Day,
+            zone("Europe/Berlin"),
+        );
         assert_eq!(
             p,
             period("2026-10-25", "2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z")
         );
         assert_eq!(hours(&p), 25);
         assert_eq!(
-            Period::parse("2026-10-25", PeriodKind::Day, Europe::Berlin),
+            Period::parse("2026-10-25", PeriodKind::Day, zone("Europe/Berlin")),
             Some(p)
         );
     }
 
     #[test]
     fn report_day_dst_new_york() {
-        let ny = America::New_York;
+        let ny = zone("America/New_York");
         let p = Period::before(utc("2026-03-09T12:00:00Z"), PeriodKind::Day, ny);
         assert_eq!(
             p,
@@ -207,7 +227,7 @@ pub(crate) mod tests {
     fn report_day_midnight_in_a_gap() {
         // Chile springs forward at 24:00 on Saturday 2026-09-05: 00:00 on
         // the 6th does not exist, the day starts at 01:00 -03 (04:00 UTC).
-        let tz = America::Santiago;
+        let tz = zone("America/Santiago");
         let midnight = NaiveDate::from_ymd_opt(2026, 9, 6)
             .unwrap()
             .and_time(chrono::NaiveTime::MIN);
@@ -232,7 +252,7 @@ pub(crate) mod tests {
 
     #[test]
     fn report_week_periods() {
-        let berlin = Europe::Berlin;
+        let berlin = zone("Europe/Berlin");
         // Monday 2026-11-23 07:00 Berlin is in W48: the report is W47.
         let p = Period::before(utc("2026-11-23T06:00:00Z"), PeriodKind::Week, berlin);
         assert_eq!(
@@ -259,7 +279,7 @@ pub(crate) mod tests {
         );
         assert_eq!(hours(&p), 169);
         // New York's spring-forward week: 167 hours.
-        let p = Period::parse("2026-W10", PeriodKind::Week, America::New_York).unwrap();
+        let p = Period::parse("2026-W10", PeriodKind::Week, zone("America/New_York")).unwrap();
         assert_eq!(
             p,
             period("2026-W10", "2026-03-02T05:00:00Z", "2026-03-09T04:00:00Z")
@@ -282,7 +302,7 @@ pub(crate) mod tests {
 
     #[test]
     fn report_parse_refuses_other_labels() {
-        let tz = Europe::Berlin;
+        let tz = zone("Europe/Berlin");
         for bad in [
             "2026-W47",
             "2026-13-01",
