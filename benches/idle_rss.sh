@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # Idle RSS of the daemon: runs the release binary's `ops-worker run` with the
-# repository's schedules.toml on a fresh temporary SQLite file, waits
-# (IDLE_SECS, default 10 s; no job of schedules.toml is due that early),
-# reads VmRSS from /proc/PID/status, stops it with SIGTERM and checks that it
-# exits 0. Build first:
+# repository's schedules.toml on a fresh temporary SQLite file and reads
+# VmRSS from /proc/PID/status twice, each time 10 s after a :00 or :30 of
+# the wall clock, when no job is running:
+#
+#   after start     10 s after start-up; no job has run yet (every job of
+#                   schedules.toml is due on a :00 or :30, and the daemon is
+#                   started 1-3 s after one);
+#   between runs    after STEADY_SECS (default 120 s) of running, 10 s after
+#                   the last :00/:30, so every interval job has run at least
+#                   twice and the job runtime, its threads and the database
+#                   connections the runs opened are all there.
+#
+# Then it stops the daemon with SIGTERM and checks that it exits 0. Build first:
 #
 #   CARGO_TARGET_DIR=/work/target-bench cargo build --release
 #   CARGO_TARGET_DIR=/work/target-bench bash benches/idle_rss.sh
 #
 # OPS_WORKER_BIN overrides the binary (default $CARGO_TARGET_DIR/release/ops-worker).
+# STEADY_SECS=0 measures only after start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bin="${OPS_WORKER_BIN:-${CARGO_TARGET_DIR:-target}/release/ops-worker}"
-idle_secs="${IDLE_SECS:-10}"
+steady_secs="${STEADY_SECS:-120}"
 if [ ! -x "$bin" ]; then
   echo "idle_rss: no binary at $bin; run cargo build --release first" >&2
   exit 1
@@ -27,24 +37,46 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Sleeps until the wall clock is `offset` seconds past a :00 or :30.
+until_offset() {
+  local offset=$1 now
+  while :; do
+    now=$(date +%s.%N)
+    python3 -c "import sys; t = float(sys.argv[1]); s = (${offset} - t % 30) % 30; sys.exit(0 if s > 29.5 or s < 0.05 else 1)" "$now" && return
+    python3 -c "import time, sys; t = float(sys.argv[1]); time.sleep(max(0.0, (${offset} - t % 30) % 30 - 0.01))" "$now"
+  done
+}
+
+field() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$pid/status"; }
+measure() {
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "idle_rss: ops-worker exited before the measurement; its stderr:" >&2
+    cat "$tmp/stderr" >&2
+    exit 1
+  fi
+  local rss anon file threads runs
+  rss="$(field VmRSS)" anon="$(field RssAnon)" file="$(field RssFile)" threads="$(field Threads)"
+  runs="$(grep -c 'run succeeded\|run did not succeed' "$tmp/stderr" || true)"
+  awk -v what="$1" -v rss="$rss" -v anon="$anon" -v file="$file" -v threads="$threads" \
+    -v runs="$runs" 'BEGIN {
+    printf "idle RSS %s: %d KiB (%.2f MiB, %.2f MB): anonymous %d KiB, file-backed %d KiB; %d threads; %d runs so far\n",
+      what, rss, rss / 1024, rss * 1024 / 1e6, anon, file, threads, runs
+  }'
+}
+
+until_offset 1
 # The defaults of schedules.toml, not whatever this shell exports.
-env -u HEARTBEAT_EVERY -u RUST_LOG -u LOG_FORMAT \
+env -u HEARTBEAT_EVERY -u HEALTH_CHECK_INTERVAL -u LOG_FORMAT RUST_LOG=info \
   DATABASE_URL="sqlite://$tmp/ops-worker.db" OPS_WORKER_ID=idle-rss \
   "$bin" --config schedules.toml run 2>"$tmp/stderr" &
 pid=$!
-
-sleep "$idle_secs"
-if ! kill -0 "$pid" 2>/dev/null; then
-  echo "idle_rss: ops-worker exited before the measurement; its stderr:" >&2
-  cat "$tmp/stderr" >&2
-  exit 1
+until_offset 11
+measure "after start"
+if [ "$steady_secs" -gt 0 ]; then
+  sleep "$(( (steady_secs + 29) / 30 * 30 - 1 ))"
+  until_offset 11
+  measure "between runs"
 fi
-field() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$pid/status"; }
-rss_kib="$(field VmRSS)"
-anon_kib="$(field RssAnon)"
-file_kib="$(field RssFile)"
-hwm_kib="$(field VmHWM)"
-threads="$(field Threads)"
 
 kill -TERM "$pid"
 set +e
@@ -57,9 +89,4 @@ if [ "$code" -ne 0 ]; then
   cat "$tmp/stderr" >&2
   exit 1
 fi
-
-awk -v rss="$rss_kib" -v anon="$anon_kib" -v file="$file_kib" -v hwm="$hwm_kib" \
-  -v threads="$threads" -v secs="$idle_secs" 'BEGIN {
-  printf "idle RSS after %s s: %d KiB (%.2f MiB, %.2f MB): anonymous %d KiB, file-backed %d KiB; peak %d KiB; %d threads; exit code 0 after SIGTERM\n",
-    secs, rss, rss / 1024, rss * 1024 / 1e6, anon, file, hwm, threads
-}'
+echo "idle_rss: exit code 0 after SIGTERM"
