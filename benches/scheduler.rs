@@ -35,7 +35,7 @@
 //!
 //! Settings (environment): `BENCH_SECS` (20; seconds of slots per
 //! scenario, at least 6),
-//! `BENCH_POOL` (16, what `ops-worker run` opens), `BENCH_LOG` (`null`:
+//! `BENCH_POOL` (what `ops-worker run` opens: 16 on PostgreSQL, 4 on SQLite), `BENCH_LOG` (`null`:
 //! info logs formatted and written to /dev/null; `stderr`; `off`: no
 //! subscriber), `OPS_WORKER_TEST_PG` (admin URL, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). A fresh PostgreSQL
@@ -154,7 +154,8 @@ impl Job for NoopJob {
 
 struct Settings {
     secs: i64,
-    pool: u32,
+    /// `BENCH_POOL`; `None`: each backend's `DatabaseUrl::pool_size`.
+    pool: Option<u32>,
     scenarios: Vec<String>,
     admin_url: String,
 }
@@ -168,9 +169,9 @@ fn settings() -> anyhow::Result<Settings> {
     if secs < 2 * EDGE_SLOTS + 2 {
         bail!("BENCH_SECS must be at least {}", 2 * EDGE_SLOTS + 2);
     }
-    let pool: u32 = match env("BENCH_POOL") {
-        Some(v) => v.trim().parse().context("BENCH_POOL")?,
-        None => 16,
+    let pool = match env("BENCH_POOL") {
+        Some(v) => Some(v.trim().parse().context("BENCH_POOL")?),
+        None => None,
     };
     // `cargo bench` passes `--bench`; other arguments name scenarios.
     let mut names: Vec<String> = std::env::args()
@@ -234,7 +235,9 @@ fn main() -> anyhow::Result<()> {
          pool {}, logs {}, {} cores",
         settings.secs,
         EDGE_SLOTS,
-        settings.pool,
+        settings
+            .pool
+            .map_or("of each backend's default".to_string(), |n| n.to_string()),
         logging,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
@@ -642,7 +645,8 @@ async fn run_scenario(
     let load = std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default();
-    let db = Db::connect(url, settings.pool)
+    let pool = settings.pool.unwrap_or_else(|| url.pool_size());
+    let db = Db::connect(url, pool)
         .await
         .with_context(|| format!("connecting to {}", url.redacted()))?;
     db.migrate().await?;
@@ -660,7 +664,7 @@ async fn run_scenario(
     };
     let mut workers = Vec::with_capacity(ids.len());
     for id in &ids {
-        let db = Db::connect(url, settings.pool).await?;
+        let db = Db::connect(url, pool).await?;
         let recorder = Arc::new(Recorder::new(db));
         let runner = Arc::new(Runner::new(recorder.clone(), clock.clone(), id.clone()));
         // What the heartbeat would read from `workers`: every worker live.

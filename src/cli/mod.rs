@@ -260,7 +260,7 @@ pub fn worker_id() -> String {
 pub async fn open_db() -> anyhow::Result<Db> {
     let raw = std::env::var("DATABASE_URL").ok();
     let url = DatabaseUrl::parse(raw.as_deref())?;
-    let db = Db::connect(&url, 16).await?;
+    let db = Db::connect(&url, url.pool_size()).await?;
     db.migrate().await?;
     Ok(db)
 }
