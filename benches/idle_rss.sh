@@ -12,20 +12,26 @@
 #                   twice and the job runtime, its threads and the database
 #                   connections the runs opened are all there.
 #
-# Then it stops the daemon with SIGTERM and checks that it exits 0. Build first:
+# It measures the container's process: the image's build (.cargo/image.toml,
+# glibc linked in statically) with the Dockerfile's GLIBC_TUNABLES (unless the
+# environment sets its own). Then it stops the daemon with SIGTERM and checks
+# that it exits 0. Build first:
 #
-#   CARGO_TARGET_DIR=/work/target-bench cargo build --release
+#   CARGO_TARGET_DIR=/work/target-bench cargo build --release --config .cargo/image.toml
 #   CARGO_TARGET_DIR=/work/target-bench bash benches/idle_rss.sh
 #
-# OPS_WORKER_BIN overrides the binary (default $CARGO_TARGET_DIR/release/ops-worker).
+# OPS_WORKER_BIN overrides the binary (default
+# $CARGO_TARGET_DIR/<host triple>/release/ops-worker; a plain dynamic
+# `cargo build --release` is at $CARGO_TARGET_DIR/release/ops-worker).
 # STEADY_SECS=0 measures only after start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin="${OPS_WORKER_BIN:-${CARGO_TARGET_DIR:-target}/release/ops-worker}"
+bin="${OPS_WORKER_BIN:-${CARGO_TARGET_DIR:-target}/$(rustc --print host-tuple)/release/ops-worker}"
+tunables="${GLIBC_TUNABLES-$(sed -nE 's/^ENV GLIBC_TUNABLES=//p' Dockerfile)}"
 steady_secs="${STEADY_SECS:-120}"
 if [ ! -x "$bin" ]; then
-  echo "idle_rss: no binary at $bin; run cargo build --release first" >&2
+  echo "idle_rss: no binary at $bin; run cargo build --release --config .cargo/image.toml first" >&2
   exit 1
 fi
 
@@ -67,7 +73,7 @@ measure() {
 until_offset 1
 # The defaults of schedules.toml, not whatever this shell exports.
 env -u HEARTBEAT_EVERY -u HEALTH_CHECK_INTERVAL -u LOG_FORMAT RUST_LOG=info \
-  DATABASE_URL="sqlite://$tmp/ops-worker.db" OPS_WORKER_ID=idle-rss \
+  DATABASE_URL="sqlite://$tmp/ops-worker.db" OPS_WORKER_ID=idle-rss GLIBC_TUNABLES="$tunables" \
   "$bin" --config schedules.toml run 2>"$tmp/stderr" &
 pid=$!
 until_offset 11
