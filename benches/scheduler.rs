@@ -35,7 +35,8 @@
 //!
 //! Settings (environment): `BENCH_SECS` (20; seconds of slots per
 //! scenario, at least 6),
-//! `BENCH_POOL` (what `ops-worker run` opens: 16 on PostgreSQL, 4 on SQLite), `BENCH_LOG` (`null`:
+//! `BENCH_POOL` (what `ops-worker run` opens: 16 on PostgreSQL, 2 on
+//! SQLite), `BENCH_LOG` (`null`:
 //! info logs formatted and written to /dev/null; `stderr`; `off`: no
 //! subscriber), `OPS_WORKER_TEST_PG` (admin URL, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). A fresh PostgreSQL

@@ -171,7 +171,7 @@ impl DatabaseUrl {
         }
     }
 
-    /// How many connections `ops-worker run` pools. PostgreSQL serves the
+    /// How many connections ops-worker pools. PostgreSQL serves the
     /// claims of one instant in parallel, 16 at a time. SQLite writes one at
     /// a time: more connections only wait for its lock in its busy handler,
     /// which sleeps, and each holds its own page cache, lookaside memory and
