@@ -21,7 +21,7 @@ WORKDIR /src
 #    scheduler` must exist for the manifest to load, even though a plain build
 #    never compiles it.
 COPY Cargo.toml Cargo.lock ./
-COPY .cargo/config.toml .cargo/image.toml .cargo/
+COPY .cargo/config.toml .cargo/image.toml .cargo/link-hot .cargo/
 COPY jobs/Cargo.toml jobs/Cargo.toml
 RUN mkdir -p src jobs/src benches \
     && echo 'fn main() {}' > src/main.rs \
@@ -33,7 +33,9 @@ RUN mkdir -p src jobs/src benches \
 # 2. The real sources. COPY keeps the files' modification times, which can be
 #    older than the stub build's outputs, so touch them: cargo then rebuilds
 #    both workspace crates instead of keeping the stubs. build.rs reruns when
-#    migrations/ changes; the migrations are embedded at compile time.
+#    migrations/ changes; the migrations are embedded at compile time. The
+#    linker (.cargo/link-hot) lays out the functions of hot-functions.txt first.
+COPY .cargo/hot-functions.txt .cargo/
 COPY build.rs ./
 COPY migrations migrations
 COPY jobs/src jobs/src

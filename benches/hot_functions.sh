@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Regenerates .cargo/hot-functions.txt, the functions the image build's
+# linker (.cargo/link-hot) lays out first: every function the daemon runs
+# from start-up through its first runs and its SIGTERM drain, on SQLite and
+# on PostgreSQL, recorded by valgrind's callgrind. Only the layout depends on
+# it: a stale list costs idle RSS (benches/idle_rss.sh shows how much), never
+# behaviour. Regenerate after changes that move the daemon's hot path, or
+# when .ci/smoke reports that too few of the listed names are still found.
+#
+#   CARGO_TARGET_DIR=/work/target-bench cargo build --release --config .cargo/image.toml
+#   CARGO_TARGET_DIR=/work/target-bench bash benches/hot_functions.sh
+#
+# Takes about three minutes (two 65 s runs under valgrind). Needs valgrind,
+# python3 and PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth); the
+# daemon's health job polls a python3 HTTP server that answers 200, and a
+# second one a closed port.
+# OPS_WORKER_BIN overrides the binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bin="${OPS_WORKER_BIN:-${CARGO_TARGET_DIR:-target}/$(rustc --print host-tuple)/release/ops-worker}"
+out=.cargo/hot-functions.txt
+[ -x "$bin" ] || { echo "hot_functions: no binary at $bin; build it first (see the header)" >&2; exit 1; }
+command -v valgrind >/dev/null || { echo "hot_functions: valgrind is not installed" >&2; exit 1; }
+# The names must be those of a v0-mangled build, as .cargo/image.toml makes.
+[ "$(nm --defined-only "$bin" | grep -c ' _R')" -gt 0 ] \
+  || { echo "hot_functions: $bin has no v0-mangled symbols; build it with --config .cargo/image.toml" >&2; exit 1; }
+
+tmp="$(mktemp -d)"
+db="ops_worker_hot_$$"
+http=""
+cleanup() {
+  if [ -n "$http" ]; then kill "$http" 2>/dev/null || true; fi
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db" postgres >/dev/null 2>&1 || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+mkdir "$tmp/www"
+echo ok >"$tmp/www/health"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 -m http.server --bind 127.0.0.1 --directory "$tmp/www" "$port" >/dev/null 2>&1 &
+http=$!
+psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $db" postgres >/dev/null
+# The repository's schedules.toml plus a health job whose target is down, so
+# the failure paths (a refused connection, the alert it opens) are profiled
+# too: each function left out of the list pages in 64 KiB of code when it
+# first runs.
+closed=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cp schedules.toml "$tmp/schedules.toml"
+cat >>"$tmp/schedules.toml" <<TOML
+
+[jobs.hot-functions-down]
+kind = "health"
+every = "30s"
+targets = [{ name = "down", url = "http://127.0.0.1:$closed/health", timeout = "2s" }]
+TOML
+
+# One profile: the daemon started 1 s after a :00 or :30 of the wall clock, so
+# the interval jobs of schedules.toml run twice within 65 s, then SIGTERM.
+profile() {
+  local name=$1 url=$2 vg
+  python3 -c 'import time; time.sleep((1 - time.time() % 30) % 30)'
+  env -u HEARTBEAT_EVERY -u HEALTH_CHECK_INTERVAL -u LOG_FORMAT RUST_LOG=info \
+    DATABASE_URL="$url" OPS_WORKER_ID=hot-functions API_HEALTH_URL="http://127.0.0.1:$port/health" \
+    GLIBC_TUNABLES="$(sed -nE 's/^ENV GLIBC_TUNABLES=//p' Dockerfile)" \
+    valgrind --tool=callgrind --demangle=no --callgrind-out-file="$tmp/$name.cg" \
+    "$bin" --config "$tmp/schedules.toml" run 2>"$tmp/$name.log" &
+  vg=$!
+  sleep 65
+  kill -TERM "$vg"
+  wait "$vg" || { echo "hot_functions: the $name run failed; its log:" >&2; cat "$tmp/$name.log" >&2; exit 1; }
+  local runs
+  runs=$(grep -c 'run succeeded' "$tmp/$name.log" || true)
+  echo "hot_functions: $name: $runs successful runs profiled" >&2
+  [ "$runs" -ge 4 ] || { echo "hot_functions: too few runs on $name; its log:" >&2; cat "$tmp/$name.log" >&2; exit 1; }
+}
+profile sqlite "sqlite://$tmp/ops-worker.db"
+profile postgres "postgres://postgres@127.0.0.1:5432/$db"
+
+# The binary's symbols as "mangled<TAB>demangled" (same order in both listings).
+paste <(nm -p -P --defined-only "$bin" | awk '{ print $1 }') <(nm -p -j -C --defined-only "$bin") >"$tmp/names"
+
+python3 - "$tmp" "$out" <<'EOF'
+import re, sys
+tmp, out = sys.argv[1], sys.argv[2]
+demangled = dict(line.rstrip("\n").split("\t", 1) for line in open(f"{tmp}/names"))
+
+def executed(path):
+    # callgrind names each function once as "fn=(id) name" or "cfn=(id) name"
+    # (a callee); later lines use the id alone. A "'N" suffix marks a
+    # recursion depth.
+    names = {}
+    for line in open(path, errors="replace"):
+        m = re.match(r"c?fn=\((\d+)\) (.+)", line)
+        if m:
+            names[m.group(1)] = re.sub(r"'\d+$", "", m.group(2).strip())
+    return {demangled[n] for n in names.values() if n in demangled}
+
+sqlite, postgres = executed(f"{tmp}/sqlite.cg"), executed(f"{tmp}/postgres.cg")
+with open(out, "w") as f:
+    f.write("# Generated by benches/hot_functions.sh; read by .cargo/link-hot. The functions the\n"
+            "# daemon runs, laid out in this order: both backends, then SQLite's, then PostgreSQL's.\n")
+    for group in (sqlite & postgres, sqlite - postgres, postgres - sqlite):
+        for name in sorted(group):
+            f.write(name + "\n")
+print(f"hot_functions: {len(sqlite | postgres)} functions ({len(sqlite & postgres)} on both backends, "
+      f"{len(sqlite - postgres)} SQLite only, {len(postgres - sqlite)} PostgreSQL only) -> {out}", file=sys.stderr)
+EOF
