@@ -23,7 +23,9 @@
 # OPS_WORKER_BIN overrides the binary (default
 # $CARGO_TARGET_DIR/<host triple>/release/ops-worker; a plain dynamic
 # `cargo build --release` is at $CARGO_TARGET_DIR/release/ops-worker).
-# STEADY_SECS=0 measures only after start.
+# STEADY_SECS=0 measures only after start. IDLE_RSS_DATABASE_URL measures
+# against another database (default: a fresh SQLite file), e.g.
+# postgres://postgres@127.0.0.1:5432/idle_rss after `createdb idle_rss`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,7 +75,7 @@ measure() {
 until_offset 1
 # The defaults of schedules.toml, not whatever this shell exports.
 env -u HEARTBEAT_EVERY -u HEALTH_CHECK_INTERVAL -u LOG_FORMAT RUST_LOG=info \
-  DATABASE_URL="sqlite://$tmp/ops-worker.db" OPS_WORKER_ID=idle-rss GLIBC_TUNABLES="$tunables" \
+  DATABASE_URL="${IDLE_RSS_DATABASE_URL:-sqlite://$tmp/ops-worker.db}" OPS_WORKER_ID=idle-rss GLIBC_TUNABLES="$tunables" \
   "$bin" --config schedules.toml run 2>"$tmp/stderr" &
 pid=$!
 until_offset 11
