@@ -21,7 +21,7 @@ WORKDIR /src
 #    scheduler` must exist for the manifest to load, even though a plain build
 #    never compiles it.
 COPY Cargo.toml Cargo.lock ./
-COPY .cargo/config.toml .cargo/image.toml .cargo/link-hot .cargo/
+COPY .cargo/config.toml .cargo/image.toml .cargo/link-hot .cargo/nm-demangled .cargo/
 COPY jobs/Cargo.toml jobs/Cargo.toml
 RUN mkdir -p src jobs/src benches \
     && echo 'fn main() {}' > src/main.rs \

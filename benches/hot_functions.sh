@@ -78,13 +78,12 @@ profile() {
 profile sqlite "sqlite://$tmp/ops-worker.db"
 profile postgres "postgres://postgres@127.0.0.1:5432/$db"
 
-# The binary's symbols as "mangled<TAB>demangled" (same order in both listings).
-paste <(nm -p -P --defined-only "$bin" | awk '{ print $1 }') <(nm -p -j -C --defined-only "$bin") >"$tmp/names"
+.cargo/nm-demangled "$bin" >"$tmp/symbols"
 
 python3 - "$tmp" "$out" <<'EOF'
 import re, sys
 tmp, out = sys.argv[1], sys.argv[2]
-demangled = dict(line.rstrip("\n").split("\t", 1) for line in open(f"{tmp}/names"))
+demangled = dict(line.rstrip("\n").split("\t", 4)[3:] for line in open(f"{tmp}/symbols"))
 
 def executed(path):
     # callgrind names each function once as "fn=(id) name" or "cfn=(id) name"
