@@ -17,8 +17,9 @@
 # OPS_WORKER_BIN overrides the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/daemon.sh
 
-bin="${OPS_WORKER_BIN:-${CARGO_TARGET_DIR:-target}/$(rustc --print host-tuple)/release/ops-worker}"
+bin="$daemon_bin"
 out=.cargo/hot-functions.txt
 [ -x "$bin" ] || { echo "hot_functions: no binary at $bin; build it first (see the header)" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "hot_functions: valgrind is not installed" >&2; exit 1; }
@@ -60,10 +61,10 @@ TOML
 # the interval jobs of schedules.toml run twice within 65 s, then SIGTERM.
 profile() {
   local name=$1 url=$2 vg
-  python3 -c 'import time; time.sleep((1 - time.time() % 30) % 30)'
-  env -u HEARTBEAT_EVERY -u HEALTH_CHECK_INTERVAL -u LOG_FORMAT RUST_LOG=info \
+  until_offset 1
+  env "${daemon_env[@]}" \
     DATABASE_URL="$url" OPS_WORKER_ID=hot-functions API_HEALTH_URL="http://127.0.0.1:$port/health" \
-    GLIBC_TUNABLES="$(sed -nE 's/^ENV GLIBC_TUNABLES=//p' Dockerfile)" \
+    GLIBC_TUNABLES="$(image_tunables)" \
     valgrind --tool=callgrind --demangle=no --callgrind-out-file="$tmp/$name.cg" \
     "$bin" --config "$tmp/schedules.toml" run 2>"$tmp/$name.log" &
   vg=$!

@@ -28,9 +28,10 @@
 # postgres://postgres@127.0.0.1:5432/idle_rss after `createdb idle_rss`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benches/daemon.sh
 
-bin="${OPS_WORKER_BIN:-${CARGO_TARGET_DIR:-target}/$(rustc --print host-tuple)/release/ops-worker}"
-tunables="${GLIBC_TUNABLES-$(sed -nE 's/^ENV GLIBC_TUNABLES=//p' Dockerfile)}"
+bin="$daemon_bin"
+tunables="${GLIBC_TUNABLES-$(image_tunables)}"
 steady_secs="${STEADY_SECS:-120}"
 if [ ! -x "$bin" ]; then
   echo "idle_rss: no binary at $bin; run cargo build --release --config .cargo/image.toml first" >&2
@@ -44,16 +45,6 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-
-# Sleeps until the wall clock is `offset` seconds past a :00 or :30.
-until_offset() {
-  local offset=$1 now
-  while :; do
-    now=$(date +%s.%N)
-    python3 -c "import sys; t = float(sys.argv[1]); s = (${offset} - t % 30) % 30; sys.exit(0 if s > 29.5 or s < 0.05 else 1)" "$now" && return
-    python3 -c "import time, sys; t = float(sys.argv[1]); time.sleep(max(0.0, (${offset} - t % 30) % 30 - 0.01))" "$now"
-  done
-}
 
 field() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$pid/status"; }
 measure() {
@@ -73,8 +64,7 @@ measure() {
 }
 
 until_offset 1
-# The defaults of schedules.toml, not whatever this shell exports.
-env -u HEARTBEAT_EVERY -u HEALTH_CHECK_INTERVAL -u LOG_FORMAT RUST_LOG=info \
+env "${daemon_env[@]}" \
   DATABASE_URL="${IDLE_RSS_DATABASE_URL:-sqlite://$tmp/ops-worker.db}" OPS_WORKER_ID=idle-rss GLIBC_TUNABLES="$tunables" \
   "$bin" --config schedules.toml run 2>"$tmp/stderr" &
 pid=$!
