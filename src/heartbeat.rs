@@ -3,9 +3,10 @@
 //! the scheduler's runtime, and records a clean stop. `ops-worker health`
 //! (the container's HEALTHCHECK) judges the row with [`judge`].
 //!
-//! Every live daemon also watches the others: the `running` runs of a
-//! worker whose heartbeat is older than `dead_after` are marked `abandoned`
-//! ([`reap`]), so a run whose process died is never left `running`.
+//! Every live daemon also watches the others: with each beat the runner
+//! marks `abandoned` the `running` runs of workers whose heartbeat is older
+//! than `dead_after` (`Runner::abandon_runs_of_dead_workers`), so a run
+//! whose process died is never left `running`.
 //!
 //! With each heartbeat a daemon also re-reads the paused jobs
 //! ([`refresh_pauses`]), so a pause reaches every replica within
@@ -24,7 +25,7 @@ use ops_worker_jobs::Clock;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{AbandonedRun, Db, Worker};
-use crate::runner::{Pauses, Peers};
+use crate::runner::{Pauses, Peers, Runner};
 
 /// How often the running scheduler refreshes its heartbeat.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
@@ -58,9 +59,10 @@ pub fn this_worker(id: &str, config_hash: &str, now: DateTime<Utc>) -> Worker {
 /// Refreshes the heartbeat until `stop` fires. A failed refresh is logged
 /// once per outage; a row taken over or deleted is registered again.
 ///
-/// With `reaper`, it also marks `abandoned` the runs of workers with no
-/// heartbeat for its `dead_after` (see [`reap`]) and hands each such run to
-/// its `abandoned` channel.
+/// With `reaper`, each beat also re-reads the paused jobs and the live
+/// workers into its runner, has the runner mark `abandoned` the runs of
+/// workers with no heartbeat for its `dead_after`, and hands each such run
+/// to its `abandoned` channel.
 ///
 /// With `config`, each heartbeat also writes the config the worker runs
 /// (a reload changes it) and why the file on disk was rejected, if it was.
@@ -115,52 +117,19 @@ pub async fn beat(
         if let Some(r) = &reaper {
             // Whatever the heartbeat's own fate: a failed read keeps the
             // pauses last read.
-            if let Err(e) = refresh_pauses(&db, &r.pauses, now).await {
+            if let Err(e) = refresh_pauses(&db, r.runner.pauses(), now).await {
                 tracing::debug!(error = %crate::error_chain(&e), "cannot re-read job_pauses; the last known pauses hold");
             }
         }
         if let (Some(r), Some(since)) = (&reaper, healthy_since) {
-            for run in reap(&db, &me.id, now, since, r.dead_after).await {
+            let runs = r
+                .runner
+                .abandon_runs_of_dead_workers(now, since, r.dead_after)
+                .await;
+            for run in runs {
                 let _ = r.abandoned.send(run);
             }
-            refresh_peers(&db, &r.peers, now, r.dead_after).await;
-        }
-    }
-}
-
-/// Marks `abandoned` the runs of workers with no heartbeat for `dead_after`,
-/// but only once this worker's own heartbeats have been written for
-/// `dead_after` without a gap (since `healthy_since`): after a database
-/// outage every worker gets the time to write its heartbeat again before
-/// anyone judges it dead.
-async fn reap(
-    db: &Db,
-    me: &str,
-    now: DateTime<Utc>,
-    healthy_since: DateTime<Utc>,
-    dead_after: Duration,
-) -> Vec<AbandonedRun> {
-    let dead_after = chrono::Duration::from_std(dead_after).unwrap_or(chrono::Duration::MAX);
-    if now - healthy_since < dead_after {
-        return Vec::new();
-    }
-    match db.abandon_dead_runs(now - dead_after, now, me).await {
-        Ok(runs) => {
-            for r in &runs {
-                tracing::warn!(
-                    job = %r.job_name,
-                    scheduled_for = %r.scheduled_for,
-                    attempt = r.attempt,
-                    dead_worker = %r.worker_id,
-                    run_id = r.id,
-                    "marked a run abandoned: its worker stopped heartbeating"
-                );
-            }
-            runs
-        }
-        Err(e) => {
-            tracing::warn!(error = %crate::error_chain(&e), "cannot check for runs of dead workers");
-            Vec::new()
+            refresh_peers(&db, r.runner.peers(), now, r.dead_after).await;
         }
     }
 }
@@ -198,10 +167,9 @@ pub struct ConfigState {
 pub struct Reaper {
     /// A worker with no heartbeat for this long is dead.
     pub dead_after: Duration,
-    /// The live workers, refreshed with each heartbeat.
-    pub peers: Arc<Peers>,
-    /// The paused jobs, re-read with each heartbeat.
-    pub pauses: Arc<Pauses>,
+    /// Its live workers and paused jobs are refreshed with each heartbeat,
+    /// and it marks the dead workers' runs abandoned.
+    pub runner: Arc<Runner>,
     /// Where the runs it marks abandoned go (the daemon retries them).
     pub abandoned: tokio::sync::mpsc::UnboundedSender<AbandonedRun>,
 }

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod reload;
 pub mod retention;
 pub mod runner;
+pub mod schedule;
 pub mod scheduler;
 pub mod telemetry;
 pub mod worker;

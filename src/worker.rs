@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::db::Worker;
 use crate::heartbeat::ConfigState;
 use crate::notify::Sender;
 use crate::reload::{Armed, Targets};
-use crate::runner::{Runner, STOP_GRACE};
+use crate::runner::{Runner, Slot, STOP_GRACE};
 use crate::scheduler::Start;
 
 /// How long shutdown waits for held records to reach the database.
@@ -45,186 +46,270 @@ pub async fn run(
     options: Options,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let Options {
-        grace,
-        metrics_addr,
-        dead_after,
-        watch_config,
-    } = options;
-    let recorder = runner.recorder().clone();
-    let db = recorder.db().clone();
-    let now = runner.clock().now();
-    let abandoned = db
-        .abandon_running(worker_id, now)
-        .await
-        .context("cannot mark runs left by an earlier process as abandoned")?;
-    if abandoned > 0 {
-        tracing::warn!(
-            abandoned,
-            worker_id,
-            "runs left running by an earlier process of this worker were marked abandoned"
-        );
-    }
-    // Bound before anything is registered: a taken port fails start-up cleanly.
-    runner.telemetry().started(&config.hash, worker_id, now);
-    let stop_metrics = CancellationToken::new();
-    let metrics = match metrics_addr {
-        Some(addr) => Some(
-            crate::telemetry::serve(addr, runner.telemetry().clone(), stop_metrics.clone())
-                .await
-                .with_context(|| format!("cannot serve metrics on METRICS_ADDR={addr}"))?,
-        ),
-        None => None,
-    };
-    let me = crate::heartbeat::this_worker(worker_id, &config.hash, now);
-    db.register_worker(&me)
-        .await
-        .context("cannot register this worker in the workers table")?;
-    let (config_state, heartbeat_config) = tokio::sync::watch::channel(ConfigState {
-        hash: config.hash.clone(),
-        error: None,
-    });
-    let stop_heartbeat = CancellationToken::new();
-    let (abandoned_tx, abandoned) = tokio::sync::mpsc::unbounded_channel();
-    let heartbeat = tokio::spawn(crate::heartbeat::beat(
-        db.clone(),
-        me.clone(),
-        runner.clock().clone(),
-        stop_heartbeat.clone(),
-        Some(crate::heartbeat::Reaper {
-            dead_after,
-            peers: runner.peers().clone(),
-            pauses: runner.pauses().clone(),
-            abandoned: abandoned_tx,
-        }),
-        Some(heartbeat_config),
-    ));
-    // The first slots already spread over the workers that are up.
-    crate::heartbeat::refresh_peers(&db, runner.peers(), now, dead_after).await;
-    // Pauses hold from the first slot: read before any job is armed.
-    crate::heartbeat::refresh_pauses(&db, runner.pauses(), now)
-        .await
-        .context("cannot read the paused jobs")?;
-    let last_slots = db
-        .last_slots()
-        .await
-        .context("cannot read the last recorded slots")?;
-
-    let flusher = {
-        let recorder = recorder.clone();
-        tokio::spawn(async move { recorder.flush_loop().await })
-    };
-    // Started before the jobs so that what they enqueue goes out at once.
-    let stop_sender = CancellationToken::new();
-    let sender = Arc::new(Sender::new(
-        db.clone(),
-        &config.notify,
-        crate::notify::webhook::client(),
-        runner.clock().clone(),
-    ));
-    let sending = {
-        let (sender, stop) = (sender.clone(), stop_sender.clone());
-        tokio::spawn(async move { sender.run(stop).await })
-    };
-    let stop = CancellationToken::new();
-    let runs = TaskTracker::new();
-    let (running_config, retrier_config) = tokio::sync::watch::channel(config.clone());
-    let retrier = tokio::spawn(retry_abandoned(
-        retrier_config,
-        runner.clone(),
-        abandoned,
-        stop.clone(),
-        runs.clone(),
-    ));
-    let pruner = tokio::spawn(crate::retention::run(
-        db.clone(),
-        running_config.subscribe(),
-        runner.clock().clone(),
-        stop.clone(),
-    ));
-    let mut armed = Armed::new(runner.clone(), stop.clone(), runs.clone());
-    let enabled: Vec<_> = config.jobs.iter().filter(|j| j.enabled).collect();
-    for spec in &enabled {
-        let start = Start {
-            last_slot: last_slots.get(&spec.name).copied(),
-            armed_at: now,
-        };
-        armed.arm((*spec).clone(), start);
-    }
-    let reloader = tokio::spawn(crate::reload::watch_file(
-        config.path.clone(),
-        armed,
-        Targets {
-            runner: runner.clone(),
-            sender: sender.clone(),
-            config: running_config,
-            state: config_state,
-            worker_id: worker_id.to_string(),
-        },
-        watch_config,
-        stop.clone(),
-    ));
-    tracing::info!(
-        jobs = enabled.len(),
-        disabled = config.jobs.len() - enabled.len(),
-        notify_targets = config.notify.len(),
-        worker_id,
-        config = %config.path.display(),
-        "worker started"
-    );
-    crate::memory::release_free();
-
+    let grace = options.grace;
+    let daemon = Daemon::start(config, runner, worker_id, options).await?;
     shutdown.cancelled().await;
-    tracing::info!(running = runs.len(), grace = %humantime::format_duration(grace), "shutting down: no new runs; waiting for running jobs");
-    stop.cancel();
-    runner.stop();
-    if let Ok(armed) = reloader.await {
-        armed.stopped().await;
-    }
-    let _ = retrier.await;
-    // A batch under way finishes (one short statement); no other starts.
-    let _ = pruner.await;
-    runs.close();
-    if tokio::time::timeout(grace, runs.wait()).await.is_err() {
-        tracing::warn!(
-            running = runs.len(),
-            "grace period over: interrupting running jobs"
-        );
-        runner.interrupt();
-        // Each run now stops within STOP_GRACE and records itself.
-        let _ = tokio::time::timeout(STOP_GRACE + Duration::from_secs(3), runs.wait()).await;
-    }
-    flusher.abort();
-    if tokio::time::timeout(FINAL_FLUSH, recorder.flush()).await != Ok(true) {
-        tracing::error!(
-            lost = recorder.pending(),
-            "the database is unreachable: run records held in memory are lost"
-        );
-    }
-    // After the runs: what they enqueued gets a last pass (bounded by
-    // FINAL_PASS plus an attempt under way). Anything left stays pending in
-    // the database for the next start.
-    stop_sender.cancel();
-    if let Err(e) = sending.await {
-        tracing::error!(error = %e, "the notification sender panicked");
-    }
-    // Stopped cleanly: `health` now fails at once instead of after the
-    // heartbeat goes stale.
-    stop_heartbeat.cancel();
-    let _ = heartbeat.await;
-    if let Err(e) = db
-        .worker_stopped(&me.id, me.pid, runner.clock().now())
-        .await
-    {
-        tracing::warn!(error = %crate::error_chain(&e), "cannot record the clean stop in workers");
-    }
-    // Scrapes work until the very end, so the drain itself is visible.
-    stop_metrics.cancel();
-    if let Some(m) = metrics {
-        let _ = m.await;
-    }
-    tracing::info!("worker stopped");
+    daemon.drain(grace).await;
     Ok(())
+}
+
+/// A background task and the token that stops it.
+struct Task {
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Task {
+    fn spawn<F>(start: impl FnOnce(CancellationToken) -> F) -> Task
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(start(stop.clone()));
+        Task { stop, handle }
+    }
+
+    /// Stops the task and waits for it to end; `false` if it panicked.
+    async fn stop(self) -> bool {
+        self.stop.cancel();
+        self.handle.await.is_ok()
+    }
+}
+
+/// A started daemon: what [`Daemon::drain`] stops, in the order it stops
+/// them.
+struct Daemon {
+    runner: Arc<Runner>,
+    me: Worker,
+    /// The timers, live reload, the retrier of abandoned runs and the
+    /// pruner: everything that starts runs or deletes rows. One token stops
+    /// them all; the reloader hands back the armed job loops.
+    firing: CancellationToken,
+    reloader: tokio::task::JoinHandle<Armed>,
+    retrier: tokio::task::JoinHandle<()>,
+    pruner: tokio::task::JoinHandle<()>,
+    /// The runs those started.
+    runs: TaskTracker,
+    /// Writes the records held while the database was away.
+    flusher: tokio::task::JoinHandle<()>,
+    sender: Task,
+    heartbeat: Task,
+    metrics: Option<Task>,
+}
+
+impl Daemon {
+    /// Recovers from the previous process, registers, and starts every task:
+    /// metrics first (a taken port fails start-up before anything is
+    /// registered), then the heartbeat, the notification sender (before the
+    /// jobs, so what they enqueue goes out at once), and the jobs.
+    async fn start(
+        config: Arc<Config>,
+        runner: Arc<Runner>,
+        worker_id: &str,
+        options: Options,
+    ) -> anyhow::Result<Daemon> {
+        let Options {
+            grace: _,
+            metrics_addr,
+            dead_after,
+            watch_config,
+        } = options;
+        let db = runner.recorder().db().clone();
+        let clock = runner.clock().clone();
+        let now = clock.now();
+        runner
+            .abandon_leftovers(now)
+            .await
+            .context("cannot mark runs left by an earlier process as abandoned")?;
+        runner.telemetry().started(&config.hash, worker_id, now);
+        let metrics = match metrics_addr {
+            Some(addr) => {
+                let stop = CancellationToken::new();
+                let handle = crate::telemetry::serve(addr, runner.telemetry().clone(), stop.clone())
+                    .await
+                    .with_context(|| format!("cannot serve metrics on METRICS_ADDR={addr}"))?;
+                Some(Task { stop, handle })
+            }
+            None => None,
+        };
+        let me = crate::heartbeat::this_worker(worker_id, &config.hash, now);
+        db.register_worker(&me)
+            .await
+            .context("cannot register this worker in the workers table")?;
+        let (config_state, heartbeat_config) = tokio::sync::watch::channel(ConfigState {
+            hash: config.hash.clone(),
+            error: None,
+        });
+        let (abandoned_tx, abandoned) = tokio::sync::mpsc::unbounded_channel();
+        let heartbeat = Task::spawn(|stop| {
+            crate::heartbeat::beat(
+                db.clone(),
+                me.clone(),
+                clock.clone(),
+                stop,
+                Some(crate::heartbeat::Reaper {
+                    dead_after,
+                    runner: runner.clone(),
+                    abandoned: abandoned_tx,
+                }),
+                Some(heartbeat_config),
+            )
+        });
+        // The first slots already spread over the workers that are up.
+        crate::heartbeat::refresh_peers(&db, runner.peers(), now, dead_after).await;
+        // Pauses hold from the first slot: read before any job is armed.
+        crate::heartbeat::refresh_pauses(&db, runner.pauses(), now)
+            .await
+            .context("cannot read the paused jobs")?;
+        let last_slots = db
+            .last_slots()
+            .await
+            .context("cannot read the last recorded slots")?;
+
+        let flusher = {
+            let recorder = runner.recorder().clone();
+            tokio::spawn(async move { recorder.flush_loop().await })
+        };
+        let sender = Arc::new(Sender::new(
+            db.clone(),
+            &config.notify,
+            crate::notify::webhook::client(),
+            clock.clone(),
+        ));
+        let sending = {
+            let sender = sender.clone();
+            Task::spawn(|stop| async move { sender.run(stop).await })
+        };
+        let firing = CancellationToken::new();
+        let runs = TaskTracker::new();
+        let (running_config, retrier_config) = tokio::sync::watch::channel(config.clone());
+        let retrier = tokio::spawn(retry_abandoned(
+            retrier_config,
+            runner.clone(),
+            abandoned,
+            firing.clone(),
+            runs.clone(),
+        ));
+        let pruner = tokio::spawn(crate::retention::run(
+            db.clone(),
+            running_config.subscribe(),
+            clock.clone(),
+            firing.clone(),
+        ));
+        let mut armed = Armed::new(runner.clone(), firing.clone(), runs.clone());
+        let enabled: Vec<_> = config.jobs.iter().filter(|j| j.enabled).collect();
+        for spec in &enabled {
+            let start = Start {
+                last_slot: last_slots.get(&spec.name).copied(),
+                armed_at: now,
+            };
+            armed.arm((*spec).clone(), start);
+        }
+        let reloader = tokio::spawn(crate::reload::watch_file(
+            config.path.clone(),
+            armed,
+            Targets {
+                runner: runner.clone(),
+                sender,
+                config: running_config,
+                state: config_state,
+                worker_id: worker_id.to_string(),
+            },
+            watch_config,
+            firing.clone(),
+        ));
+        tracing::info!(
+            jobs = enabled.len(),
+            disabled = config.jobs.len() - enabled.len(),
+            notify_targets = config.notify.len(),
+            worker_id,
+            config = %config.path.display(),
+            "worker started"
+        );
+        crate::memory::release_free();
+        Ok(Daemon {
+            runner,
+            me,
+            firing,
+            reloader,
+            retrier,
+            pruner,
+            runs,
+            flusher,
+            sender: sending,
+            heartbeat,
+            metrics,
+        })
+    }
+
+    /// Shuts down in this order, each step after the one before has ended.
+    async fn drain(self, grace: Duration) {
+        let Daemon {
+            runner,
+            me,
+            firing,
+            reloader,
+            retrier,
+            pruner,
+            runs,
+            flusher,
+            sender,
+            heartbeat,
+            metrics,
+        } = self;
+        tracing::info!(running = runs.len(), grace = %humantime::format_duration(grace), "shutting down: no new runs; waiting for running jobs");
+        // 1. Nothing new starts: no timer fires, no retry, no reload; a
+        //    pruning batch under way finishes (one short statement).
+        firing.cancel();
+        runner.stop();
+        if let Ok(armed) = reloader.await {
+            armed.stopped().await;
+        }
+        let _ = retrier.await;
+        let _ = pruner.await;
+        // 2. Running jobs get the grace, then are interrupted; each stops
+        //    within STOP_GRACE and records itself.
+        runs.close();
+        if tokio::time::timeout(grace, runs.wait()).await.is_err() {
+            tracing::warn!(
+                running = runs.len(),
+                "grace period over: interrupting running jobs"
+            );
+            runner.interrupt();
+            let _ = tokio::time::timeout(STOP_GRACE + Duration::from_secs(3), runs.wait()).await;
+        }
+        // 3. Every record held while the database was away is written, or
+        //    said to be lost.
+        flusher.abort();
+        let recorder = runner.recorder();
+        if tokio::time::timeout(FINAL_FLUSH, recorder.flush()).await != Ok(true) {
+            tracing::error!(
+                lost = recorder.pending(),
+                "the database is unreachable: run records held in memory are lost"
+            );
+        }
+        // 4. What the runs enqueued gets a last notification pass (bounded by
+        //    its FINAL_PASS plus an attempt under way); anything left stays
+        //    pending in the database for the next start.
+        if !sender.stop().await {
+            tracing::error!("the notification sender panicked");
+        }
+        // 5. The clean stop is recorded: `health` now fails at once instead
+        //    of after the heartbeat goes stale.
+        heartbeat.stop().await;
+        if let Err(e) = recorder
+            .db()
+            .worker_stopped(&me.id, me.pid, runner.clock().now())
+            .await
+        {
+            tracing::warn!(error = %crate::error_chain(&e), "cannot record the clean stop in workers");
+        }
+        // 6. Scrapes work until the very end, so the drain itself is visible.
+        if let Some(metrics) = metrics {
+            metrics.stop().await;
+        }
+        tracing::info!("worker stopped");
+    }
 }
 
 /// Runs each slot a dead worker abandoned once more, as its next attempt,
@@ -254,13 +339,10 @@ async fn retry_abandoned(
             tracing::info!(job = %run.job_name, scheduled_for = %run.scheduled_for, "not retrying the abandoned run (retry_abandoned = false)");
             continue;
         }
-        let (spec, runner) = (spec.clone(), runner.clone());
-        let attempt = u32::try_from(run.attempt).unwrap_or(0).saturating_add(1);
-        runs.spawn(async move {
-            runner
-                .retry_abandoned(&spec, run.scheduled_for, attempt)
-                .await;
-        });
+        let abandoned = u32::try_from(run.attempt).unwrap_or(0);
+        let slot = Slot::after_abandoned(&spec, run.scheduled_for, abandoned);
+        let runner = runner.clone();
+        runs.spawn(async move { runner.run(slot).await });
     }
 }
 

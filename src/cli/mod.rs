@@ -15,7 +15,7 @@ use ops_worker_jobs::{Clock, SystemClock};
 
 use crate::config::{Config, JobSpec};
 use crate::db::{DatabaseUrl, Db, Trigger};
-use crate::runner::{Outcome, Recorder, Runner};
+use crate::runner::{Outcome, Recorder, Runner, Slot};
 use crate::{ExitCode, UsageError};
 
 #[derive(Debug, Parser)]
@@ -375,15 +375,19 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             // A manual run's slot is the current second; when that is taken
             // (another manual run, or the scheduled run of this very second)
             // it runs in the next one instead of failing.
-            let mut outcome = runner.run(&spec, clock.now(), Trigger::Manual, 0).await;
+            let mut outcome = runner
+                .run(Slot::new(&spec, clock.now(), Trigger::Manual))
+                .await;
             for _ in 0..3 {
                 if outcome != Outcome::Taken {
                     break;
                 }
-                let next_second = crate::scheduler::schedule::whole_second(clock.now())
+                let next_second = crate::schedule::whole_second(clock.now())
                     + chrono::TimeDelta::seconds(1);
                 clock.sleep_until(next_second).await;
-                outcome = runner.run(&spec, next_second, Trigger::Manual, 0).await;
+                outcome = runner
+                    .run(Slot::new(&spec, next_second, Trigger::Manual))
+                    .await;
             }
             stop_heartbeat.cancel();
             let _ = heartbeat.await;
@@ -562,13 +566,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let spec = find(&config, &name)?;
             // Interval grids are anchored at the last recorded slot; cron needs no database.
             let last_slot = match spec.schedule {
-                crate::scheduler::Schedule::Every { .. } => open_db()
+                crate::schedule::Schedule::Every { .. } => open_db()
                     .await?
                     .last_slots()
                     .await?
                     .get(&spec.name)
                     .copied(),
-                crate::scheduler::Schedule::Cron { .. } => None,
+                crate::schedule::Schedule::Cron { .. } => None,
             };
             show::next(spec, last_slot, SystemClock.now(), count);
             Ok(ExitCode::Ok)

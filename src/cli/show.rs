@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use crate::config::{Config, JobSpec};
 use crate::db::{Db, Pause, RunRecord};
 use crate::runner::Outcome;
-use crate::scheduler::{dst, Schedule, Start};
+use crate::schedule::{dst, Schedule};
+use crate::scheduler::Start;
 use crate::ExitCode;
 
 fn ts(t: Option<DateTime<Utc>>) -> String {

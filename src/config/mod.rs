@@ -22,36 +22,11 @@ use ops_worker_jobs::{BuildError, Job};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::scheduler::Schedule;
+use crate::schedule::{CatchUp, Overlap, Schedule};
 pub use expand::{expand, ExpandError};
 pub use notify::{NotifyFormat, NotifyTarget, Secret, DEFAULT_NOTIFY_TIMEOUT};
 pub use oncall::Person;
 use ops_worker_jobs::oncall::OnCallSchedule;
-
-/// What to do with a slot that comes due while the job's previous run is
-/// still going.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Overlap {
-    /// Record the slot as `skipped` (the default).
-    Skip,
-    /// Run it when the previous run ends (at most one waits; more are skipped).
-    Queue,
-    /// Run it alongside.
-    Allow,
-}
-
-/// What to do with slots that passed while the worker could not fire them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CatchUp {
-    /// One run for the newest missed slot (the default).
-    Latest,
-    /// One run per missed slot inside the window, oldest first.
-    All,
-    /// None.
-    Skip,
-}
 
 /// How long a job's `job_runs` rows are kept: `history_retention` and
 /// `keep_last`. The pruning itself (and which rows it never touches) is
@@ -91,7 +66,7 @@ pub struct JobSpec {
     pub retries: u32,
     pub retry_backoff: Duration,
     /// Each scheduled or caught-up slot starts this much later at most: a
-    /// delay in `[0, jitter)` fixed per slot (see `scheduler::jitter`).
+    /// delay in `[0, jitter)` fixed per slot (see `schedule::jitter`).
     /// Zero: no jitter.
     pub jitter: Duration,
     /// Run a slot once more on a live worker when the worker running it died
@@ -198,7 +173,7 @@ impl JobSpec {
     /// job without jitter.
     pub fn slot_jitter(&self, slot: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
         (!self.jitter.is_zero())
-            .then(|| crate::scheduler::jitter::delay(&self.name, slot, self.jitter))
+            .then(|| crate::schedule::jitter::delay(&self.name, slot, self.jitter))
     }
 }
 

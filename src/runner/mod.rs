@@ -10,6 +10,7 @@
 //! paused job is not run and leaves no row ([`Outcome::Paused`]); a manual
 //! run is.
 
+mod abandon;
 pub mod pauses;
 pub mod peers;
 pub mod recorder;
@@ -27,7 +28,8 @@ use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 use tracing::{field, Instrument};
 
-use crate::config::{JobSpec, Overlap};
+use crate::config::JobSpec;
+use crate::schedule::Overlap;
 use crate::db::{Finish, NewRun, RunStatus, Trigger};
 use crate::telemetry::Telemetry;
 pub use pauses::Pauses;
@@ -83,6 +85,69 @@ pub enum Outcome {
     /// The job is paused at the slot's time or now, and the slot is not a
     /// manual run: nothing ran and nothing was recorded.
     Paused,
+}
+
+/// One slot handed to the runner: which job, which slot, why it runs, and
+/// which attempt its claim is. The scheduler, `run-job`, the retry of an
+/// abandoned run and the tests build one and call [`Runner::run`].
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub job: Arc<JobSpec>,
+    /// `scheduled_for`: a whole second.
+    pub at: DateTime<Utc>,
+    pub trigger: Trigger,
+    /// Slots before this one that will never run.
+    pub missed: u64,
+    /// The attempt the first claim is for: 1, or the one after an
+    /// abandoned attempt.
+    pub attempt: u32,
+}
+
+impl Slot {
+    /// The first attempt of `job`'s slot at `at` (truncated to the whole
+    /// second), with no slot missed before it.
+    pub fn new(job: &Arc<JobSpec>, at: DateTime<Utc>, trigger: Trigger) -> Slot {
+        Slot {
+            job: job.clone(),
+            at: crate::schedule::whole_second(at),
+            trigger,
+            missed: 0,
+            attempt: 1,
+        }
+    }
+
+    /// This slot, with `missed` slots before it that will never run.
+    pub fn with_missed(self, missed: u64) -> Slot {
+        Slot { missed, ..self }
+    }
+
+    /// The slot of an attempt that was abandoned (its worker died), as the
+    /// next attempt (trigger `retry`): the claim of that attempt decides
+    /// which live worker runs it.
+    pub fn after_abandoned(job: &Arc<JobSpec>, at: DateTime<Utc>, abandoned: u32) -> Slot {
+        Slot {
+            attempt: abandoned.saturating_add(1),
+            ..Slot::new(job, at, Trigger::Retry)
+        }
+    }
+
+    /// The next attempt after this one failed.
+    fn retry(&self) -> Slot {
+        Slot {
+            trigger: Trigger::Retry,
+            missed: 0,
+            attempt: self.attempt + 1,
+            ..self.clone()
+        }
+    }
+
+    /// The slot's jitter for runs that wait for it: scheduled and catch-up
+    /// slots of a job with `jitter`. Manual runs and retries start at once.
+    fn jitter(&self) -> Option<Duration> {
+        matches!(self.trigger, Trigger::Schedule | Trigger::CatchUp)
+            .then(|| self.job.slot_jitter(self.at))
+            .flatten()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,43 +287,14 @@ impl Runner {
             .is_some_and(|g| g.waiting.load(Ordering::Acquire))
     }
 
-    /// Runs `spec` for `slot`: the one execution path.
-    pub async fn run(
-        &self,
-        spec: &Arc<JobSpec>,
-        slot: DateTime<Utc>,
-        trigger: Trigger,
-        missed: u64,
-    ) -> Outcome {
-        self.run_from(spec, slot, trigger, missed, 1).await
-    }
-
-    /// Runs `slot` again as attempt `attempt` (trigger `retry`): its earlier
-    /// attempt was abandoned because its worker died. The claim of the new
-    /// attempt decides which live worker runs it.
-    pub async fn retry_abandoned(
-        &self,
-        spec: &Arc<JobSpec>,
-        slot: DateTime<Utc>,
-        attempt: u32,
-    ) -> Outcome {
-        self.run_from(spec, slot, Trigger::Retry, 0, attempt).await
-    }
-
-    async fn run_from(
-        &self,
-        spec: &Arc<JobSpec>,
-        slot: DateTime<Utc>,
-        trigger: Trigger,
-        missed: u64,
-        first_attempt: u32,
-    ) -> Outcome {
-        let slot = crate::scheduler::schedule::whole_second(slot);
-        if self.paused(&spec.name, slot, trigger) {
-            tracing::debug!(job = %spec.name, scheduled_for = %slot, trigger = %trigger, "slot not run: the job is paused");
+    /// Runs one slot: the one execution path.
+    pub async fn run(&self, slot: Slot) -> Outcome {
+        let job = &slot.job.name;
+        if self.paused(job, slot.at, slot.trigger) {
+            tracing::debug!(job = %job, scheduled_for = %slot.at, trigger = %slot.trigger, "slot not run: the job is paused");
             return Outcome::Paused;
         }
-        self.telemetry.missed(&spec.name, missed);
+        self.telemetry.missed(job, slot.missed);
         // A job with `jitter` starts a scheduled or caught-up slot at the
         // slot's jittered instant, which every worker computes alike, and
         // everything else happens from there: the overlap policy judges the
@@ -267,31 +303,26 @@ impl Runner {
         // wait. Shutdown ends the wait as it ends a backup worker's: the slot
         // stays unclaimed here, for another worker or this one's catch-up
         // after a restart.
-        if let Some(jitter) = slot_jitter(spec, slot, trigger) {
-            let start = slot + TimeDelta::from_std(jitter).unwrap_or(TimeDelta::MAX);
+        if let Some(jitter) = slot.jitter() {
+            let start = slot.at + TimeDelta::from_std(jitter).unwrap_or(TimeDelta::MAX);
             tokio::select! {
                 _ = self.clock.sleep_until(start) => {}
                 _ = self.stopping.cancelled() => return Outcome::Taken,
             }
-            if self.paused(&spec.name, slot, trigger) {
-                tracing::debug!(job = %spec.name, scheduled_for = %slot, trigger = %trigger, "slot not run: the job was paused during its jitter");
+            if self.paused(job, slot.at, slot.trigger) {
+                tracing::debug!(job = %job, scheduled_for = %slot.at, trigger = %slot.trigger, "slot not run: the job was paused during its jitter");
                 return Outcome::Paused;
             }
         }
-        let guard = self.guard(&spec.name);
+        let guard = self.guard(job);
         let _permit =
-            match spec.overlap {
+            match slot.job.overlap {
                 Overlap::Allow => None,
                 Overlap::Skip => match guard.running.try_acquire() {
                     Ok(p) => Some(p),
                     Err(_) => {
                         return self
-                            .skip(
-                                spec,
-                                slot,
-                                trigger,
-                                missed,
-                                "the previous run is still going (overlap = \"skip\")",
+                            .skip(&slot, "the previous run is still going (overlap = \"skip\")",
                             )
                             .await
                     }
@@ -299,12 +330,7 @@ impl Runner {
                 Overlap::Queue => match guard.running.try_acquire() {
                     Ok(p) => Some(p),
                     Err(_) if guard.waiting.swap(true, Ordering::AcqRel) => return self
-                        .skip(
-                            spec,
-                            slot,
-                            trigger,
-                            missed,
-                            "a run is going and another slot already waits (overlap = \"queue\")",
+                        .skip(&slot, "a run is going and another slot already waits (overlap = \"queue\")",
                         )
                         .await,
                     Err(_) => {
@@ -317,12 +343,7 @@ impl Runner {
                             Some(p) => Some(p),
                             None => {
                                 return self
-                                    .skip(
-                                        spec,
-                                        slot,
-                                        trigger,
-                                        missed,
-                                        "the worker stopped before the queued slot could run",
+                                    .skip(&slot, "the worker stopped before the queued slot could run",
                                     )
                                     .await
                             }
@@ -330,21 +351,13 @@ impl Runner {
                     }
                 },
             };
-        self.attempts(spec, slot, trigger, missed, first_attempt)
-            .await
+        self.attempts(slot).await
     }
 
-    async fn skip(
-        &self,
-        spec: &JobSpec,
-        slot: DateTime<Utc>,
-        trigger: Trigger,
-        missed: u64,
-        why: &str,
-    ) -> Outcome {
+    async fn skip(&self, slot: &Slot, why: &str) -> Outcome {
         let now = self.clock.now();
-        let run = self.new_run(spec, slot, trigger, 1, now, missed);
-        tracing::info!(job = %spec.name, scheduled_for = %slot, "slot skipped: {why}");
+        let run = self.new_run(slot, now);
+        tracing::info!(job = %slot.job.name, scheduled_for = %slot.at, "slot skipped: {why}");
         let finish = Finish {
             status: RunStatus::Skipped,
             finished_at: now,
@@ -353,53 +366,34 @@ impl Runner {
             duration_ms: 0,
         };
         self.recorder.insert_finished(&run, finish).await;
-        self.telemetry.skipped(&spec.name);
+        self.telemetry.skipped(&slot.job.name);
         Outcome::Skipped
     }
 
-    fn new_run(
-        &self,
-        spec: &JobSpec,
-        slot: DateTime<Utc>,
-        trigger: Trigger,
-        attempt: u32,
-        now: DateTime<Utc>,
-        missed: u64,
-    ) -> NewRun {
+    fn new_run(&self, slot: &Slot, now: DateTime<Utc>) -> NewRun {
         NewRun {
-            job_name: spec.name.clone(),
-            kind: spec.kind.clone(),
-            scheduled_for: slot,
-            trigger,
-            attempt: attempt as i32,
+            job_name: slot.job.name.clone(),
+            kind: slot.job.kind.clone(),
+            scheduled_for: slot.at,
+            trigger: slot.trigger,
+            attempt: slot.attempt as i32,
             worker_id: self.worker_id.clone(),
             started_at: now,
-            missed: missed.min(i32::MAX as u64) as i32,
-            jitter_ms: slot_jitter(spec, slot, trigger).map(|j| j.as_millis() as i64),
+            missed: slot.missed.min(i32::MAX as u64) as i32,
+            jitter_ms: slot.jitter().map(|j| j.as_millis() as i64),
         }
     }
 
-    async fn attempts(
-        &self,
-        spec: &Arc<JobSpec>,
-        slot: DateTime<Utc>,
-        trigger: Trigger,
-        missed: u64,
-        first_attempt: u32,
-    ) -> Outcome {
-        let mut attempt = first_attempt;
+    /// Claims and runs the slot, then its retries: each attempt a row.
+    async fn attempts(&self, mut slot: Slot) -> Outcome {
+        let spec = slot.job.clone();
+        let mut first = true;
         loop {
-            let trigger = if attempt == first_attempt {
-                trigger
-            } else {
-                Trigger::Retry
-            };
-            let missed = if attempt == first_attempt { missed } else { 0 };
             // Scheduled slots spread over the live workers: the slot's first
             // worker claims now, the others a little later (see `peers`).
             let mut backup = false;
-            if attempt == first_attempt && matches!(trigger, Trigger::Schedule | Trigger::CatchUp) {
-                let wait = self.peers.delay(&self.worker_id, &spec.name, slot);
+            if matches!(slot.trigger, Trigger::Schedule | Trigger::CatchUp) {
+                let wait = self.peers.delay(&self.worker_id, &spec.name, slot.at);
                 if !wait.is_zero() {
                     backup = true;
                     tokio::select! {
@@ -414,11 +408,11 @@ impl Runner {
             // its claim (measured: 20 slots' p99 fire lateness 2.5 -> 0.7 ms,
             // 1,000 slots' 15-20 -> 7 ms).
             tokio::task::yield_now().await;
-            let mut run = self.new_run(spec, slot, trigger, attempt, started_at, missed);
+            let mut run = self.new_run(&slot, started_at);
             // A backup normally finds the slot claimed: one index lookup
             // says so, where a claim attempt takes an insert and a lookup.
             if backup && self.recorder.taken(&run).await {
-                tracing::debug!(job = %spec.name, scheduled_for = %slot, attempt, "slot already claimed elsewhere");
+                tracing::debug!(job = %spec.name, scheduled_for = %slot.at, attempt = slot.attempt, "slot already claimed elsewhere");
                 return Outcome::Taken;
             }
             // `skip` and `queue` hold across workers: the claim of a slot's
@@ -426,9 +420,9 @@ impl Runner {
             // Alone, a worker skips that check (it costs the database a
             // third more per run); a worker joining is seen within a
             // heartbeat.
-            let exclusive = attempt == first_attempt
+            let exclusive = first
                 && spec.overlap != Overlap::Allow
-                && trigger != Trigger::Manual
+                && slot.trigger != Trigger::Manual
                 && self.peers.shared();
             let mut claim = if exclusive {
                 self.recorder.claim_exclusive(&run).await
@@ -438,14 +432,14 @@ impl Runner {
             while let Claim::Busy(worker) = &claim {
                 if spec.overlap == Overlap::Skip {
                     let why = format!("a run is going on worker {worker} (overlap = \"skip\")");
-                    return self.skip(spec, slot, trigger, missed, &why).await;
+                    return self.skip(&slot, &why).await;
                 }
                 // `queue`: wait for the other worker's run to end.
                 tokio::select! {
                     _ = tokio::time::sleep(QUEUE_POLL) => {}
                     _ = self.stopping.cancelled() => {
                         return self
-                            .skip(spec, slot, trigger, missed, "the worker stopped before the queued slot could run")
+                            .skip(&slot, "the worker stopped before the queued slot could run")
                             .await
                     }
                 }
@@ -453,14 +447,14 @@ impl Runner {
                 claim = self.recorder.claim_exclusive(&run).await;
             }
             if claim == Claim::Taken {
-                tracing::debug!(job = %spec.name, scheduled_for = %slot, attempt, "slot already claimed elsewhere");
+                tracing::debug!(job = %spec.name, scheduled_for = %slot.at, attempt = slot.attempt, "slot already claimed elsewhere");
                 return Outcome::Taken;
             }
             // The database is down, so no claim can tell the workers apart:
             // each slot runs on its first worker only, as it would with the
             // database up, rather than once on every worker.
             if claim == Claim::Offline && backup {
-                tracing::debug!(job = %spec.name, scheduled_for = %slot, attempt, "database unreachable: the slot's first worker runs it");
+                tracing::debug!(job = %spec.name, scheduled_for = %slot.at, attempt = slot.attempt, "database unreachable: the slot's first worker runs it");
                 return Outcome::Taken;
             }
             let span = tracing::info_span!(
@@ -468,62 +462,51 @@ impl Runner {
                 job = %spec.name,
                 kind = %spec.kind,
                 run_id = field::Empty,
-                scheduled_for = %slot,
-                trigger = %trigger,
-                attempt,
+                scheduled_for = %slot.at,
+                trigger = %slot.trigger,
+                attempt = slot.attempt,
                 duration_ms = field::Empty,
             );
             if let Claim::Won(id) = claim {
                 span.record("run_id", id);
             }
-            let report = self
-                .attempt(spec, slot, attempt, claim, &run)
-                .instrument(span)
-                .await;
+            let report = self.attempt(&slot, claim, &run).instrument(span).await;
             let retry = matches!(
                 report.status,
                 RunStatus::Failed | RunStatus::Timeout | RunStatus::Panicked
-            ) && attempt <= spec.retries
+            ) && slot.attempt <= spec.retries
                 && !self.stopping.is_cancelled();
             if !retry {
-                return Outcome::Ran(RunReport {
-                    attempts: attempt,
-                    ..report
-                });
+                return Outcome::Ran(report);
             }
             let backoff = spec
                 .retry_backoff
-                .checked_mul(1 << (attempt - 1).min(20))
+                .checked_mul(1 << (slot.attempt - 1).min(20))
                 .unwrap_or(MAX_RETRY_BACKOFF)
                 .min(MAX_RETRY_BACKOFF);
-            tracing::info!(job = %spec.name, attempt, backoff = %humantime::format_duration(backoff), "retrying");
+            tracing::info!(job = %spec.name, attempt = slot.attempt, backoff = %humantime::format_duration(backoff), "retrying");
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = self.stopping.cancelled() => return Outcome::Ran(RunReport { attempts: attempt, ..report }),
+                _ = self.stopping.cancelled() => return Outcome::Ran(report),
             }
-            attempt += 1;
+            slot = slot.retry();
+            first = false;
         }
     }
 
-    async fn attempt(
-        &self,
-        spec: &Arc<JobSpec>,
-        slot: DateTime<Utc>,
-        attempt: u32,
-        claim: Claim,
-        run: &NewRun,
-    ) -> RunReport {
+    async fn attempt(&self, slot: &Slot, claim: Claim, run: &NewRun) -> RunReport {
+        let spec = &slot.job;
         // A manual run's slot is "now"; lateness means nothing there. A
         // jittered slot is late from its jittered start on: the jitter is
         // the job's own choice, lateness the engine's.
-        let due = slot + TimeDelta::milliseconds(run.jitter_ms.unwrap_or(0));
+        let due = slot.at + TimeDelta::milliseconds(run.jitter_ms.unwrap_or(0));
         let lateness_ms =
             (run.trigger != Trigger::Manual).then(|| (run.started_at - due).num_milliseconds());
         let on_time_lateness = (run.trigger == Trigger::Schedule)
             .then(|| (run.started_at - due).to_std().unwrap_or_default());
         self.telemetry.run_started(&spec.name, on_time_lateness);
         let clock_start = Instant::now();
-        let (status, error, output) = self.execute(spec, slot, attempt).await;
+        let (status, error, output) = self.execute(slot).await;
         let duration = clock_start.elapsed();
         let finish = Finish {
             status,
@@ -556,24 +539,20 @@ impl Runner {
             error,
             output,
             duration,
-            attempts: attempt,
+            attempts: slot.attempt,
         }
     }
 
     /// Runs the job once on the job runtime; never panics, never hangs past
     /// the timeout plus [`STOP_GRACE`].
-    async fn execute(
-        &self,
-        spec: &Arc<JobSpec>,
-        slot: DateTime<Utc>,
-        attempt: u32,
-    ) -> (RunStatus, Option<String>, Option<String>) {
+    async fn execute(&self, slot: &Slot) -> (RunStatus, Option<String>, Option<String>) {
+        let spec = &slot.job;
         let cancel = CancellationToken::new();
         let (timeline, directory) = self.context.read().unwrap().clone();
         let ctx = JobContext {
             job: spec.name.as_str().into(),
-            scheduled_for: slot,
-            attempt,
+            scheduled_for: slot.at,
+            attempt: slot.attempt,
             cancel: cancel.clone(),
             clock: self.clock.clone(),
             http: self.http.clone(),
@@ -604,14 +583,6 @@ impl Runner {
         };
         (status, Some(why), output)
     }
-}
-
-/// The slot's jitter for runs that wait for it: scheduled and catch-up
-/// slots of a job with `jitter`. Manual runs and retries start at once.
-fn slot_jitter(spec: &JobSpec, slot: DateTime<Utc>, trigger: Trigger) -> Option<Duration> {
-    matches!(trigger, Trigger::Schedule | Trigger::CatchUp)
-        .then(|| spec.slot_jitter(slot))
-        .flatten()
 }
 
 fn settle(

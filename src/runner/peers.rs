@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::scheduler::jitter::slot_hash;
+use crate::schedule::jitter::slot_hash;
 
 /// How much later each next worker in a slot's order claims it.
 pub const BACKUP_STEP: Duration = Duration::from_millis(200);

@@ -1,5 +1,7 @@
 //! The timing engine: one task per job that sleeps until the job's next slot
-//! and hands it to the runner. Nothing else knows how slots are computed.
+//! and hands it to the runner. Which instants are slots, and what catch-up
+//! makes of those that passed, is `crate::schedule`'s; this loop only keeps
+//! time and hands over.
 //!
 //! Each loop keeps a cursor (the newest slot it has dealt with) and asks the
 //! schedule for the first slot after it, so it never computes "now +
@@ -11,11 +13,6 @@
 //! before that: they are handled (the cursor moves past them), not run, and
 //! not missed, so no catch-up runs them when the pause ends.
 
-pub mod catch_up;
-pub mod dst;
-pub mod jitter;
-pub mod schedule;
-
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -24,13 +21,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::JobSpec;
 use crate::db::Trigger;
-use crate::runner::Runner;
-use catch_up::{Due, FireKind};
-pub use schedule::Schedule;
-
-/// At most this many missed slots are run by `catch_up = "all"` after one
-/// wake; older ones are counted as missed.
-pub const MAX_CATCH_UP_RUNS: usize = 1_000;
+use crate::runner::{Runner, Slot};
+use crate::schedule::catch_up::{self, Due, FireKind, MAX_CATCH_UP_RUNS};
 
 /// Where a job's loop starts.
 #[derive(Debug, Clone, Copy)]
@@ -152,7 +144,9 @@ async fn job_loop(
                     FireKind::OnTime => Trigger::Schedule,
                     FireKind::CatchUp => Trigger::CatchUp,
                 };
-                runner.run(&spec, fire.slot, trigger, fire.missed).await;
+                runner
+                    .run(Slot::new(&spec, fire.slot, trigger).with_missed(fire.missed))
+                    .await;
             }
         });
     }

@@ -446,7 +446,7 @@ async fn a_jittered_slot_is_overdue_only_after_its_jitter_and_the_grace(db: &Tes
     )
     .await;
     let slot = utc("2026-08-02T00:00:00Z");
-    let jitter = ops_worker::scheduler::jitter::delay("spread", slot, Duration::from_secs(7200));
+    let jitter = ops_worker::schedule::jitter::delay("spread", slot, Duration::from_secs(7200));
     assert_eq!(tl.slot_jitter("spread", slot), jitter);
     let start = slot + TimeDelta::from_std(jitter).unwrap();
     // More than the grace (10m timeout + 1m) after the slot, but not after

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ops_worker::config::{CatchUp, Config, JobSpec, Overlap, Retention};
+use ops_worker::config::{Config, JobSpec, Retention};
 use ops_worker::runner::{Recorder, Runner};
-use ops_worker::scheduler::Schedule;
+use ops_worker::schedule::{CatchUp, Overlap, Schedule};
 use ops_worker_jobs::{Clock, Job, JobContext, JobError, JobOutput};
 use tokio::sync::Semaphore;
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use ops_worker::config::JobSpec;
 use ops_worker::db::{RunRecord, RunStatus, Trigger};
-use ops_worker::runner::Outcome;
-use ops_worker::scheduler::{self, jitter, Start};
+use ops_worker::runner::{Outcome, Slot};
+use ops_worker::schedule::jitter;
+use ops_worker::scheduler::{self, Start};
 use ops_worker_jobs::{Clock, ManualClock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -161,7 +162,7 @@ async fn two_workers_wait_for_the_same_instant_and_run_the_slot_once(db: &TestDb
         clock.set(slot);
         let tasks = workers.clone().map(|w| {
             let s = s.clone();
-            tokio::spawn(async move { w.run(&s, slot, Trigger::Schedule, 0).await })
+            tokio::spawn(async move { w.run(Slot::new(&s, slot, Trigger::Schedule)).await })
         });
         // Neither claims a millisecond early: both computed `d`, or at least
         // no less.
@@ -226,7 +227,7 @@ async fn manual_runs_and_retries_do_not_wait(db: &TestDb) {
     let ran = |s: Arc<JobSpec>, trigger, slot| {
         let r = r.clone();
         async move {
-            tokio::time::timeout(Duration::from_secs(10), r.run(&s, slot, trigger, 0))
+            tokio::time::timeout(Duration::from_secs(10), r.run(Slot::new(&s, slot, trigger)))
                 .await
                 .expect("the run waited")
         }
@@ -272,7 +273,7 @@ async fn a_skipped_slot_records_its_jitter(db: &TestDb) {
     let s = jittered("busy", TestJob::new(Behaviour::Gate(gate.clone())));
     let running = {
         let (r, s) = (r.clone(), s.clone());
-        tokio::spawn(async move { r.run(&s, first, Trigger::Schedule, 0).await })
+        tokio::spawn(async move { r.run(Slot::new(&s, first, Trigger::Schedule)).await })
     };
     eventually(Duration::from_secs(10), "the first run", || async {
         !runs_of(db, "busy").await.is_empty()
@@ -282,7 +283,7 @@ async fn a_skipped_slot_records_its_jitter(db: &TestDb) {
     clock.set(second + d2);
     let skipped = tokio::time::timeout(
         Duration::from_secs(10),
-        r.run(&s, second, Trigger::Schedule, 0),
+        r.run(Slot::new(&s, second, Trigger::Schedule)),
     )
     .await
     .unwrap();
@@ -309,7 +310,7 @@ async fn shutdown_ends_the_wait_and_leaves_the_slot_unclaimed(db: &TestDb) {
     let s = jittered("stopping", job.clone());
     let task = {
         let (r, s) = (r.clone(), s.clone());
-        tokio::spawn(async move { r.run(&s, slot, Trigger::Schedule, 0).await })
+        tokio::spawn(async move { r.run(Slot::new(&s, slot, Trigger::Schedule)).await })
     };
     tokio::time::sleep(SETTLE).await;
     assert!(!task.is_finished(), "it waits for the slot's jitter");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use ops_worker::db::{RunStatus, Trigger};
-use ops_worker::runner::{Outcome, RunReport};
+use ops_worker::runner::{Outcome, RunReport, Slot};
 use ops_worker_jobs::store::{HealthCheck, HealthStatus, HealthStore, MetricSample, MetricStore};
 use ops_worker_jobs::{Clock, ManualClock, SystemClock};
 
@@ -22,7 +22,7 @@ async fn server(status: u16, body: &'static str) -> SocketAddr {
 async fn run(db: &TestDb, toml: &str, clock: Arc<dyn Clock>) -> RunReport {
     let spec = spec_from_toml("m", toml);
     let r = runner(db.db(), clock.clone(), "w1");
-    let Outcome::Ran(report) = r.run(&spec, clock.now(), Trigger::Manual, 0).await else {
+    let Outcome::Ran(report) = r.run(Slot::new(&spec, clock.now(), Trigger::Manual)).await else {
         panic!("the run did not happen")
     };
     report

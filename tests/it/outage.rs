@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ops_worker::db::{RunStatus, Trigger};
-use ops_worker::runner::Outcome;
+use ops_worker::runner::{Outcome, Slot};
 use ops_worker_jobs::{Clock, SystemClock};
 use tokio::sync::Semaphore;
 
@@ -23,7 +23,7 @@ async fn jobs_run_during_an_outage_and_are_recorded_after(db: &TestDb) {
     let outage = db.outage().await;
 
     let outcome = r
-        .run(&s, utc("2026-07-01T00:00:00Z"), Trigger::Schedule, 0)
+        .run(Slot::new(&s, utc("2026-07-01T00:00:00Z"), Trigger::Schedule))
         .await;
     let Outcome::Ran(report) = outcome else {
         panic!("{outcome:?}")
@@ -66,7 +66,7 @@ async fn during_an_outage_each_slot_runs_on_its_first_worker_only(db: &TestDb) {
         let outcomes = futures::future::join_all(
             workers
                 .iter()
-                .map(|w| w.run(&s, slot, Trigger::Schedule, 0)),
+                .map(|w| w.run(Slot::new(&s, slot, Trigger::Schedule))),
         )
         .await;
         let ran: Vec<&str> = outcomes
@@ -99,7 +99,7 @@ async fn a_finish_that_fails_is_written_later(db: &TestDb) {
     let task = {
         let (r, s) = (r.clone(), s.clone());
         tokio::spawn(async move {
-            r.run(&s, utc("2026-07-01T00:00:00Z"), Trigger::Schedule, 0)
+            r.run(Slot::new(&s, utc("2026-07-01T00:00:00Z"), Trigger::Schedule))
                 .await
         })
     };

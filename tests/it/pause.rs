@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use ops_worker::db::{RunRecord, RunStatus, Trigger};
-use ops_worker::runner::Outcome;
+use ops_worker::runner::{Outcome, Slot};
 use ops_worker::scheduler::{self, Start};
 use ops_worker_jobs::{Clock, ManualClock, SystemClock};
 use tokio_util::sync::CancellationToken;
@@ -96,7 +96,7 @@ async fn a_paused_slot_is_not_run_or_recorded_but_a_manual_run_is(t: &TestDb) {
     let job = TestJob::new(Behaviour::Succeed);
     let s = spec("tick", 1, job.clone(), |_| {});
     let now = clock.now();
-    let slot = ops_worker::scheduler::schedule::whole_second(now) + TimeDelta::seconds(1);
+    let slot = ops_worker::schedule::whole_second(now) + TimeDelta::seconds(1);
 
     // A pause whose `until` already passed changes nothing.
     t.db()
@@ -110,7 +110,7 @@ async fn a_paused_slot_is_not_run_or_recorded_but_a_manual_run_is(t: &TestDb) {
         .await
         .unwrap();
     r.pauses().set(t.db().pauses().await.unwrap(), now);
-    let o = r.run(&s, slot, Trigger::Schedule, 0).await;
+    let o = r.run(Slot::new(&s, slot, Trigger::Schedule)).await;
     assert!(matches!(o, Outcome::Ran(_)), "{o:?}");
     assert_eq!(runs(t, "tick").await.len(), 1);
 
@@ -121,10 +121,10 @@ async fn a_paused_slot_is_not_run_or_recorded_but_a_manual_run_is(t: &TestDb) {
     r.pauses().set(t.db().pauses().await.unwrap(), now);
     let later = slot + TimeDelta::seconds(1);
     for trigger in [Trigger::Schedule, Trigger::CatchUp] {
-        assert_eq!(r.run(&s, later, trigger, 3).await, Outcome::Paused);
+        assert_eq!(r.run(Slot::new(&s, later, trigger).with_missed(3)).await, Outcome::Paused);
     }
     assert_eq!(
-        r.retry_abandoned(&s, later, 2).await,
+        r.run(Slot::after_abandoned(&s, later, 1)).await,
         Outcome::Paused,
         "an abandoned slot is not retried while paused"
     );
@@ -136,7 +136,7 @@ async fn a_paused_slot_is_not_run_or_recorded_but_a_manual_run_is(t: &TestDb) {
     );
 
     // A manual run is the operator's own decision: it runs.
-    let o = r.run(&s, later, Trigger::Manual, 0).await;
+    let o = r.run(Slot::new(&s, later, Trigger::Manual)).await;
     assert!(
         matches!(&o, Outcome::Ran(rep) if rep.status == RunStatus::Success),
         "{o:?}"
@@ -150,7 +150,7 @@ async fn a_paused_slot_is_not_run_or_recorded_but_a_manual_run_is(t: &TestDb) {
 /// A worker restarted after a pause ended does not catch up the slots that
 /// lay in it, nor count them as missed; slots outside it still count.
 async fn slots_in_an_ended_pause_are_neither_caught_up_nor_missed(t: &TestDb) {
-    use ops_worker::config::CatchUp;
+    use ops_worker::schedule::CatchUp;
     let t0 = utc("2026-06-01T12:00:00Z");
     let now = t0 + TimeDelta::seconds(5);
     let clock = Arc::new(ManualClock::new(now));

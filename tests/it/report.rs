@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use ops_worker::db::{NotificationEvent, RunStatus, Trigger};
-use ops_worker::runner::Outcome;
+use ops_worker::runner::{Outcome, Slot};
 use ops_worker_jobs::store::{
     AlertSource, AlertStore, HealthCheck, HealthStatus, HealthStore, MetricSample, MetricStore,
     NewAlert, Severity,
@@ -226,7 +226,7 @@ async fn a_day_report_matches_hand_computed_figures(db: &TestDb) {
     let slot = utc("2026-10-25T23:05:00Z");
     let clock = Arc::new(ManualClock::new(slot + TimeDelta::days(1)));
     let r = runner(db.db(), clock.clone() as Arc<dyn Clock>, "w1");
-    let Outcome::Ran(report) = r.run(&spec, slot, Trigger::CatchUp, 0).await else {
+    let Outcome::Ran(report) = r.run(Slot::new(&spec, slot, Trigger::CatchUp)).await else {
         panic!()
     };
     assert_eq!(report.status, RunStatus::Success, "{report:?}");
@@ -320,7 +320,7 @@ async fn a_day_report_matches_hand_computed_figures(db: &TestDb) {
     // Re-running the period (as `run-job` would, later on the 26th) replaces
     // its report.
     let later = slot + TimeDelta::hours(3);
-    let Outcome::Ran(again) = r.run(&spec, later, Trigger::Manual, 0).await else {
+    let Outcome::Ran(again) = r.run(Slot::new(&spec, later, Trigger::Manual)).await else {
         panic!()
     };
     assert_eq!(again.status, RunStatus::Success, "{again:?}");

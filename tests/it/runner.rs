@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ops_worker::config::Overlap;
+use ops_worker::schedule::Overlap;
 use ops_worker::db::{RunRecord, RunStatus, Trigger};
-use ops_worker::runner::Outcome;
+use ops_worker::runner::{Outcome, Slot};
 use ops_worker_jobs::{Clock, SystemClock};
 use tokio::sync::Semaphore;
 
@@ -39,7 +39,7 @@ async fn outcomes_are_recorded(db: &TestDb) {
         ("boom", Behaviour::Panic),
     ] {
         let s = spec(name, 60, TestJob::new(b), |_| {});
-        r.run(&s, slot, Trigger::Schedule, 3).await;
+        r.run(Slot::new(&s, slot, Trigger::Schedule).with_missed(3)).await;
     }
     let ok = &runs_of(db, "ok").await[0];
     assert_eq!(
@@ -72,7 +72,7 @@ async fn timeout_cancels_the_job_and_records_timeout(db: &TestDb) {
     });
     let started = Instant::now();
     let o = r
-        .run(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule, 0)
+        .run(Slot::new(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule))
         .await;
     assert_eq!(status(&o), RunStatus::Timeout);
     assert!(
@@ -99,7 +99,7 @@ async fn timeout_kills_the_command_process_group(db: &TestDb) {
     let s = spec_from_toml("hang", &toml);
     let r = runner(db.db(), clock(), "w1");
     let o = r
-        .run(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule, 0)
+        .run(Slot::new(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule))
         .await;
     assert_eq!(status(&o), RunStatus::Timeout);
     let pid: i32 = std::fs::read_to_string(&pidfile)
@@ -130,7 +130,7 @@ async fn retries_are_separate_rows_with_doubling_backoff(db: &TestDb) {
     let s = spec("flaky", 60, TestJob::new(Behaviour::FailTimes(2)), |s| {
         s.retries = 3
     });
-    let o = r.run(&s, slot, Trigger::Schedule, 0).await;
+    let o = r.run(Slot::new(&s, slot, Trigger::Schedule)).await;
     let Outcome::Ran(report) = o else { panic!() };
     assert_eq!((report.status, report.attempts), (RunStatus::Success, 3));
     let runs = runs_of(db, "flaky").await;
@@ -155,7 +155,7 @@ async fn retries_are_separate_rows_with_doubling_backoff(db: &TestDb) {
         s.retries = 2
     });
     assert_eq!(
-        status(&r.run(&s, slot, Trigger::Schedule, 0).await),
+        status(&r.run(Slot::new(&s, slot, Trigger::Schedule)).await),
         RunStatus::Failed
     );
     assert_eq!(runs_of(db, "hopeless").await.len(), 3);
@@ -170,7 +170,7 @@ async fn exactly_one_claimer_wins_a_slot(db: &TestDb) {
         .map(|i| {
             let r = runner(db.db(), clock(), &format!("w{i}"));
             let s = s.clone();
-            tokio::spawn(async move { r.run(&s, slot, Trigger::Schedule, 0).await })
+            tokio::spawn(async move { r.run(Slot::new(&s, slot, Trigger::Schedule)).await })
         })
         .collect();
     let mut ran = 0;
@@ -199,13 +199,13 @@ async fn overlap_skip_records_a_skipped_row(db: &TestDb) {
     let first = {
         let (r, s) = (r.clone(), s.clone());
         tokio::spawn(async move {
-            r.run(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule, 0)
+            r.run(Slot::new(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule))
                 .await
         })
     };
     wait_running(db, "long", 1).await;
     let second = r
-        .run(&s, utc("2026-05-01T10:01:00Z"), Trigger::Schedule, 0)
+        .run(Slot::new(&s, utc("2026-05-01T10:01:00Z"), Trigger::Schedule))
         .await;
     assert_eq!(second, Outcome::Skipped);
     gate.add_permits(1);
@@ -231,7 +231,7 @@ async fn overlap_queue_runs_one_waiting_slot_afterwards(db: &TestDb) {
     let s = spec("queued", 60, job.clone(), |s| s.overlap = Overlap::Queue);
     let spawn = |slot: &str| {
         let (r, s, slot) = (r.clone(), s.clone(), utc(slot));
-        tokio::spawn(async move { r.run(&s, slot, Trigger::Schedule, 0).await })
+        tokio::spawn(async move { r.run(Slot::new(&s, slot, Trigger::Schedule)).await })
     };
     let first = spawn("2026-05-01T10:00:00Z");
     wait_running(db, "queued", 1).await;
@@ -249,7 +249,7 @@ async fn overlap_queue_runs_one_waiting_slot_afterwards(db: &TestDb) {
     })
     .await;
     let third = r
-        .run(&s, utc("2026-05-01T10:02:00Z"), Trigger::Schedule, 0)
+        .run(Slot::new(&s, utc("2026-05-01T10:02:00Z"), Trigger::Schedule))
         .await;
     assert_eq!(third, Outcome::Skipped);
     assert_eq!(
@@ -284,7 +284,7 @@ async fn overlap_allow_runs_alongside(db: &TestDb) {
         .into_iter()
         .map(|slot| {
             let (r, s, slot) = (r.clone(), s.clone(), utc(slot));
-            tokio::spawn(async move { r.run(&s, slot, Trigger::Schedule, 0).await })
+            tokio::spawn(async move { r.run(Slot::new(&s, slot, Trigger::Schedule)).await })
         })
         .collect();
     wait_running(db, "parallel", 2).await;
@@ -306,7 +306,7 @@ async fn a_blocking_job_does_not_delay_others(db: &TestDb) {
             );
             let r = r.clone();
             tokio::spawn(async move {
-                r.run(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule, 0)
+                r.run(Slot::new(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule))
                     .await
             })
         })
@@ -319,7 +319,7 @@ async fn a_blocking_job_does_not_delay_others(db: &TestDb) {
         let started = Instant::now();
         let slot = utc("2026-05-01T10:00:00Z") + chrono::Duration::minutes(minute);
         assert_eq!(
-            status(&r.run(&quick, slot, Trigger::Schedule, 0).await),
+            status(&r.run(Slot::new(&quick, slot, Trigger::Schedule)).await),
             RunStatus::Success
         );
         assert!(
@@ -339,8 +339,8 @@ async fn a_panic_does_not_affect_other_runs(db: &TestDb) {
     let ok = spec("fine", 60, TestJob::new(Behaviour::Succeed), |_| {});
     let slot = utc("2026-05-01T10:00:00Z");
     let (a, b) = tokio::join!(
-        r.run(&boom, slot, Trigger::Schedule, 0),
-        r.run(&ok, slot, Trigger::Schedule, 0)
+        r.run(Slot::new(&boom, slot, Trigger::Schedule)),
+        r.run(Slot::new(&ok, slot, Trigger::Schedule))
     );
     assert_eq!(
         (status(&a), status(&b)),
@@ -348,12 +348,7 @@ async fn a_panic_does_not_affect_other_runs(db: &TestDb) {
     );
     // The same job keeps working after panicking.
     let again = r
-        .run(
-            &ok,
-            slot + chrono::Duration::minutes(1),
-            Trigger::Schedule,
-            0,
-        )
+        .run(Slot::new(&ok, slot + chrono::Duration::minutes(1), Trigger::Schedule))
         .await;
     assert_eq!(status(&again), RunStatus::Success);
 }
@@ -369,7 +364,7 @@ async fn interrupt_records_interrupted(db: &TestDb) {
     let task = {
         let (r, s) = (r.clone(), s.clone());
         tokio::spawn(async move {
-            r.run(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule, 0)
+            r.run(Slot::new(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule))
                 .await
         })
     };
@@ -413,8 +408,8 @@ async fn slots_spread_over_the_live_workers(db: &TestDb) {
     for i in 0..40 {
         let slot = utc("2026-05-01T10:00:00Z") + chrono::TimeDelta::minutes(i);
         let (a, b) = tokio::join!(
-            w1.run(&s, slot, Trigger::Schedule, 0),
-            w2.run(&s, slot, Trigger::Schedule, 0)
+            w1.run(Slot::new(&s, slot, Trigger::Schedule)),
+            w2.run(Slot::new(&s, slot, Trigger::Schedule))
         );
         let winner = match (&a, &b) {
             (Outcome::Ran(_), Outcome::Taken) => 0,
@@ -448,7 +443,7 @@ async fn overlap_holds_across_workers(db: &TestDb) {
         let first = {
             let (w1, s) = (w1.clone(), s.clone());
             tokio::spawn(async move {
-                w1.run(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule, 0)
+                w1.run(Slot::new(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule))
                     .await
             })
         };
@@ -456,7 +451,7 @@ async fn overlap_holds_across_workers(db: &TestDb) {
         let second = {
             let (w2, s) = (w2.clone(), s.clone());
             tokio::spawn(async move {
-                w2.run(&s, utc("2026-05-01T10:01:00Z"), Trigger::Schedule, 0)
+                w2.run(Slot::new(&s, utc("2026-05-01T10:01:00Z"), Trigger::Schedule))
                     .await
             })
         };

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use ops_worker::config::CatchUp;
+use ops_worker::schedule::CatchUp;
 use ops_worker::db::{NewRun, RunRecord, RunStatus, Trigger};
-use ops_worker::scheduler::{self, Schedule, Start};
+use ops_worker::schedule::Schedule;
+use ops_worker::scheduler::{self, Start};
 use ops_worker_jobs::{Clock, ManualClock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

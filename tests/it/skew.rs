@@ -95,8 +95,7 @@ async fn workers_with_clocks_seconds_apart_agree(db: &TestDb) {
             stop.clone(),
             Some(Reaper {
                 dead_after,
-                peers: r.peers().clone(),
-                pauses: r.pauses().clone(),
+                runner: r.clone(),
                 abandoned: abandoned_tx.clone(),
             }),
             None,

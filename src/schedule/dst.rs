@@ -340,7 +340,7 @@ fn transitions(
     let offset = |t: DateTime<Utc>| tz.offset_from_utc_datetime(&t.naive_utc()).fix();
     let step = TimeDelta::hours(1);
     let mut out = Vec::new();
-    let mut t = super::schedule::whole_second(from);
+    let mut t = super::whole_second(from);
     let mut before = offset(t);
     while t < to {
         let next = (t + step).min(to);
@@ -349,7 +349,7 @@ fn transitions(
             let (mut lo, mut hi) = (t, next);
             while hi - lo > TimeDelta::seconds(1) {
                 let mid = lo + (hi - lo) / 2;
-                let mid = super::schedule::whole_second(mid);
+                let mid = super::whole_second(mid);
                 if offset(mid) == before {
                     lo = mid;
                 } else {

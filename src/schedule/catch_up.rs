@@ -6,12 +6,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::CatchUp;
+use super::CatchUp;
 
 /// A slot whose lateness is within this is fired as on time. Quartz calls it
 /// the misfire threshold and uses the same default. Only the newest due slot
 /// can be on time; older ones are missed by definition.
 pub const MISFIRE_GRACE: Duration = Duration::from_secs(60);
+
+/// At most this many missed slots are run by `catch_up = "all"` after one
+/// wake; older ones are counted as missed.
+pub const MAX_CATCH_UP_RUNS: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FireKind {
