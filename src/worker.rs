@@ -125,9 +125,10 @@ impl Daemon {
         let metrics = match metrics_addr {
             Some(addr) => {
                 let stop = CancellationToken::new();
-                let handle = crate::telemetry::serve(addr, runner.telemetry().clone(), stop.clone())
-                    .await
-                    .with_context(|| format!("cannot serve metrics on METRICS_ADDR={addr}"))?;
+                let handle =
+                    crate::telemetry::serve(addr, runner.telemetry().clone(), stop.clone())
+                        .await
+                        .with_context(|| format!("cannot serve metrics on METRICS_ADDR={addr}"))?;
                 Some(Task { stop, handle })
             }
             None => None,

@@ -382,8 +382,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 if outcome != Outcome::Taken {
                     break;
                 }
-                let next_second = crate::schedule::whole_second(clock.now())
-                    + chrono::TimeDelta::seconds(1);
+                let next_second =
+                    crate::schedule::whole_second(clock.now()) + chrono::TimeDelta::seconds(1);
                 clock.sleep_until(next_second).await;
                 outcome = runner
                     .run(Slot::new(&spec, next_second, Trigger::Manual))

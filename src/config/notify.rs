@@ -25,7 +25,8 @@ use ops_worker_jobs::reqwest::Url;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::{valid_job_name, Cx, Section, Span};
+use super::cx::{valid_job_name, Cx, Span};
+use super::Section;
 
 /// A target's `timeout` when it sets none.
 pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -22,7 +22,8 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::{key_at, span_of_entries, toml_message, valid_job_name, Cx, Section, Span};
+use super::cx::{key_at, span_of_entries, toml_message, valid_job_name, Cx, Span};
+use super::Section;
 
 /// One `[people.NAME]`: a person escalation can page.
 #[derive(Debug, Clone, PartialEq, Eq)]

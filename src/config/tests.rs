@@ -1,4 +1,5 @@
 use super::*;
+use crate::schedule::{CatchUp, Overlap, Schedule};
 
 fn env(name: &str) -> Option<String> {
     match name {

@@ -29,6 +29,7 @@ mod reports;
 mod run_store;
 mod runs;
 pub mod schema;
+mod text_enum;
 mod workers;
 
 pub use notifications::{
@@ -38,8 +39,8 @@ pub use ops_worker_jobs::store::NotificationEvent;
 pub use pauses::Pause;
 pub use runs::{
     AbandonedRun, ExclusiveClaim, Finish, JobSummary, NewRun, RunRecord, RunStatus, Trigger,
-    UnknownValue,
 };
+pub use text_enum::UnknownValue;
 pub use workers::Worker;
 
 use std::error::Error as StdError;

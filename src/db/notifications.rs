@@ -13,10 +13,9 @@
 //!
 //! This file decides nothing about when to retry or what to send; the sender
 //! (`src/notify`) does. Timestamps are stored as UTC truncated to
-//! microseconds, as in `runs.rs`.
+//! microseconds, as in `runs/`.
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -30,13 +29,12 @@ use diesel::{ExpressionMethods, Insertable, QueryDsl, QueryResult, Queryable, Se
 use diesel::{SelectableHelper, SqliteConnection};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::AsyncPgConnection;
+use ops_worker_jobs::store::{NotificationEvent, StoreError};
 use serde::Serialize;
 
-use ops_worker_jobs::store::{NotificationEvent, StoreError};
-
-use super::runs::text_enum;
 use super::schema::notifications;
-use super::{micros, with_conn, Db, DbError, UnknownValue};
+use super::text_enum::text_enum;
+use super::{micros, with_conn, Db, DbError};
 
 /// What a notification announces, as the `event` column stores it: the
 /// jobs crate's [`NotificationEvent`] in a local type, so that Diesel's

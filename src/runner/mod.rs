@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{field, Instrument};
 
 use crate::config::JobSpec;
-use crate::schedule::Overlap;
 use crate::db::{Finish, NewRun, RunStatus, Trigger};
+use crate::schedule::Overlap;
 use crate::telemetry::Telemetry;
 pub use pauses::Pauses;
 pub use peers::Peers;
@@ -315,42 +315,46 @@ impl Runner {
             }
         }
         let guard = self.guard(job);
-        let _permit =
-            match slot.job.overlap {
-                Overlap::Allow => None,
-                Overlap::Skip => match guard.running.try_acquire() {
-                    Ok(p) => Some(p),
-                    Err(_) => {
-                        return self
-                            .skip(&slot, "the previous run is still going (overlap = \"skip\")",
-                            )
-                            .await
-                    }
-                },
-                Overlap::Queue => match guard.running.try_acquire() {
-                    Ok(p) => Some(p),
-                    Err(_) if guard.waiting.swap(true, Ordering::AcqRel) => return self
-                        .skip(&slot, "a run is going and another slot already waits (overlap = \"queue\")",
+        let _permit = match slot.job.overlap {
+            Overlap::Allow => None,
+            Overlap::Skip => match guard.running.try_acquire() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    return self
+                        .skip(
+                            &slot,
+                            "the previous run is still going (overlap = \"skip\")",
                         )
-                        .await,
-                    Err(_) => {
-                        let permit = tokio::select! {
-                            p = guard.running.acquire() => p.ok(),
-                            _ = self.stopping.cancelled() => None,
-                        };
-                        guard.waiting.store(false, Ordering::Release);
-                        match permit {
-                            Some(p) => Some(p),
-                            None => {
-                                return self
-                                    .skip(&slot, "the worker stopped before the queued slot could run",
-                                    )
-                                    .await
-                            }
+                        .await
+                }
+            },
+            Overlap::Queue => match guard.running.try_acquire() {
+                Ok(p) => Some(p),
+                Err(_) if guard.waiting.swap(true, Ordering::AcqRel) => {
+                    return self
+                        .skip(
+                            &slot,
+                            "a run is going and another slot already waits (overlap = \"queue\")",
+                        )
+                        .await
+                }
+                Err(_) => {
+                    let permit = tokio::select! {
+                        p = guard.running.acquire() => p.ok(),
+                        _ = self.stopping.cancelled() => None,
+                    };
+                    guard.waiting.store(false, Ordering::Release);
+                    match permit {
+                        Some(p) => Some(p),
+                        None => {
+                            return self
+                                .skip(&slot, "the worker stopped before the queued slot could run")
+                                .await
                         }
                     }
-                },
-            };
+                }
+            },
+        };
         self.attempts(slot).await
     }
 

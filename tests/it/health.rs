@@ -122,7 +122,10 @@ async fn a_health_run_records_every_target(db: &TestDb) {
     );
     let spec = spec_from_toml("health", &toml);
     let r = runner(db.db(), Arc::new(SystemClock) as Arc<dyn Clock>, "w1");
-    let Outcome::Ran(report) = r.run(Slot::new(&spec, SystemClock.now(), Trigger::Schedule)).await else {
+    let Outcome::Ran(report) = r
+        .run(Slot::new(&spec, SystemClock.now(), Trigger::Schedule))
+        .await
+    else {
         panic!()
     };
     assert_eq!(
@@ -155,7 +158,10 @@ async fn a_health_run_fails_when_it_cannot_record(db: &TestDb) {
     let spec = spec_from_toml("health", &toml);
     let r = runner(db.db(), Arc::new(SystemClock) as Arc<dyn Clock>, "w1");
     let outage = db.outage().await;
-    let Outcome::Ran(report) = r.run(Slot::new(&spec, SystemClock.now(), Trigger::Schedule)).await else {
+    let Outcome::Ran(report) = r
+        .run(Slot::new(&spec, SystemClock.now(), Trigger::Schedule))
+        .await
+    else {
         panic!()
     };
     outage.end().await;

@@ -23,7 +23,11 @@ async fn jobs_run_during_an_outage_and_are_recorded_after(db: &TestDb) {
     let outage = db.outage().await;
 
     let outcome = r
-        .run(Slot::new(&s, utc("2026-07-01T00:00:00Z"), Trigger::Schedule))
+        .run(Slot::new(
+            &s,
+            utc("2026-07-01T00:00:00Z"),
+            Trigger::Schedule,
+        ))
         .await;
     let Outcome::Ran(report) = outcome else {
         panic!("{outcome:?}")
@@ -99,8 +103,12 @@ async fn a_finish_that_fails_is_written_later(db: &TestDb) {
     let task = {
         let (r, s) = (r.clone(), s.clone());
         tokio::spawn(async move {
-            r.run(Slot::new(&s, utc("2026-07-01T00:00:00Z"), Trigger::Schedule))
-                .await
+            r.run(Slot::new(
+                &s,
+                utc("2026-07-01T00:00:00Z"),
+                Trigger::Schedule,
+            ))
+            .await
         })
     };
     eventually(Duration::from_secs(10), "the run is claimed", || async {

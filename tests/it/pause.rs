@@ -121,7 +121,10 @@ async fn a_paused_slot_is_not_run_or_recorded_but_a_manual_run_is(t: &TestDb) {
     r.pauses().set(t.db().pauses().await.unwrap(), now);
     let later = slot + TimeDelta::seconds(1);
     for trigger in [Trigger::Schedule, Trigger::CatchUp] {
-        assert_eq!(r.run(Slot::new(&s, later, trigger).with_missed(3)).await, Outcome::Paused);
+        assert_eq!(
+            r.run(Slot::new(&s, later, trigger).with_missed(3)).await,
+            Outcome::Paused
+        );
     }
     assert_eq!(
         r.run(Slot::after_abandoned(&s, later, 1)).await,

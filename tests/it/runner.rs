@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ops_worker::schedule::Overlap;
 use ops_worker::db::{RunRecord, RunStatus, Trigger};
 use ops_worker::runner::{Outcome, Slot};
+use ops_worker::schedule::Overlap;
 use ops_worker_jobs::{Clock, SystemClock};
 use tokio::sync::Semaphore;
 
@@ -39,7 +39,8 @@ async fn outcomes_are_recorded(db: &TestDb) {
         ("boom", Behaviour::Panic),
     ] {
         let s = spec(name, 60, TestJob::new(b), |_| {});
-        r.run(Slot::new(&s, slot, Trigger::Schedule).with_missed(3)).await;
+        r.run(Slot::new(&s, slot, Trigger::Schedule).with_missed(3))
+            .await;
     }
     let ok = &runs_of(db, "ok").await[0];
     assert_eq!(
@@ -72,7 +73,11 @@ async fn timeout_cancels_the_job_and_records_timeout(db: &TestDb) {
     });
     let started = Instant::now();
     let o = r
-        .run(Slot::new(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule))
+        .run(Slot::new(
+            &s,
+            utc("2026-05-01T10:00:00Z"),
+            Trigger::Schedule,
+        ))
         .await;
     assert_eq!(status(&o), RunStatus::Timeout);
     assert!(
@@ -99,7 +104,11 @@ async fn timeout_kills_the_command_process_group(db: &TestDb) {
     let s = spec_from_toml("hang", &toml);
     let r = runner(db.db(), clock(), "w1");
     let o = r
-        .run(Slot::new(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule))
+        .run(Slot::new(
+            &s,
+            utc("2026-05-01T10:00:00Z"),
+            Trigger::Schedule,
+        ))
         .await;
     assert_eq!(status(&o), RunStatus::Timeout);
     let pid: i32 = std::fs::read_to_string(&pidfile)
@@ -199,13 +208,21 @@ async fn overlap_skip_records_a_skipped_row(db: &TestDb) {
     let first = {
         let (r, s) = (r.clone(), s.clone());
         tokio::spawn(async move {
-            r.run(Slot::new(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule))
-                .await
+            r.run(Slot::new(
+                &s,
+                utc("2026-05-01T10:00:00Z"),
+                Trigger::Schedule,
+            ))
+            .await
         })
     };
     wait_running(db, "long", 1).await;
     let second = r
-        .run(Slot::new(&s, utc("2026-05-01T10:01:00Z"), Trigger::Schedule))
+        .run(Slot::new(
+            &s,
+            utc("2026-05-01T10:01:00Z"),
+            Trigger::Schedule,
+        ))
         .await;
     assert_eq!(second, Outcome::Skipped);
     gate.add_permits(1);
@@ -249,7 +266,11 @@ async fn overlap_queue_runs_one_waiting_slot_afterwards(db: &TestDb) {
     })
     .await;
     let third = r
-        .run(Slot::new(&s, utc("2026-05-01T10:02:00Z"), Trigger::Schedule))
+        .run(Slot::new(
+            &s,
+            utc("2026-05-01T10:02:00Z"),
+            Trigger::Schedule,
+        ))
         .await;
     assert_eq!(third, Outcome::Skipped);
     assert_eq!(
@@ -306,8 +327,12 @@ async fn a_blocking_job_does_not_delay_others(db: &TestDb) {
             );
             let r = r.clone();
             tokio::spawn(async move {
-                r.run(Slot::new(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule))
-                    .await
+                r.run(Slot::new(
+                    &s,
+                    utc("2026-05-01T10:00:00Z"),
+                    Trigger::Schedule,
+                ))
+                .await
             })
         })
         .collect();
@@ -348,7 +373,11 @@ async fn a_panic_does_not_affect_other_runs(db: &TestDb) {
     );
     // The same job keeps working after panicking.
     let again = r
-        .run(Slot::new(&ok, slot + chrono::Duration::minutes(1), Trigger::Schedule))
+        .run(Slot::new(
+            &ok,
+            slot + chrono::Duration::minutes(1),
+            Trigger::Schedule,
+        ))
         .await;
     assert_eq!(status(&again), RunStatus::Success);
 }
@@ -364,8 +393,12 @@ async fn interrupt_records_interrupted(db: &TestDb) {
     let task = {
         let (r, s) = (r.clone(), s.clone());
         tokio::spawn(async move {
-            r.run(Slot::new(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule))
-                .await
+            r.run(Slot::new(
+                &s,
+                utc("2026-05-01T10:00:00Z"),
+                Trigger::Schedule,
+            ))
+            .await
         })
     };
     wait_running(db, "endless", 1).await;
@@ -443,16 +476,24 @@ async fn overlap_holds_across_workers(db: &TestDb) {
         let first = {
             let (w1, s) = (w1.clone(), s.clone());
             tokio::spawn(async move {
-                w1.run(Slot::new(&s, utc("2026-05-01T10:00:00Z"), Trigger::Schedule))
-                    .await
+                w1.run(Slot::new(
+                    &s,
+                    utc("2026-05-01T10:00:00Z"),
+                    Trigger::Schedule,
+                ))
+                .await
             })
         };
         wait_running(db, name, 1).await;
         let second = {
             let (w2, s) = (w2.clone(), s.clone());
             tokio::spawn(async move {
-                w2.run(Slot::new(&s, utc("2026-05-01T10:01:00Z"), Trigger::Schedule))
-                    .await
+                w2.run(Slot::new(
+                    &s,
+                    utc("2026-05-01T10:01:00Z"),
+                    Trigger::Schedule,
+                ))
+                .await
             })
         };
         if overlap == Overlap::Skip {

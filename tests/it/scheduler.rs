@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use ops_worker::schedule::CatchUp;
 use ops_worker::db::{NewRun, RunRecord, RunStatus, Trigger};
+use ops_worker::schedule::CatchUp;
 use ops_worker::schedule::Schedule;
 use ops_worker::scheduler::{self, Start};
 use ops_worker_jobs::{Clock, ManualClock};

@@ -1,0 +1,219 @@
+//! The reads of `job_runs` the scheduler and the CLI need: each job's last
+//! slot (the anchor of its grid), its latest state, the job names, and the
+//! history. The per-job reads hop along the job indexes with a recursive
+//! CTE, which the DSL cannot express, so they are portable SQL text.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::sql_types::{Nullable, Text, Timestamp};
+use diesel::{
+    ExpressionMethods, QueryDsl, Queryable, QueryableByName, Selectable, SelectableHelper,
+};
+
+use super::{JobSummary, RunRecord, RunStatus, Trigger};
+use crate::db::schema::job_runs;
+use crate::db::{with_conn, Db, DbError};
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = job_runs)]
+struct Row {
+    id: i64,
+    job_name: String,
+    kind: String,
+    scheduled_for: NaiveDateTime,
+    trigger: Trigger,
+    attempt: i32,
+    worker_id: String,
+    started_at: NaiveDateTime,
+    finished_at: Option<NaiveDateTime>,
+    status: RunStatus,
+    error: Option<String>,
+    output: Option<String>,
+    duration_ms: Option<i64>,
+    missed: i32,
+    jitter_ms: Option<i64>,
+}
+
+impl From<Row> for RunRecord {
+    fn from(r: Row) -> Self {
+        RunRecord {
+            id: r.id,
+            job_name: r.job_name,
+            kind: r.kind,
+            scheduled_for: r.scheduled_for.and_utc(),
+            trigger: r.trigger,
+            attempt: r.attempt,
+            worker_id: r.worker_id,
+            started_at: r.started_at.and_utc(),
+            finished_at: r.finished_at.map(|t| t.and_utc()),
+            status: r.status,
+            error: r.error,
+            output: r.output,
+            duration_ms: r.duration_ms,
+            missed: r.missed,
+            jitter_ms: r.jitter_ms,
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct SummaryRow {
+    #[diesel(sql_type = Text)]
+    job_name: String,
+    #[diesel(sql_type = Text)]
+    status: RunStatus,
+    #[diesel(sql_type = Timestamp)]
+    scheduled_for: NaiveDateTime,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    finished_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    last_success_at: Option<NaiveDateTime>,
+}
+
+/// The distinct job names, found by hopping along the `(job_name, ...)`
+/// indexes ("loose index scan"): one probe per job instead of a pass over
+/// the whole history. Portable: both backends run `WITH RECURSIVE`. The last
+/// row is NULL, so users filter `job_name IS NOT NULL`.
+macro_rules! jobs_cte {
+    () => {
+        "\
+WITH RECURSIVE jobs (job_name) AS (
+    SELECT MIN(job_name) FROM job_runs
+    UNION ALL
+    SELECT (SELECT r.job_name FROM job_runs r
+            WHERE r.job_name > jobs.job_name
+            ORDER BY r.job_name LIMIT 1)
+    FROM jobs
+    WHERE jobs.job_name IS NOT NULL
+)"
+    };
+}
+
+/// Per job, the newest slot run by the schedule or catch-up: one probe of
+/// `job_runs_job_newest` per job, which stops at the first such row.
+const LAST_SLOTS_SQL: &str = concat!(
+    jobs_cte!(),
+    "
+SELECT jobs.job_name,
+       (SELECT r.scheduled_for FROM job_runs r
+        WHERE r.job_name = jobs.job_name AND r.\"trigger\" IN ('schedule', 'catch_up')
+        ORDER BY r.scheduled_for DESC LIMIT 1) AS last_slot
+FROM jobs
+WHERE jobs.job_name IS NOT NULL"
+);
+
+/// Per job, its newest run and its newest success, in one statement: one
+/// probe of `job_runs_job_newest` and one of the partial
+/// `job_runs_job_last_success` per job. 'success' is a literal so
+/// PostgreSQL can match that partial index.
+const JOB_SUMMARIES_SQL: &str = concat!(
+    jobs_cte!(),
+    ",
+latest (job_name, latest_id, last_success_at) AS (
+    SELECT jobs.job_name,
+           (SELECT r.id FROM job_runs r
+            WHERE r.job_name = jobs.job_name
+            ORDER BY r.scheduled_for DESC, r.id DESC LIMIT 1),
+           (SELECT r.finished_at FROM job_runs r
+            WHERE r.job_name = jobs.job_name AND r.status = 'success'
+            ORDER BY r.scheduled_for DESC, r.id DESC LIMIT 1)
+    FROM jobs
+    WHERE jobs.job_name IS NOT NULL
+)
+SELECT latest.job_name, r.status, r.scheduled_for, r.finished_at, latest.last_success_at
+FROM latest
+JOIN job_runs r ON r.id = latest.latest_id"
+);
+
+/// Every job name in `job_runs`.
+const JOB_NAMES_SQL: &str = concat!(
+    jobs_cte!(),
+    "
+SELECT job_name FROM jobs WHERE job_name IS NOT NULL"
+);
+
+#[derive(QueryableByName)]
+struct LastSlotRow {
+    #[diesel(sql_type = Text)]
+    job_name: String,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    last_slot: Option<NaiveDateTime>,
+}
+
+impl Db {
+    /// The latest `scheduled_for` per job among runs triggered by the
+    /// schedule or by catch-up (any status): the anchor of each job's slot
+    /// grid. Manual runs and retries do not move it. One statement.
+    pub async fn last_slots(&self) -> Result<HashMap<String, DateTime<Utc>>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let rows: Vec<LastSlotRow> = with_conn!(self, |conn| {
+            diesel::sql_query(LAST_SLOTS_SQL).load(conn).await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| Some((r.job_name, r.last_slot?.and_utc())))
+            .collect())
+    }
+
+    /// Per job that has runs, sorted by name: its newest run (by
+    /// `scheduled_for`, then id) and the `finished_at` of its newest success.
+    /// One statement.
+    pub async fn job_summaries(&self) -> Result<Vec<JobSummary>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let rows: Vec<SummaryRow> = with_conn!(self, |conn| {
+            diesel::sql_query(JOB_SUMMARIES_SQL).load(conn).await?
+        });
+        let mut summaries: Vec<JobSummary> = rows
+            .into_iter()
+            .map(|r| JobSummary {
+                job_name: r.job_name,
+                last_status: Some(r.status),
+                last_scheduled_for: Some(r.scheduled_for.and_utc()),
+                last_finished_at: r.finished_at.map(|t| t.and_utc()),
+                last_success_at: r.last_success_at.map(|t| t.and_utc()),
+            })
+            .collect();
+        // In Rust, not SQL: PostgreSQL would sort by its locale's collation,
+        // SQLite bytewise, and the two backends should agree.
+        summaries.sort_by(|a, b| a.job_name.cmp(&b.job_name));
+        Ok(summaries)
+    }
+
+    /// The name of every job with rows in `job_runs`, sorted. One index
+    /// probe per job.
+    pub async fn run_job_names(&self) -> Result<Vec<String>, DbError> {
+        use diesel_async::RunQueryDsl;
+        #[derive(QueryableByName)]
+        struct Name {
+            #[diesel(sql_type = Text)]
+            job_name: String,
+        }
+        let rows: Vec<Name> = with_conn!(self, |conn| {
+            diesel::sql_query(JOB_NAMES_SQL).load(conn).await?
+        });
+        let mut names: Vec<String> = rows.into_iter().map(|r| r.job_name).collect();
+        // In Rust, as in `job_summaries`: the backends collate differently.
+        names.sort();
+        Ok(names)
+    }
+
+    /// Runs newest first (`scheduled_for` DESC, then id DESC), of one job or
+    /// all, at most `limit` (a negative limit counts as 0).
+    pub async fn history(&self, job: Option<&str>, limit: i64) -> Result<Vec<RunRecord>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let limit = limit.max(0);
+        let rows: Vec<Row> = with_conn!(self, |conn| {
+            let mut query = job_runs::table
+                .select(Row::as_select())
+                .order((job_runs::scheduled_for.desc(), job_runs::id.desc()))
+                .limit(limit)
+                .into_boxed();
+            if let Some(job) = job {
+                query = query.filter(job_runs::job_name.eq(job));
+            }
+            query.load(conn).await?
+        });
+        Ok(rows.into_iter().map(RunRecord::from).collect())
+    }
+}
