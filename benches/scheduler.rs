@@ -203,7 +203,7 @@ fn settings() -> anyhow::Result<Settings> {
 /// The daemon's logging (`ops-worker run`: text, `info` unless RUST_LOG).
 fn init_logging() -> anyhow::Result<&'static str> {
     let mode = std::env::var("BENCH_LOG").unwrap_or_else(|_| "null".to_string());
-    let (filter, _) = ops_worker::log_filter("info");
+    let (filter, _) = ops_worker::cli::log_filter("info");
     let logs = tracing_subscriber::fmt::layer().with_ansi(false);
     let registry = tracing_subscriber::registry().with(filter);
     match mode.as_str() {

@@ -24,7 +24,7 @@ pub extern "C" fn pow(x: f64, y: f64) -> f64 {
 fn main() -> std::process::ExitCode {
     ops_worker::memory::limit_arenas();
     let cli = Cli::parse();
-    let (filter, bad_filter) = ops_worker::log_filter(cli.command.default_log_level());
+    let (filter, bad_filter) = ops_worker::cli::log_filter(cli.command.default_log_level());
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
@@ -56,7 +56,7 @@ fn main() -> std::process::ExitCode {
             for line in ops_worker::error_chain(e.as_ref()).lines() {
                 eprintln!("error: {line}");
             }
-            ops_worker::exit_code_for(&e)
+            ops_worker::cli::exit_code_for(&e)
         }
     };
     std::process::ExitCode::from(code as u8)

@@ -2,6 +2,8 @@
 //! same config, runner and storage the daemon uses, print results. Errors go
 //! back to `main`, which prints them once and picks the exit code.
 
+mod exit;
+mod logs;
 mod oncall;
 mod show;
 
@@ -16,7 +18,8 @@ use ops_worker_jobs::{Clock, SystemClock};
 use crate::config::{Config, JobSpec};
 use crate::db::{DatabaseUrl, Db, Trigger};
 use crate::runner::{Outcome, Recorder, Runner, Slot};
-use crate::{ExitCode, UsageError};
+pub use exit::{exit_code_for, ExitCode, UsageError};
+pub use logs::log_filter;
 
 #[derive(Debug, Parser)]
 #[command(

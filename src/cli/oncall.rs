@@ -5,8 +5,8 @@ use chrono::{DateTime, NaiveDateTime, TimeDelta, TimeZone, Utc};
 use ops_worker_jobs::oncall::{OnCallSchedule, Shift};
 use ops_worker_jobs::tz::Tz;
 
+use super::UsageError;
 use crate::config::Config;
-use crate::UsageError;
 
 /// How far `who` looks around the instant for the whole shift it is in.
 const SHIFT_SEARCH: TimeDelta = TimeDelta::days(62);

@@ -2,12 +2,12 @@
 
 use chrono::{DateTime, Utc};
 
+use super::ExitCode;
 use crate::config::{Config, JobSpec};
 use crate::db::{Db, Pause, RunRecord};
 use crate::runner::Outcome;
 use crate::schedule::{dst, Schedule};
 use crate::scheduler::Start;
-use crate::ExitCode;
 
 fn ts(t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(
