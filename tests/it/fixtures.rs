@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use ops_worker::config::{CatchUp, Config, JobSpec, Overlap, Retention};
 use ops_worker::runner::{Recorder, Runner};
 use ops_worker::scheduler::Schedule;
-use ops_worker_jobs::{Clock, Job, JobContext, JobError, JobOutput};
-use tokio::sync::Semaphore;
+use ops_worker_jobs::{Clock, Job, JobContext, JobError, JobOutput, ManualClock};
+use tokio::sync::{watch, Semaphore};
 
 /// An HTTP server on 127.0.0.1 answering every request with `status`,
 /// `content_type` and `body`, one connection per request.
@@ -199,6 +199,86 @@ pub fn runner(db: &ops_worker::db::Db, clock: Arc<dyn Clock>, worker: &str) -> A
         clock,
         worker.to_string(),
     ))
+}
+
+/// How long [`TestClock::asleep_until`] waits for a task to reach its sleep.
+const ASLEEP_WITHIN: Duration = Duration::from_secs(10);
+
+/// A [`ManualClock`] that also knows which sleeps are under way and until
+/// when, so a test can wait until a task has reached a wait (and so has done
+/// everything it does before it) instead of sleeping for a while and hoping
+/// it has. A sleep whose deadline has already passed ends at once and may
+/// never be seen.
+pub struct TestClock {
+    clock: ManualClock,
+    /// The deadline of every sleep under way, in the order they began.
+    sleeping: watch::Sender<Vec<DateTime<Utc>>>,
+}
+
+impl TestClock {
+    pub fn new(start: DateTime<Utc>) -> Arc<TestClock> {
+        Arc::new(TestClock {
+            clock: ManualClock::new(start),
+            sleeping: watch::Sender::new(Vec::new()),
+        })
+    }
+
+    pub fn set(&self, t: DateTime<Utc>) {
+        self.clock.set(t);
+    }
+
+    pub fn advance(&self, by: chrono::TimeDelta) {
+        self.clock.advance(by);
+    }
+
+    /// Waits until at least `n` sleeps until exactly `deadline` are under
+    /// way; fails the test, naming the sleeps there are, after 10 s.
+    pub async fn asleep_until(&self, deadline: DateTime<Utc>, n: usize) {
+        let mut sleeping = self.sleeping.subscribe();
+        let reached = tokio::time::timeout(
+            ASLEEP_WITHIN,
+            sleeping.wait_for(|s| s.iter().filter(|d| **d == deadline).count() >= n),
+        )
+        .await;
+        if reached.is_err() {
+            panic!(
+                "timed out waiting for {n} sleep(s) until {deadline}; sleeping until: {:?}",
+                self.sleeping.borrow()
+            );
+        }
+    }
+}
+
+/// Takes a sleep off [`TestClock`]'s list when it ends or is dropped.
+struct Asleep<'a> {
+    sleeping: &'a watch::Sender<Vec<DateTime<Utc>>>,
+    deadline: DateTime<Utc>,
+}
+
+impl Drop for Asleep<'_> {
+    fn drop(&mut self) {
+        self.sleeping.send_modify(|s| {
+            if let Some(i) = s.iter().position(|d| *d == self.deadline) {
+                s.remove(i);
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    async fn sleep_until(&self, deadline: DateTime<Utc>) {
+        self.sleeping.send_modify(|s| s.push(deadline));
+        let _asleep = Asleep {
+            sleeping: &self.sleeping,
+            deadline,
+        };
+        self.clock.sleep_until(deadline).await;
+    }
 }
 
 /// Polls `check` until it holds or `limit` passes. For effects of background
