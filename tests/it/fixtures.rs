@@ -243,7 +243,7 @@ impl TestClock {
         if reached.is_err() {
             panic!(
                 "timed out waiting for {n} sleep(s) until {deadline}; sleeping until: {:?}",
-                self.sleeping.borrow()
+                *self.sleeping.borrow()
             );
         }
     }
