@@ -12,12 +12,12 @@ use chrono::{TimeDelta, Utc};
 use ops_worker::db::{RunRecord, RunStatus, Trigger};
 use ops_worker::runner::Outcome;
 use ops_worker::scheduler::{self, Start};
-use ops_worker_jobs::{Clock, ManualClock, SystemClock};
+use ops_worker_jobs::{Clock, SystemClock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::{daemon, exit_within, sigterm, with_db};
-use crate::fixtures::{eventually, runner, spec, utc, Behaviour, TestJob};
+use crate::fixtures::{eventually, runner, spec, utc, Behaviour, TestClock, TestJob};
 use crate::helpers::TestDb;
 use crate::scheduler::history_at;
 
@@ -153,7 +153,7 @@ async fn slots_in_an_ended_pause_are_neither_caught_up_nor_missed(t: &TestDb) {
     use ops_worker::config::CatchUp;
     let t0 = utc("2026-06-01T12:00:00Z");
     let now = t0 + TimeDelta::seconds(5);
-    let clock = Arc::new(ManualClock::new(now));
+    let clock = TestClock::new(now);
     let r = runner(t.db(), clock.clone() as Arc<dyn Clock>, "w1");
     // Each job's last run was at -60 s; it was paused from -55 s to -15 s.
     for job in ["latest", "all"] {
@@ -197,17 +197,14 @@ async fn slots_in_an_ended_pause_are_neither_caught_up_nor_missed(t: &TestDb) {
             .skip(1)
             .collect::<Vec<_>>()
     };
-    eventually(
-        Duration::from_secs(10),
-        "the runs after the wake",
-        || async { !finished("latest").await.is_empty() && finished("all").await.len() >= 2 },
-    )
-    .await;
-    // Let anything else the wake planned be recorded too.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both loops have handed the wake's runs over once they sleep until
+    // the next slot; the tracker then holds every run the wake planned.
+    clock.asleep_until(t0 + TimeDelta::seconds(10), 2).await;
     stop.cancel();
     tracker.close();
-    tracker.wait().await;
+    tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+        .await
+        .expect("the wake's runs end");
     // -50 .. -20 lay in the pause: not run, not missed; -10 is missed.
     assert_eq!(finished("latest").await, vec![(t0, Trigger::Schedule, 1)]);
     assert_eq!(
