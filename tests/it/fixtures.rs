@@ -15,33 +15,6 @@ use ops_worker::scheduler::Schedule;
 use ops_worker_jobs::{Clock, Job, JobContext, JobError, JobOutput, ManualClock};
 use tokio::sync::{watch, Semaphore};
 
-/// An HTTP server on 127.0.0.1 answering every request with `status`,
-/// `content_type` and `body`, one connection per request.
-pub async fn serve(
-    status: u16,
-    content_type: &'static str,
-    body: &'static str,
-) -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = sock.read(&mut buf).await;
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(body.as_bytes()).await;
-            });
-        }
-    });
-    addr
-}
-
 /// A run to record as if it had happened: `job`'s run for `slot`, started
 /// `late_ms` after it, taking `duration_ms`; with status `Running`, one
 /// still going.
