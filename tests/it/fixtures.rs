@@ -1,5 +1,7 @@
 //! Test jobs and job specs for runner, scheduler and worker tests: jobs that
-//! succeed, fail, panic, block, or wait for a gate the test opens.
+//! succeed, fail, panic, block, or wait for a gate the test opens; runs
+//! recorded as if they had happened; a manual clock that shows its sleepers;
+//! and a bounded wait for an effect of a background task.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -15,9 +17,10 @@ use ops_worker::scheduler::Schedule;
 use ops_worker_jobs::{Clock, Job, JobContext, JobError, JobOutput, ManualClock};
 use tokio::sync::{watch, Semaphore};
 
-/// A run to record as if it had happened: `job`'s run for `slot`, started
-/// `late_ms` after it, taking `duration_ms`; with status `Running`, one
-/// still going.
+/// A run to record as if it had happened: `job`'s first attempt at `slot`
+/// (kind `command`, worker `w`), started `late_ms` after it, taking
+/// `duration_ms`; with status `Running`, one still going (claimed, not
+/// finished).
 pub struct PastRun {
     pub job: &'static str,
     pub slot: DateTime<Utc>,
@@ -129,9 +132,12 @@ impl Job for TestJob {
     }
 }
 
-/// A spec around `job` running every `every_secs`, with the defaults of
-/// schedules.toml; `tweak` changes policies.
-pub fn spec(
+/// A spec around `job` running every `every_secs`, with schedules.toml's
+/// defaults but for three: a fixed 30 s `timeout` (the default is the
+/// interval, at most 10 min), a 10 ms `retry_backoff` (5 s), so retries do
+/// not slow the tests, and `retry_abandoned = false` (true but for
+/// `command`). `tweak` changes any of them.
+pub fn fast_retry_spec(
     name: &str,
     every_secs: u64,
     job: Arc<dyn Job>,
@@ -166,6 +172,8 @@ pub fn spec_from_toml(name: &str, toml: &str) -> Arc<JobSpec> {
     config.job(name).unwrap().clone()
 }
 
+/// The production runner (and recorder) on `db`, with `clock`, as worker
+/// `worker`.
 pub fn runner(db: &ops_worker::db::Db, clock: Arc<dyn Clock>, worker: &str) -> Arc<Runner> {
     Arc::new(Runner::new(
         Arc::new(Recorder::new(db.clone())),

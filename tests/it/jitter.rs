@@ -15,13 +15,13 @@ use ops_worker_jobs::{Clock, ManualClock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::fixtures::{eventually, runner, spec, utc, Behaviour, TestClock, TestJob};
+use crate::fixtures::{eventually, fast_retry_spec, runner, utc, Behaviour, TestClock, TestJob};
 use crate::helpers::TestDb;
 
 const JITTER: Duration = Duration::from_secs(30);
 
 fn jittered(name: &str, job: Arc<TestJob>) -> Arc<JobSpec> {
-    spec(name, 60, job, |s| s.jitter = JITTER)
+    fast_retry_spec(name, 60, job, |s| s.jitter = JITTER)
 }
 
 /// What the pure function gives `slot` of `job`, as an offset.
@@ -115,7 +115,7 @@ async fn a_slot_caught_up_after_its_jittered_start_runs_at_once(db: &TestDb) {
     let job = TestJob::new(Behaviour::Succeed);
     let (stop, runs) = (CancellationToken::new(), TaskTracker::new());
     scheduler::arm(
-        spec("late", 300, job.clone(), |s| s.jitter = JITTER),
+        fast_retry_spec("late", 300, job.clone(), |s| s.jitter = JITTER),
         r,
         Start {
             last_slot: Some(t0),
@@ -212,7 +212,7 @@ async fn manual_runs_and_retries_do_not_wait(db: &TestDb) {
     let r = runner(db.db(), clock.clone() as Arc<dyn Clock>, "w1");
     // Each fails once, then succeeds on its retry.
     let failing_once = |name: &str| {
-        spec(name, 60, TestJob::new(Behaviour::FailTimes(1)), |s| {
+        fast_retry_spec(name, 60, TestJob::new(Behaviour::FailTimes(1)), |s| {
             s.jitter = JITTER;
             s.retries = 1;
         })

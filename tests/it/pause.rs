@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::{daemon, exit_within, sigterm, with_db};
-use crate::fixtures::{eventually, runner, spec, utc, Behaviour, TestClock, TestJob};
+use crate::fixtures::{eventually, fast_retry_spec, runner, utc, Behaviour, TestClock, TestJob};
 use crate::helpers::TestDb;
 use crate::scheduler::history_at;
 
@@ -94,7 +94,7 @@ async fn a_paused_slot_is_not_run_or_recorded_but_a_manual_run_is(t: &TestDb) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let r = runner(t.db(), clock.clone(), "w1");
     let job = TestJob::new(Behaviour::Succeed);
-    let s = spec("tick", 1, job.clone(), |_| {});
+    let s = fast_retry_spec("tick", 1, job.clone(), |_| {});
     let now = clock.now();
     let slot = ops_worker::scheduler::schedule::whole_second(now) + TimeDelta::seconds(1);
 
@@ -174,7 +174,7 @@ async fn slots_in_an_ended_pause_are_neither_caught_up_nor_missed(t: &TestDb) {
         .unwrap();
     let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
     for (job, policy) in [("latest", CatchUp::Latest), ("all", CatchUp::All)] {
-        let s = spec(job, 10, TestJob::new(Behaviour::Succeed), |s| {
+        let s = fast_retry_spec(job, 10, TestJob::new(Behaviour::Succeed), |s| {
             s.catch_up = policy;
         });
         scheduler::arm(
