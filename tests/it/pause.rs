@@ -234,6 +234,13 @@ fn text(out: &Output) -> String {
 
 const TICK: &str = "[jobs.tick]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n";
 
+/// `tick`, and `witness` beside it on the same 1 s grid, never paused: its
+/// runs show the daemons were up and scheduling while `tick` was not run.
+const TICK_AND_WITNESS: &str = concat!(
+    "[jobs.tick]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n",
+    "\n[jobs.witness]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n"
+);
+
 /// How long a pause takes to reach a running daemon: one heartbeat, plus a
 /// margin for a slot under way.
 const PROPAGATION: Duration = Duration::from_millis(6_500);
@@ -251,10 +258,17 @@ async fn wait_more_rows(db: &TestDb, than: usize) {
     .await;
 }
 
-/// No new row for `quiet` (after the pause has had time to propagate).
-async fn assert_no_new_rows(db: &TestDb, quiet: Duration, why: &str) -> usize {
+/// No new row of `tick` while `witness` runs three more times (after the
+/// pause has had time to propagate). Returns `tick`'s row count.
+async fn assert_no_new_rows(db: &TestDb, why: &str) -> usize {
     let before = row_count(db).await;
-    tokio::time::sleep(quiet).await;
+    let witnessed = runs(db, "witness").await.len();
+    eventually(
+        Duration::from_secs(15),
+        &format!("three more runs of the witness ({why})"),
+        || async { runs(db, "witness").await.len() >= witnessed + 3 },
+    )
+    .await;
     let after = runs(db, "tick").await;
     assert_eq!(after.len(), before, "{why}: {:#?}", &after[before..]);
     before
@@ -268,7 +282,7 @@ async fn stop(child: Child) {
 
 async fn the_daemon_honours_pause_across_a_restart_and_resume(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
-    let child = daemon(dir.path(), db, TICK, "5s", "w1");
+    let child = daemon(dir.path(), db, TICK_AND_WITNESS, "5s", "w1");
     wait_more_rows(db, 1).await;
 
     let out = cli(
@@ -283,7 +297,7 @@ async fn the_daemon_honours_pause_across_a_restart_and_resume(db: &TestDb) {
         text(&out)
     );
     tokio::time::sleep(PROPAGATION).await;
-    assert_no_new_rows(db, Duration::from_secs(3), "paused").await;
+    assert_no_new_rows(db, "paused").await;
 
     let out = cli(dir.path(), db, &["list"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -306,9 +320,8 @@ async fn the_daemon_honours_pause_across_a_restart_and_resume(db: &TestDb) {
 
     // A restart reads the pause before arming: still nothing runs.
     stop(child).await;
-    let child = daemon(dir.path(), db, TICK, "5s", "w1");
-    let paused_rows =
-        assert_no_new_rows(db, Duration::from_secs(4), "paused after a restart").await;
+    let child = daemon(dir.path(), db, TICK_AND_WITNESS, "5s", "w1");
+    let paused_rows = assert_no_new_rows(db, "paused after a restart").await;
 
     let out = cli(dir.path(), db, &["resume", "tick"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -337,13 +350,13 @@ async fn the_daemon_honours_pause_across_a_restart_and_resume(db: &TestDb) {
 
 async fn a_pause_holds_on_every_replica(db: &TestDb) {
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let w1 = daemon(d1.path(), db, TICK, "5s", "w1");
-    let w2 = daemon(d2.path(), db, TICK, "5s", "w2");
+    let w1 = daemon(d1.path(), db, TICK_AND_WITNESS, "5s", "w1");
+    let w2 = daemon(d2.path(), db, TICK_AND_WITNESS, "5s", "w2");
     wait_more_rows(db, 3).await;
     let out = cli(d1.path(), db, &["pause", "tick", "--until", "1h"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     tokio::time::sleep(PROPAGATION).await;
-    assert_no_new_rows(db, Duration::from_secs(3), "paused on both replicas").await;
+    assert_no_new_rows(db, "paused on both replicas").await;
     stop(w1).await;
     stop(w2).await;
 }
