@@ -31,9 +31,10 @@ pub const BATCH: i64 = 1000;
 const PAUSE: Duration = Duration::from_millis(100);
 
 /// Prunes until `stop` fires: a pass [`FIRST_PASS_AFTER`] start-up, then
-/// every [`PRUNE_EVERY`], with `clock` for "now", by the settings of the
-/// config running at the time (a reload changes them). Logs one line per
-/// pass that deleted something, and one per pass that failed.
+/// every [`PRUNE_EVERY`], with `clock` for "now" and for those waits (so a
+/// test drives the loop with a manual clock), by the settings of the config
+/// running at the time (a reload changes them). Logs one line per pass that
+/// deleted something, and one per pass that failed.
 pub async fn run(
     db: Db,
     config: tokio::sync::watch::Receiver<Arc<Config>>,
@@ -42,9 +43,10 @@ pub async fn run(
 ) {
     let mut wait = FIRST_PASS_AFTER;
     loop {
+        let next = clock.now() + TimeDelta::from_std(wait).expect("a wait of minutes");
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+            _ = clock.sleep_until(next) => {}
         }
         wait = PRUNE_EVERY;
         let started = std::time::Instant::now();

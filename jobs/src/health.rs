@@ -482,8 +482,9 @@ mod tests {
     use std::sync::Arc;
 
     use chrono::{DateTime, Utc};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
+    use wiremock::matchers::any;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use super::*;
     use crate::clock::ManualClock;
@@ -498,36 +499,19 @@ mod tests {
         Hang,
     }
 
-    /// A real HTTP/1.1 server on 127.0.0.1 that answers every request the same way.
-    async fn server(reply: Reply) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let reply = reply.clone();
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    let _ = sock.read(&mut buf).await;
-                    match reply {
-                        Reply::Hang => {
-                            tokio::time::sleep(Duration::from_secs(3600)).await;
-                        }
-                        Reply::Http(code, body, delay) => {
-                            tokio::time::sleep(delay).await;
-                            let resp = format!(
-                                "HTTP/1.1 {code} X\r\ncontent-length: {}\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{body}",
-                                body.len()
-                            );
-                            let _ = sock.write_all(resp.as_bytes()).await;
-                        }
-                    }
-                });
-            }
-        });
-        addr
+    /// A wiremock server on 127.0.0.1 that answers every request the same
+    /// way, for as long as it lives.
+    async fn server(reply: Reply) -> MockServer {
+        let server = MockServer::start().await;
+        let answer = match reply {
+            Reply::Http(code, body, delay) => ResponseTemplate::new(code)
+                .set_body_raw(body, "application/json")
+                .set_delay(delay),
+            // Longer than any test: it never answers.
+            Reply::Hang => ResponseTemplate::new(200).set_delay(Duration::from_secs(3600)),
+        };
+        Mock::given(any()).respond_with(answer).mount(&server).await;
+        server
     }
 
     /// A port nothing listens on.
@@ -564,10 +548,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_hanging_target_is_down_and_delays_no_other() {
-        let ok = server(OK).await;
-        let failing = server(Reply::Http(500, "boom", Duration::ZERO)).await;
-        let slow = server(Reply::Http(200, "ok", Duration::from_millis(300))).await;
-        let hang = server(Reply::Hang).await;
+        let servers = [
+            server(OK).await,
+            server(Reply::Http(500, "boom", Duration::ZERO)).await,
+            server(Reply::Http(200, "ok", Duration::from_millis(300))).await,
+            server(Reply::Hang).await,
+        ];
+        let [ok, failing, slow, hang] = servers.each_ref().map(MockServer::address);
         let closed = closed_port().await;
         let mut slow_t = target("slow", format!("http://{slow}/"));
         slow_t.degraded_after = Some(Duration::from_millis(100));
@@ -657,8 +644,8 @@ mod tests {
     async fn status_body_and_json_expectations() {
         let ok = server(OK).await;
         let teapot = server(Reply::Http(418, "short and stout", Duration::ZERO)).await;
-        let url = |a: SocketAddr| format!("http://{a}/");
-        let mut t = target("x", url(teapot));
+        let url = |s: &MockServer| format!("{}/", s.uri());
+        let mut t = target("x", url(&teapot));
         t.expect_status = Some(vec![StatusRange(200, 200), StatusRange(400, 499)]);
         t.expect_body = Some("stout".into());
         assert_eq!(check(&ctx().http, &t).await.0, HealthStatus::Up);
@@ -672,7 +659,7 @@ mod tests {
             )
         );
 
-        let mut t = target("y", url(ok));
+        let mut t = target("y", url(&ok));
         t.expect_json = Some(ExpectJson {
             pointer: "/db/up".into(),
             equals: serde_json::json!(true),
@@ -696,7 +683,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn concurrency_bounds_the_fan_out() {
-        let slow = server(Reply::Http(200, "ok", Duration::from_millis(300))).await;
+        let server = server(Reply::Http(200, "ok", Duration::from_millis(300))).await;
+        let slow = server.address();
         let targets: Vec<_> = (0..4)
             .map(|i| target(&format!("t{i}"), format!("http://{slow}/")))
             .collect();

@@ -283,36 +283,30 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_redirect_is_reported_not_followed() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        // Every request line the server sees.
-        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let seen_tx = seen_tx.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 8192];
-                    let n = sock.read(&mut buf).await.unwrap_or(0);
-                    let head = String::from_utf8_lossy(&buf[..n]);
-                    let _ = seen_tx.send(head.lines().next().unwrap_or("").to_string());
-                    let _ = sock
-                        .write_all(b"HTTP/1.1 301 Moved Permanently\r\nlocation: /moved\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                        .await;
-                });
-            }
-        });
-        let t = target(&format!("http://{addr}/hooks/s3cr3t"));
+        use wiremock::matchers::any;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(301).insert_header("location", "/moved"))
+            .mount(&server)
+            .await;
+        let t = target(&format!("{}/hooks/s3cr3t", server.uri()));
         let f = post(&client(), &t, "k", b"{}".to_vec()).await.unwrap_err();
         assert!(
             f.reason
                 .starts_with("HTTP status 301 Moved Permanently: redirects are not followed"),
             "{f:?}"
         );
-        assert_eq!(seen.recv().await.unwrap(), "POST /hooks/s3cr3t HTTP/1.1");
         // Nothing went to /moved: a followed redirect would have been
-        // requested (and seen) before `post` returned.
-        assert!(seen.try_recv().is_err());
+        // requested (and recorded) before `post` returned.
+        let seen: Vec<String> = server
+            .received_requests()
+            .await
+            .expect("wiremock records requests")
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.url.path()))
+            .collect();
+        assert_eq!(seen, ["POST /hooks/s3cr3t"]);
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -331,18 +331,13 @@ command = ["true"]
 /// at start-up building its HTTP client.)
 #[test]
 fn a_host_without_ca_certificates_warns_and_still_runs_http_checks() {
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = server.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        for stream in server.incoming() {
-            let mut stream = stream.unwrap();
-            let mut request = [0u8; 1024];
-            let _ = stream.read(&mut request);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-        }
-    });
+    // The server runs on a thread of its own; this runtime only starts it.
+    let server = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(crate::http::answering(200, "text/plain", "ok"));
+    let port = server.address().port();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("empty.pem"), "").unwrap();
     write_config(
@@ -1005,11 +1000,7 @@ async fn metrics_are_served_only_when_asked(db: &TestDb) {
     sigterm(&child);
     assert_eq!(exit_within(child, Duration::from_secs(20)).await.0, 0);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::http::unused_port();
     write_config(dir.path(), config);
     let child = with_db(dir.path(), db)
         .args(["run", "--grace", "5s"])

@@ -694,13 +694,37 @@ async fn postgres_connections_closed_by_the_server_are_replaced() {
     )
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // pg_terminate_backend only signals: wait until the backends are gone,
+    // or the pool could hand out connections that are still alive.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let others: Vec<Count> = diesel_async::RunQueryDsl::load(
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            ),
+            &mut admin,
+        )
+        .await
+        .unwrap();
+        if others[0].n == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pool's backends never ended");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     for _ in 0..4 {
         t.db()
             .history(None, 1)
             .await
             .expect("a dead connection is replaced, not handed out");
     }
+}
+
+#[derive(QueryableByName, Debug)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
 }
 
 #[derive(QueryableByName, Debug)]

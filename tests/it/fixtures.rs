@@ -1,5 +1,7 @@
 //! Test jobs and job specs for runner, scheduler and worker tests: jobs that
-//! succeed, fail, panic, block, or wait for a gate the test opens.
+//! succeed, fail, panic, block, or wait for a gate the test opens; runs
+//! recorded as if they had happened; a manual clock that shows its sleepers;
+//! and a bounded wait for an effect of a background task.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -12,39 +14,13 @@ use chrono::{DateTime, Utc};
 use ops_worker::config::{Config, JobSpec, Retention};
 use ops_worker::runner::{Recorder, Runner};
 use ops_worker::schedule::{CatchUp, Overlap, Schedule};
-use ops_worker_jobs::{Clock, Job, JobContext, JobError, JobOutput};
-use tokio::sync::Semaphore;
+use ops_worker_jobs::{Clock, Job, JobContext, JobError, JobOutput, ManualClock};
+use tokio::sync::{watch, Semaphore};
 
-/// An HTTP server on 127.0.0.1 answering every request with `status`,
-/// `content_type` and `body`, one connection per request.
-pub async fn serve(
-    status: u16,
-    content_type: &'static str,
-    body: &'static str,
-) -> std::net::SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = sock.read(&mut buf).await;
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(body.as_bytes()).await;
-            });
-        }
-    });
-    addr
-}
-
-/// A run to record as if it had happened: `job`'s run for `slot`, started
-/// `late_ms` after it, taking `duration_ms`; with status `Running`, one
-/// still going.
+/// A run to record as if it had happened: `job`'s first attempt at `slot`
+/// (kind `command`, worker `w`), started `late_ms` after it, taking
+/// `duration_ms`; with status `Running`, one still going (claimed, not
+/// finished).
 pub struct PastRun {
     pub job: &'static str,
     pub slot: DateTime<Utc>,
@@ -156,9 +132,12 @@ impl Job for TestJob {
     }
 }
 
-/// A spec around `job` running every `every_secs`, with the defaults of
-/// schedules.toml; `tweak` changes policies.
-pub fn spec(
+/// A spec around `job` running every `every_secs`, with schedules.toml's
+/// defaults but for three: a fixed 30 s `timeout` (the default is the
+/// interval, at most 10 min), a 10 ms `retry_backoff` (5 s), so retries do
+/// not slow the tests, and `retry_abandoned = false` (true but for
+/// `command`). `tweak` changes any of them.
+pub fn fast_retry_spec(
     name: &str,
     every_secs: u64,
     job: Arc<dyn Job>,
@@ -193,12 +172,94 @@ pub fn spec_from_toml(name: &str, toml: &str) -> Arc<JobSpec> {
     config.job(name).unwrap().clone()
 }
 
+/// The production runner (and recorder) on `db`, with `clock`, as worker
+/// `worker`.
 pub fn runner(db: &ops_worker::db::Db, clock: Arc<dyn Clock>, worker: &str) -> Arc<Runner> {
     Arc::new(Runner::new(
         Arc::new(Recorder::new(db.clone())),
         clock,
         worker.to_string(),
     ))
+}
+
+/// How long [`TestClock::asleep_until`] waits for a task to reach its sleep.
+const ASLEEP_WITHIN: Duration = Duration::from_secs(10);
+
+/// A [`ManualClock`] that also knows which sleeps are under way and until
+/// when, so a test can wait until a task has reached a wait (and so has done
+/// everything it does before it) instead of sleeping for a while and hoping
+/// it has. A sleep whose deadline has already passed ends at once and may
+/// never be seen.
+pub struct TestClock {
+    clock: ManualClock,
+    /// The deadline of every sleep under way, in the order they began.
+    sleeping: watch::Sender<Vec<DateTime<Utc>>>,
+}
+
+impl TestClock {
+    pub fn new(start: DateTime<Utc>) -> Arc<TestClock> {
+        Arc::new(TestClock {
+            clock: ManualClock::new(start),
+            sleeping: watch::Sender::new(Vec::new()),
+        })
+    }
+
+    pub fn set(&self, t: DateTime<Utc>) {
+        self.clock.set(t);
+    }
+
+    pub fn advance(&self, by: chrono::TimeDelta) {
+        self.clock.advance(by);
+    }
+
+    /// Waits until at least `n` sleeps until exactly `deadline` are under
+    /// way; fails the test, naming the sleeps there are, after 10 s.
+    pub async fn asleep_until(&self, deadline: DateTime<Utc>, n: usize) {
+        let mut sleeping = self.sleeping.subscribe();
+        let reached = tokio::time::timeout(
+            ASLEEP_WITHIN,
+            sleeping.wait_for(|s| s.iter().filter(|d| **d == deadline).count() >= n),
+        )
+        .await;
+        if reached.is_err() {
+            panic!(
+                "timed out waiting for {n} sleep(s) until {deadline}; sleeping until: {:?}",
+                *self.sleeping.borrow()
+            );
+        }
+    }
+}
+
+/// Takes a sleep off [`TestClock`]'s list when it ends or is dropped.
+struct Asleep<'a> {
+    sleeping: &'a watch::Sender<Vec<DateTime<Utc>>>,
+    deadline: DateTime<Utc>,
+}
+
+impl Drop for Asleep<'_> {
+    fn drop(&mut self) {
+        self.sleeping.send_modify(|s| {
+            if let Some(i) = s.iter().position(|d| *d == self.deadline) {
+                s.remove(i);
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    async fn sleep_until(&self, deadline: DateTime<Utc>) {
+        self.sleeping.send_modify(|s| s.push(deadline));
+        let _asleep = Asleep {
+            sleeping: &self.sleeping,
+            deadline,
+        };
+        self.clock.sleep_until(deadline).await;
+    }
 }
 
 /// Polls `check` until it holds or `limit` passes. For effects of background

@@ -2,7 +2,6 @@
 //! `since`, the check history and its pruning, and whole runs through the
 //! runner against local HTTP servers.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -10,10 +9,11 @@ use ops_worker::db::{RunStatus, Trigger};
 use ops_worker::runner::{Outcome, Slot};
 use ops_worker_jobs::store::{HealthCheck, HealthStatus, HealthStore};
 use ops_worker_jobs::{Clock, SystemClock};
-use tokio::net::TcpListener;
+use wiremock::MockServer;
 
-use crate::fixtures::{runner, serve, spec_from_toml, utc};
+use crate::fixtures::{runner, spec_from_toml, utc};
 use crate::helpers::TestDb;
+use crate::http::{answering, unused_port};
 
 fn check(service: &str, status: HealthStatus, at: DateTime<Utc>) -> HealthCheck {
     HealthCheck {
@@ -28,8 +28,8 @@ fn check(service: &str, status: HealthStatus, at: DateTime<Utc>) -> HealthCheck 
 }
 
 /// An HTTP server on 127.0.0.1 answering 200 "ok" to everything.
-async fn healthy_server() -> SocketAddr {
-    serve(200, "text/plain", "ok").await
+async fn healthy_server() -> MockServer {
+    answering(200, "text/plain", "ok").await
 }
 
 async fn counters_and_since_follow_the_checks(db: &TestDb) {
@@ -112,13 +112,11 @@ async fn history_is_kept_and_pruned_by_age(db: &TestDb) {
 }
 
 async fn a_health_run_records_every_target(db: &TestDb) {
-    let ok = healthy_server().await;
-    let closed = {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        l.local_addr().unwrap()
-    };
+    let server = healthy_server().await;
+    let ok = server.address();
+    let closed = unused_port();
     let toml = format!(
-        "[jobs.health]\nkind = \"health\"\nevery = \"60s\"\ntargets = [\n  {{ name = \"api\", url = \"http://{ok}/health\" }},\n  {{ name = \"gone\", url = \"http://{closed}/\", timeout = \"1s\" }},\n]\n"
+        "[jobs.health]\nkind = \"health\"\nevery = \"60s\"\ntargets = [\n  {{ name = \"api\", url = \"http://{ok}/health\" }},\n  {{ name = \"gone\", url = \"http://127.0.0.1:{closed}/\", timeout = \"1s\" }},\n]\n"
     );
     let spec = spec_from_toml("health", &toml);
     let r = runner(db.db(), Arc::new(SystemClock) as Arc<dyn Clock>, "w1");
@@ -153,7 +151,8 @@ async fn a_health_run_records_every_target(db: &TestDb) {
 }
 
 async fn a_health_run_fails_when_it_cannot_record(db: &TestDb) {
-    let ok = healthy_server().await;
+    let server = healthy_server().await;
+    let ok = server.address();
     let toml = format!("[jobs.health]\nkind = \"health\"\nevery = \"60s\"\ntargets = [{{ name = \"api\", url = \"http://{ok}/\" }}]\n");
     let spec = spec_from_toml("health", &toml);
     let r = runner(db.db(), Arc::new(SystemClock) as Arc<dyn Clock>, "w1");

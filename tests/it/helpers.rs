@@ -21,7 +21,9 @@ use ops_worker::db::{Backend, DatabaseUrl, Db};
 mod pg_url;
 use pg_url::with_database;
 
-/// Pool size for test databases: enough for the concurrency tests.
+/// Pool size of every test database, on both backends: enough for the
+/// concurrency tests. Not the daemon's (`DatabaseUrl::pool_size`: 16 for
+/// PostgreSQL, 2 for SQLite); the CLI tests run the real binary with those.
 pub const POOL_SIZE: u32 = 8;
 
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

@@ -16,16 +16,13 @@ use ops_worker_jobs::{Clock, ManualClock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::fixtures::{eventually, runner, spec, utc, Behaviour, TestJob};
+use crate::fixtures::{eventually, fast_retry_spec, runner, utc, Behaviour, TestClock, TestJob};
 use crate::helpers::TestDb;
 
 const JITTER: Duration = Duration::from_secs(30);
 
-/// Long enough for a run that is not waiting to have been claimed.
-const SETTLE: Duration = Duration::from_millis(300);
-
 fn jittered(name: &str, job: Arc<TestJob>) -> Arc<JobSpec> {
-    spec(name, 60, job, |s| s.jitter = JITTER)
+    fast_retry_spec(name, 60, job, |s| s.jitter = JITTER)
 }
 
 /// What the pure function gives `slot` of `job`, as an offset.
@@ -55,7 +52,7 @@ async fn a_scheduled_slot_starts_after_its_jitter_and_records_it(db: &TestDb) {
     let t0 = utc("2026-06-01T12:00:00Z");
     let slot = t0 + TimeDelta::seconds(60);
     let d = delay("jittery", slot);
-    let clock = Arc::new(ManualClock::new(t0));
+    let clock = TestClock::new(t0);
     let r = runner(db.db(), clock.clone() as Arc<dyn Clock>, "w1");
     let job = TestJob::new(Behaviour::Succeed);
     let (stop, runs) = (CancellationToken::new(), TaskTracker::new());
@@ -69,14 +66,13 @@ async fn a_scheduled_slot_starts_after_its_jitter_and_records_it(db: &TestDb) {
         stop.clone(),
         runs.clone(),
     );
-    // The slot is due, and then all but a millisecond of its jitter passes:
-    // nothing is claimed, nothing runs.
-    for at in [slot, slot + d - TimeDelta::milliseconds(1)] {
-        clock.set(at);
-        tokio::time::sleep(SETTLE).await;
-        assert!(runs_of(db, "jittery").await.is_empty(), "claimed at {at}");
-        assert_eq!(job.calls(), 0);
-    }
+    clock.asleep_until(slot, 1).await;
+    // The slot is due: its run sleeps until exactly `d` after it, not a
+    // millisecond less, and has claimed nothing and run nothing before.
+    clock.set(slot);
+    clock.asleep_until(slot + d, 1).await;
+    assert!(runs_of(db, "jittery").await.is_empty(), "claimed early");
+    assert_eq!(job.calls(), 0);
     clock.set(slot + d);
     eventually(Duration::from_secs(10), "the jittered run", || async {
         runs_of(db, "jittery")
@@ -120,7 +116,7 @@ async fn a_slot_caught_up_after_its_jittered_start_runs_at_once(db: &TestDb) {
     let job = TestJob::new(Behaviour::Succeed);
     let (stop, runs) = (CancellationToken::new(), TaskTracker::new());
     scheduler::arm(
-        spec("late", 300, job.clone(), |s| s.jitter = JITTER),
+        fast_retry_spec("late", 300, job.clone(), |s| s.jitter = JITTER),
         r,
         Start {
             last_slot: Some(t0),
@@ -149,7 +145,7 @@ async fn a_slot_caught_up_after_its_jittered_start_runs_at_once(db: &TestDb) {
 
 async fn two_workers_wait_for_the_same_instant_and_run_the_slot_once(db: &TestDb) {
     let base = utc("2026-06-01T12:00:00Z");
-    let clock = Arc::new(ManualClock::new(base));
+    let clock = TestClock::new(base);
     let workers = ["w1", "w2"].map(|w| runner(db.db(), clock.clone() as Arc<dyn Clock>, w));
     for w in &workers {
         w.peers().set(vec!["w1".into(), "w2".into()]);
@@ -164,10 +160,9 @@ async fn two_workers_wait_for_the_same_instant_and_run_the_slot_once(db: &TestDb
             let s = s.clone();
             tokio::spawn(async move { w.run(Slot::new(&s, slot, Trigger::Schedule)).await })
         });
-        // Neither claims a millisecond early: both computed `d`, or at least
-        // no less.
-        clock.set(slot + d - TimeDelta::milliseconds(1));
-        tokio::time::sleep(SETTLE).await;
+        // Both wait until exactly `d` after the slot (both computed `d`),
+        // and neither claimed before.
+        clock.asleep_until(slot + d, 2).await;
         assert!(
             runs_of(db, "shared")
                 .await
@@ -218,7 +213,7 @@ async fn manual_runs_and_retries_do_not_wait(db: &TestDb) {
     let r = runner(db.db(), clock.clone() as Arc<dyn Clock>, "w1");
     // Each fails once, then succeeds on its retry.
     let failing_once = |name: &str| {
-        spec(name, 60, TestJob::new(Behaviour::FailTimes(1)), |s| {
+        fast_retry_spec(name, 60, TestJob::new(Behaviour::FailTimes(1)), |s| {
             s.jitter = JITTER;
             s.retries = 1;
         })
@@ -304,7 +299,8 @@ async fn a_skipped_slot_records_its_jitter(db: &TestDb) {
 
 async fn shutdown_ends_the_wait_and_leaves_the_slot_unclaimed(db: &TestDb) {
     let slot = utc("2026-06-01T12:00:00Z");
-    let clock = Arc::new(ManualClock::new(slot));
+    let d = delay("stopping", slot);
+    let clock = TestClock::new(slot);
     let r = runner(db.db(), clock.clone() as Arc<dyn Clock>, "w1");
     let job = TestJob::new(Behaviour::Succeed);
     let s = jittered("stopping", job.clone());
@@ -312,7 +308,7 @@ async fn shutdown_ends_the_wait_and_leaves_the_slot_unclaimed(db: &TestDb) {
         let (r, s) = (r.clone(), s.clone());
         tokio::spawn(async move { r.run(Slot::new(&s, slot, Trigger::Schedule)).await })
     };
-    tokio::time::sleep(SETTLE).await;
+    clock.asleep_until(slot + d, 1).await;
     assert!(!task.is_finished(), "it waits for the slot's jitter");
     r.stop();
     let outcome = tokio::time::timeout(Duration::from_secs(5), task)

@@ -6,6 +6,7 @@ mod escalation;
 mod fixtures;
 mod health;
 mod helpers;
+mod http;
 mod jitter;
 mod metrics;
 mod reload;

@@ -2,7 +2,6 @@
 //! failing, writes refused), scrapes of Prometheus text from local HTTP
 //! servers, and retention.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -10,13 +9,15 @@ use ops_worker::db::{RunStatus, Trigger};
 use ops_worker::runner::{Outcome, RunReport, Slot};
 use ops_worker_jobs::store::{HealthCheck, HealthStatus, HealthStore, MetricSample, MetricStore};
 use ops_worker_jobs::{Clock, ManualClock, SystemClock};
+use wiremock::MockServer;
 
-use crate::fixtures::{runner, serve, spec_from_toml, utc, PastRun};
+use crate::fixtures::{runner, spec_from_toml, utc, PastRun};
 use crate::helpers::TestDb;
+use crate::http::answering;
 
-/// A Prometheus text endpoint on 127.0.0.1.
-async fn server(status: u16, body: &'static str) -> SocketAddr {
-    serve(status, "text/plain; version=0.0.4", body).await
+/// A Prometheus text endpoint on 127.0.0.1, for as long as it lives.
+async fn server(status: u16, body: &str) -> MockServer {
+    answering(status, "text/plain; version=0.0.4", body).await
 }
 
 async fn run(db: &TestDb, toml: &str, clock: Arc<dyn Clock>) -> RunReport {
@@ -180,9 +181,12 @@ go_gc_duration_seconds_count 3
 "#;
 
 async fn scrapes_keep_the_selected_series(db: &TestDb) {
-    let exporter = server(200, EXPOSITION).await;
-    let failing = server(500, "oops").await;
-    let garbage = server(200, "this is { not prometheus\n").await;
+    let servers = [
+        server(200, EXPOSITION).await,
+        server(500, "oops").await,
+        server(200, "this is { not prometheus\n").await,
+    ];
+    let [exporter, failing, garbage] = servers.each_ref().map(MockServer::address);
     let toml = format!(
         r#"
 [jobs.m]

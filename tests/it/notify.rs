@@ -5,7 +5,6 @@
 //! and secrets kept out of logs and errors. Ends with the real daemon.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,13 +14,14 @@ use ops_worker::config::{Config, NotifyTarget};
 use ops_worker::db::{Db, NewNotification, Notification, NotificationEvent, NotificationStatus};
 use ops_worker::notify::{Sender, CLAIM_LEASE, RETRY_HORIZON};
 use ops_worker_jobs::{Clock, ManualClock, SystemClock};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::layer::SubscriberExt;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, MockServerBuilder, Request, ResponseTemplate};
 
 use crate::fixtures::{eventually, utc};
 use crate::helpers::TestDb;
+use crate::http::unused_port;
 
 // ---------------------------------------------------------------- receiver
 
@@ -56,29 +56,32 @@ struct ReceiverState {
     echo: bool,
 }
 
-/// A tiny HTTP/1.1 server that records every request.
+/// A webhook receiver: a wiremock server on 127.0.0.1 that records every
+/// request and answers as its state says.
 struct Receiver {
-    addr: SocketAddr,
+    server: MockServer,
     state: Arc<Mutex<ReceiverState>>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
     async fn start() -> Receiver {
-        Receiver::start_on(0).await
+        Receiver::started(MockServer::builder()).await
     }
 
     async fn start_on(port: u16) -> Receiver {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        Receiver::started(MockServer::builder().listener(listener)).await
+    }
+
+    async fn started(builder: MockServerBuilder) -> Receiver {
+        let server = builder.start().await;
         let state = Arc::new(Mutex::new(ReceiverState::default()));
         let shared = state.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(handle(sock, shared.clone()));
-            }
-        });
-        Receiver { addr, state, task }
+        Mock::given(any())
+            .respond_with(move |request: &Request| answer(request, &shared))
+            .mount(&server)
+            .await;
+        Receiver { server, state }
     }
 
     fn script(&self, statuses: &[u16]) -> &Self {
@@ -87,7 +90,7 @@ impl Receiver {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}{path}", self.server.uri())
     }
 
     fn requests(&self) -> Vec<Received> {
@@ -104,83 +107,46 @@ impl Receiver {
     }
 }
 
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn handle(mut sock: TcpStream, state: Arc<Mutex<ReceiverState>>) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        match sock.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+/// Records `request` and says how to answer it.
+fn answer(request: &Request, state: &Mutex<ReceiverState>) -> ResponseTemplate {
+    let url = &request.url;
+    let path = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or("").to_string();
-    let path = request_line.split(' ').nth(1).unwrap_or("").to_string();
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+    // Names come lowercased.
+    let headers: HashMap<String, String> = request
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
-    let length: usize = headers
-        .get("content-length")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        match sock.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let body = buf[head_end..head_end + length].to_vec();
-    let (status, hold, echo) = {
-        let mut s = state.lock().unwrap();
-        let hold = s.hold_first && s.requests.is_empty();
-        let status = if hold {
-            0
-        } else {
-            s.script.pop_front().unwrap_or(200)
-        };
-        s.requests.push(Received {
-            path,
-            headers: headers.clone(),
-            body,
-            answered: (!hold).then_some(status),
-        });
-        (status, hold, s.echo)
-    };
-    if hold {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-        return;
-    }
-    let text = if echo && status >= 400 {
-        format!(
-            "rejected {request_line} with authorization {}",
+    let mut s = state.lock().unwrap();
+    let hold = s.hold_first && s.requests.is_empty();
+    let status = (!hold).then(|| s.script.pop_front().unwrap_or(200));
+    let text = match status {
+        Some(status) if s.echo && status >= 400 => format!(
+            "rejected {} {path} HTTP/1.1 with authorization {}",
+            request.method,
             headers.get("authorization").map_or("", String::as_str)
-        )
-    } else {
-        String::new()
+        ),
+        _ => String::new(),
     };
-    let response = format!(
-        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-        text.len()
-    );
-    let _ = sock.write_all(response.as_bytes()).await;
-    let _ = sock.shutdown().await;
-}
-
-/// A port nothing listens on (it was free a moment ago).
-fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    s.requests.push(Received {
+        path,
+        headers,
+        body: request.body.clone(),
+        answered: status,
+    });
+    match status {
+        Some(status) => ResponseTemplate::new(status).set_body_string(text),
+        // Longer than any test: it never answers.
+        None => ResponseTemplate::new(200).set_delay(Duration::from_secs(3600)),
+    }
 }
 
 // ---------------------------------------------------------------- fixtures
@@ -468,7 +434,7 @@ async fn rows_that_cannot_be_sent_fail_at_once(db: &TestDb) {
 }
 
 async fn a_receiver_that_is_down_gets_it_when_it_comes_back(db: &TestDb) {
-    let port = closed_port();
+    let port = unused_port();
     let targets = targets(&webhook(
         "hook",
         &format!("http://127.0.0.1:{port}/hook"),
@@ -535,7 +501,7 @@ async fn a_receiver_that_is_down_gets_it_when_it_comes_back(db: &TestDb) {
 }
 
 async fn the_retry_horizon_turns_a_row_failed(db: &TestDb) {
-    let port = closed_port();
+    let port = unused_port();
     let targets = targets(&webhook("hook", &format!("http://127.0.0.1:{port}/"), ""));
     let clock = Arc::new(ManualClock::new(t0()));
     let s = sender(db.db(), &targets, clock.clone());
@@ -772,7 +738,7 @@ async fn urls_and_tokens_never_appear_in_logs_or_errors(db: &TestDb) {
     let text = [
         webhook(
             "refused",
-            &format!("http://127.0.0.1:{}/hooks/{SECRET}", closed_port()),
+            &format!("http://127.0.0.1:{}/hooks/{SECRET}", unused_port()),
             &auth,
         ),
         webhook(
@@ -857,7 +823,7 @@ async fn urls_and_tokens_never_appear_in_logs_or_errors(db: &TestDb) {
 async fn the_daemon_delivers_and_keeps_secrets_out_of_its_logs(db: &TestDb) {
     const SECRET: &str = "d43mon-s3cr3t";
     let rx = Receiver::start().await;
-    let down = closed_port();
+    let down = unused_port();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
         "{JOB}{}{}",
@@ -930,7 +896,7 @@ async fn the_daemon_delivers_and_keeps_secrets_out_of_its_logs(db: &TestDb) {
 /// notification, and no duplicate follows while the service stays down.
 async fn a_service_going_down_reaches_the_webhook_once(db: &TestDb) {
     let rx = Receiver::start().await;
-    let down = closed_port();
+    let down = unused_port();
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
         "[jobs.health]\nkind = \"health\"\nevery = \"1s\"\ntargets = [{{ name = \"api\", url = \"http://127.0.0.1:{down}/health\", timeout = \"1s\" }}]\n\n\
@@ -983,7 +949,7 @@ async fn escalation_pages_level_by_level_until_acknowledged(db: &TestDb) {
     let target = |name: &str| {
         format!(
             "{{ name = \"{name}\", url = \"http://127.0.0.1:{}/health\", timeout = \"1s\" }}",
-            closed_port()
+            unused_port()
         )
     };
     let config = format!(

@@ -9,7 +9,7 @@ use ops_worker::runner::{Outcome, Runner, Slot};
 use ops_worker_jobs::{Clock, SystemClock};
 use tokio::sync::Semaphore;
 
-use crate::fixtures::{eventually, runner, spec, utc, Behaviour, TestJob};
+use crate::fixtures::{eventually, fast_retry_spec, runner, utc, Behaviour, TestJob};
 use crate::helpers::TestDb;
 
 fn clock() -> Arc<dyn Clock> {
@@ -31,7 +31,7 @@ async fn flushed(r: &Runner) {
 async fn jobs_run_during_an_outage_and_are_recorded_after(db: &TestDb) {
     let r = runner(db.db(), clock(), "w1");
     let job = TestJob::new(Behaviour::Succeed);
-    let s = spec("steady", 60, job.clone(), |_| {});
+    let s = fast_retry_spec("steady", 60, job.clone(), |_| {});
     let outage = db.outage().await;
 
     let outcome = r
@@ -75,7 +75,7 @@ async fn during_an_outage_each_slot_runs_on_its_first_worker_only(db: &TestDb) {
         w.peers().set(ids.iter().map(|id| id.to_string()).collect());
     }
     let job = TestJob::new(Behaviour::Succeed);
-    let s = spec("shared", 60, job.clone(), |_| {});
+    let s = fast_retry_spec("shared", 60, job.clone(), |_| {});
     let outage = db.outage().await;
     for i in 0..6 {
         let slot = utc("2026-07-01T00:00:00Z") + chrono::TimeDelta::minutes(i);
@@ -106,7 +106,7 @@ async fn during_an_outage_each_slot_runs_on_its_first_worker_only(db: &TestDb) {
 async fn a_finish_that_fails_is_written_later(db: &TestDb) {
     let r = runner(db.db(), clock(), "w1");
     let gate = Arc::new(Semaphore::new(0));
-    let s = spec(
+    let s = fast_retry_spec(
         "midway",
         60,
         TestJob::new(Behaviour::Gate(gate.clone())),

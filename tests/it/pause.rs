@@ -12,12 +12,12 @@ use chrono::{TimeDelta, Utc};
 use ops_worker::db::{RunRecord, RunStatus, Trigger};
 use ops_worker::runner::{Outcome, Slot};
 use ops_worker::scheduler::{self, Start};
-use ops_worker_jobs::{Clock, ManualClock, SystemClock};
+use ops_worker_jobs::{Clock, SystemClock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::{daemon, exit_within, sigterm, with_db};
-use crate::fixtures::{eventually, runner, spec, utc, Behaviour, TestJob};
+use crate::fixtures::{eventually, fast_retry_spec, runner, utc, Behaviour, TestClock, TestJob};
 use crate::helpers::TestDb;
 use crate::scheduler::history_at;
 
@@ -94,7 +94,7 @@ async fn a_paused_slot_is_not_run_or_recorded_but_a_manual_run_is(t: &TestDb) {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let r = runner(t.db(), clock.clone(), "w1");
     let job = TestJob::new(Behaviour::Succeed);
-    let s = spec("tick", 1, job.clone(), |_| {});
+    let s = fast_retry_spec("tick", 1, job.clone(), |_| {});
     let now = clock.now();
     let slot = ops_worker::schedule::whole_second(now) + TimeDelta::seconds(1);
 
@@ -156,7 +156,7 @@ async fn slots_in_an_ended_pause_are_neither_caught_up_nor_missed(t: &TestDb) {
     use ops_worker::schedule::CatchUp;
     let t0 = utc("2026-06-01T12:00:00Z");
     let now = t0 + TimeDelta::seconds(5);
-    let clock = Arc::new(ManualClock::new(now));
+    let clock = TestClock::new(now);
     let r = runner(t.db(), clock.clone() as Arc<dyn Clock>, "w1");
     // Each job's last run was at -60 s; it was paused from -55 s to -15 s.
     for job in ["latest", "all"] {
@@ -177,7 +177,7 @@ async fn slots_in_an_ended_pause_are_neither_caught_up_nor_missed(t: &TestDb) {
         .unwrap();
     let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
     for (job, policy) in [("latest", CatchUp::Latest), ("all", CatchUp::All)] {
-        let s = spec(job, 10, TestJob::new(Behaviour::Succeed), |s| {
+        let s = fast_retry_spec(job, 10, TestJob::new(Behaviour::Succeed), |s| {
             s.catch_up = policy;
         });
         scheduler::arm(
@@ -200,17 +200,14 @@ async fn slots_in_an_ended_pause_are_neither_caught_up_nor_missed(t: &TestDb) {
             .skip(1)
             .collect::<Vec<_>>()
     };
-    eventually(
-        Duration::from_secs(10),
-        "the runs after the wake",
-        || async { !finished("latest").await.is_empty() && finished("all").await.len() >= 2 },
-    )
-    .await;
-    // Let anything else the wake planned be recorded too.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both loops have handed the wake's runs over once they sleep until
+    // the next slot; the tracker then holds every run the wake planned.
+    clock.asleep_until(t0 + TimeDelta::seconds(10), 2).await;
     stop.cancel();
     tracker.close();
-    tracker.wait().await;
+    tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+        .await
+        .expect("the wake's runs end");
     // -50 .. -20 lay in the pause: not run, not missed; -10 is missed.
     assert_eq!(finished("latest").await, vec![(t0, Trigger::Schedule, 1)]);
     assert_eq!(
@@ -240,6 +237,13 @@ fn text(out: &Output) -> String {
 
 const TICK: &str = "[jobs.tick]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n";
 
+/// `tick`, and `witness` beside it on the same 1 s grid, never paused: its
+/// runs show the daemons were up and scheduling while `tick` was not run.
+const TICK_AND_WITNESS: &str = concat!(
+    "[jobs.tick]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n",
+    "\n[jobs.witness]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n"
+);
+
 /// How long a pause takes to reach a running daemon: one heartbeat, plus a
 /// margin for a slot under way.
 const PROPAGATION: Duration = Duration::from_millis(6_500);
@@ -257,10 +261,17 @@ async fn wait_more_rows(db: &TestDb, than: usize) {
     .await;
 }
 
-/// No new row for `quiet` (after the pause has had time to propagate).
-async fn assert_no_new_rows(db: &TestDb, quiet: Duration, why: &str) -> usize {
+/// No new row of `tick` while `witness` runs three more times (after the
+/// pause has had time to propagate). Returns `tick`'s row count.
+async fn assert_no_new_rows(db: &TestDb, why: &str) -> usize {
     let before = row_count(db).await;
-    tokio::time::sleep(quiet).await;
+    let witnessed = runs(db, "witness").await.len();
+    eventually(
+        Duration::from_secs(15),
+        &format!("three more runs of the witness ({why})"),
+        || async { runs(db, "witness").await.len() >= witnessed + 3 },
+    )
+    .await;
     let after = runs(db, "tick").await;
     assert_eq!(after.len(), before, "{why}: {:#?}", &after[before..]);
     before
@@ -274,7 +285,7 @@ async fn stop(child: Child) {
 
 async fn the_daemon_honours_pause_across_a_restart_and_resume(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
-    let child = daemon(dir.path(), db, TICK, "5s", "w1");
+    let child = daemon(dir.path(), db, TICK_AND_WITNESS, "5s", "w1");
     wait_more_rows(db, 1).await;
 
     let out = cli(
@@ -289,7 +300,7 @@ async fn the_daemon_honours_pause_across_a_restart_and_resume(db: &TestDb) {
         text(&out)
     );
     tokio::time::sleep(PROPAGATION).await;
-    assert_no_new_rows(db, Duration::from_secs(3), "paused").await;
+    assert_no_new_rows(db, "paused").await;
 
     let out = cli(dir.path(), db, &["list"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -312,9 +323,8 @@ async fn the_daemon_honours_pause_across_a_restart_and_resume(db: &TestDb) {
 
     // A restart reads the pause before arming: still nothing runs.
     stop(child).await;
-    let child = daemon(dir.path(), db, TICK, "5s", "w1");
-    let paused_rows =
-        assert_no_new_rows(db, Duration::from_secs(4), "paused after a restart").await;
+    let child = daemon(dir.path(), db, TICK_AND_WITNESS, "5s", "w1");
+    let paused_rows = assert_no_new_rows(db, "paused after a restart").await;
 
     let out = cli(dir.path(), db, &["resume", "tick"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -343,13 +353,13 @@ async fn the_daemon_honours_pause_across_a_restart_and_resume(db: &TestDb) {
 
 async fn a_pause_holds_on_every_replica(db: &TestDb) {
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let w1 = daemon(d1.path(), db, TICK, "5s", "w1");
-    let w2 = daemon(d2.path(), db, TICK, "5s", "w2");
+    let w1 = daemon(d1.path(), db, TICK_AND_WITNESS, "5s", "w1");
+    let w2 = daemon(d2.path(), db, TICK_AND_WITNESS, "5s", "w2");
     wait_more_rows(db, 3).await;
     let out = cli(d1.path(), db, &["pause", "tick", "--until", "1h"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     tokio::time::sleep(PROPAGATION).await;
-    assert_no_new_rows(db, Duration::from_secs(3), "paused on both replicas").await;
+    assert_no_new_rows(db, "paused on both replicas").await;
     stop(w1).await;
     stop(w2).await;
 }

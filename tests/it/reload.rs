@@ -251,11 +251,7 @@ const TICK: &str = "[jobs.tick]\nkind = \"command\"\nevery = \"1s\"\ncommand = [
 
 async fn an_invalid_edit_keeps_the_schedule_and_is_reported(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::http::unused_port();
     std::fs::write(dir.path().join("schedules.toml"), TICK).unwrap();
     let daemon = start(dir.path(), db, &[], Some(port));
     wait_runs(db, "tick", 2).await;

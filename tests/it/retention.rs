@@ -1,7 +1,7 @@
 //! History retention on both backends: which rows of `job_runs` a pass
 //! prunes (age, `keep_last`, jobs no longer in the file) and which it never
-//! does (a job's newest success and failure, unfinished runs), batches, and
-//! several workers pruning at once.
+//! does (a job's newest success and failure, unfinished runs), batches,
+//! several workers pruning at once, and the daemon's background task.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,10 +11,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use ops_worker::config::Config;
 use ops_worker::db::{Db, RunStatus, Trigger};
 use ops_worker::retention;
-use ops_worker_jobs::{Clock, ManualClock};
+use ops_worker_jobs::Clock;
 use tokio_util::sync::CancellationToken;
 
-use crate::fixtures::{utc, PastRun};
+use crate::fixtures::{utc, PastRun, TestClock};
 use crate::helpers::TestDb;
 
 const NOW: &str = "2026-11-26T12:00:00Z";
@@ -299,22 +299,65 @@ async fn workers_pruning_at_once_delete_each_row_once(db: &TestDb) {
     assert_eq!(rows(&a, "j").await, [(newest, RunStatus::Success)]);
 }
 
-async fn the_loop_stops_as_soon_as_it_is_told(db: &TestDb) {
-    let c = config("[jobs.a]\nkind = \"alerts\"\nevery = \"1m\"\n");
+/// The daemon's background task, driven by a test clock: nothing before
+/// its first pass a minute after start, then a pass that prunes by "now" of
+/// that clock, the next ten minutes later by the config running then (a
+/// reload), and it ends as soon as it is told.
+async fn the_task_prunes_a_minute_after_start_then_every_ten_minutes(db: &TestDb) {
+    use RunStatus::*;
+    let c = config("[jobs.j]\nkind = \"alerts\"\nevery = \"1m\"\nkeep_last = 3\n");
+    for h in (1..=5).rev() {
+        row(db.db(), "j", hours_ago(h), Success).await;
+    }
+    // 31 and 25 days before the clock's "now", 30 days kept: the second
+    // stays, though it is more than 30 days before the real time.
+    row(db.db(), "gone", days_ago(31), Skipped).await;
+    row(db.db(), "gone", days_ago(25), Skipped).await;
+    assert!(Utc::now() - days_ago(25) > TimeDelta::days(30));
+
+    let clock = TestClock::new(utc(NOW));
+    let minutes = |m: i64| utc(NOW) + TimeDelta::minutes(m);
     let stop = CancellationToken::new();
-    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(utc(NOW)));
-    let (_config, running) = tokio::sync::watch::channel(Arc::new(c));
+    let (reload, running) = tokio::sync::watch::channel(Arc::new(c));
     let task = tokio::spawn(retention::run(
         db.db().clone(),
         running,
-        clock,
+        clock.clone() as Arc<dyn Clock>,
         stop.clone(),
     ));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    clock.asleep_until(minutes(1), 1).await;
+    assert_eq!(
+        rows(db.db(), "j").await.len(),
+        5,
+        "pruned before the first pass"
+    );
+    assert_eq!(rows(db.db(), "gone").await.len(), 2);
+
+    // The first pass; it is over when the task sleeps until the next.
+    clock.set(minutes(1));
+    clock.asleep_until(minutes(11), 1).await;
+    assert_eq!(
+        rows(db.db(), "j").await,
+        [
+            (hours_ago(3), Success),
+            (hours_ago(2), Success),
+            (hours_ago(1), Success)
+        ]
+    );
+    assert_eq!(rows(db.db(), "gone").await, [(days_ago(25), Skipped)]);
+
+    // A reload keeps fewer rows: the next pass, ten minutes on, goes by it.
+    reload.send_replace(Arc::new(config(
+        "[jobs.j]\nkind = \"alerts\"\nevery = \"1m\"\nkeep_last = 1\n",
+    )));
+    clock.set(minutes(11));
+    clock.asleep_until(minutes(21), 1).await;
+    assert_eq!(rows(db.db(), "j").await, [(hours_ago(1), Success)]);
+
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(1), task)
         .await
-        .expect("the pruning loop stops within a second")
+        .expect("the pruning task stops within a second")
         .unwrap();
 }
 
@@ -325,5 +368,5 @@ crate::backend_tests!(
     each_call_deletes_at_most_a_batch_oldest_first,
     runs_of_jobs_no_longer_in_the_file_go_by_the_defaults,
     workers_pruning_at_once_delete_each_row_once,
-    the_loop_stops_as_soon_as_it_is_told,
+    the_task_prunes_a_minute_after_start_then_every_ten_minutes,
 );

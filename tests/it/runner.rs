@@ -10,7 +10,7 @@ use ops_worker::schedule::Overlap;
 use ops_worker_jobs::{Clock, SystemClock};
 use tokio::sync::Semaphore;
 
-use crate::fixtures::{runner, spec, spec_from_toml, utc, Behaviour, TestJob};
+use crate::fixtures::{fast_retry_spec, runner, spec_from_toml, utc, Behaviour, TestJob};
 use crate::helpers::TestDb;
 
 fn clock() -> Arc<dyn Clock> {
@@ -38,7 +38,7 @@ async fn outcomes_are_recorded(db: &TestDb) {
         ("bad", Behaviour::Fail),
         ("boom", Behaviour::Panic),
     ] {
-        let s = spec(name, 60, TestJob::new(b), |_| {});
+        let s = fast_retry_spec(name, 60, TestJob::new(b), |_| {});
         r.run(Slot::new(&s, slot, Trigger::Schedule).with_missed(3))
             .await;
     }
@@ -68,7 +68,7 @@ async fn outcomes_are_recorded(db: &TestDb) {
 async fn timeout_cancels_the_job_and_records_timeout(db: &TestDb) {
     let r = runner(db.db(), clock(), "w1");
     let gate = Arc::new(Semaphore::new(0));
-    let s = spec("slow", 60, TestJob::new(Behaviour::Gate(gate)), |s| {
+    let s = fast_retry_spec("slow", 60, TestJob::new(Behaviour::Gate(gate)), |s| {
         s.timeout = Duration::from_millis(300)
     });
     let started = Instant::now();
@@ -136,7 +136,7 @@ fn process_gone(pid: i32) -> bool {
 async fn retries_are_separate_rows_with_doubling_backoff(db: &TestDb) {
     let r = runner(db.db(), clock(), "w1");
     let slot = utc("2026-05-01T10:00:00Z");
-    let s = spec("flaky", 60, TestJob::new(Behaviour::FailTimes(2)), |s| {
+    let s = fast_retry_spec("flaky", 60, TestJob::new(Behaviour::FailTimes(2)), |s| {
         s.retries = 3
     });
     let o = r.run(Slot::new(&s, slot, Trigger::Schedule)).await;
@@ -160,7 +160,7 @@ async fn retries_are_separate_rows_with_doubling_backoff(db: &TestDb) {
     assert!(gap(&runs[0], &runs[1]) >= chrono::Duration::milliseconds(10));
     assert!(gap(&runs[1], &runs[2]) >= chrono::Duration::milliseconds(20));
 
-    let s = spec("hopeless", 60, TestJob::new(Behaviour::Fail), |s| {
+    let s = fast_retry_spec("hopeless", 60, TestJob::new(Behaviour::Fail), |s| {
         s.retries = 2
     });
     assert_eq!(
@@ -173,7 +173,7 @@ async fn retries_are_separate_rows_with_doubling_backoff(db: &TestDb) {
 async fn exactly_one_claimer_wins_a_slot(db: &TestDb) {
     // 16 runners, as if 16 processes, race for one slot.
     let job = TestJob::new(Behaviour::Succeed);
-    let s = spec("race", 60, job.clone(), |s| s.overlap = Overlap::Allow);
+    let s = fast_retry_spec("race", 60, job.clone(), |s| s.overlap = Overlap::Allow);
     let slot = utc("2026-05-01T10:00:00Z");
     let tasks: Vec<_> = (0..16)
         .map(|i| {
@@ -199,7 +199,7 @@ async fn exactly_one_claimer_wins_a_slot(db: &TestDb) {
 async fn overlap_skip_records_a_skipped_row(db: &TestDb) {
     let r = runner(db.db(), clock(), "w1");
     let gate = Arc::new(Semaphore::new(0));
-    let s = spec(
+    let s = fast_retry_spec(
         "long",
         60,
         TestJob::new(Behaviour::Gate(gate.clone())),
@@ -245,7 +245,7 @@ async fn overlap_queue_runs_one_waiting_slot_afterwards(db: &TestDb) {
     let r = runner(db.db(), clock(), "w1");
     let gate = Arc::new(Semaphore::new(0));
     let job = TestJob::new(Behaviour::Gate(gate.clone()));
-    let s = spec("queued", 60, job.clone(), |s| s.overlap = Overlap::Queue);
+    let s = fast_retry_spec("queued", 60, job.clone(), |s| s.overlap = Overlap::Queue);
     let spawn = |slot: &str| {
         let (r, s, slot) = (r.clone(), s.clone(), utc(slot));
         tokio::spawn(async move { r.run(Slot::new(&s, slot, Trigger::Schedule)).await })
@@ -300,7 +300,7 @@ async fn overlap_allow_runs_alongside(db: &TestDb) {
     let r = runner(db.db(), clock(), "w1");
     let gate = Arc::new(Semaphore::new(0));
     let job = TestJob::new(Behaviour::Gate(gate.clone()));
-    let s = spec("parallel", 60, job.clone(), |s| s.overlap = Overlap::Allow);
+    let s = fast_retry_spec("parallel", 60, job.clone(), |s| s.overlap = Overlap::Allow);
     let tasks: Vec<_> = ["2026-05-01T10:00:00Z", "2026-05-01T10:01:00Z"]
         .into_iter()
         .map(|slot| {
@@ -319,7 +319,7 @@ async fn a_blocking_job_does_not_delay_others(db: &TestDb) {
     let r = runner(db.db(), clock(), "w1");
     let blockers: Vec<_> = (0..2)
         .map(|i| {
-            let s = spec(
+            let s = fast_retry_spec(
                 &format!("blocker{i}"),
                 60,
                 TestJob::new(Behaviour::Block(Duration::from_secs(3))),
@@ -339,7 +339,7 @@ async fn a_blocking_job_does_not_delay_others(db: &TestDb) {
     wait_running(db, "blocker0", 1).await;
     wait_running(db, "blocker1", 1).await;
     // While two job threads are blocked, quick jobs still run promptly.
-    let quick = spec("quick", 60, TestJob::new(Behaviour::Succeed), |_| {});
+    let quick = fast_retry_spec("quick", 60, TestJob::new(Behaviour::Succeed), |_| {});
     for minute in 0..5 {
         let started = Instant::now();
         let slot = utc("2026-05-01T10:00:00Z") + chrono::Duration::minutes(minute);
@@ -360,8 +360,8 @@ async fn a_blocking_job_does_not_delay_others(db: &TestDb) {
 
 async fn a_panic_does_not_affect_other_runs(db: &TestDb) {
     let r = runner(db.db(), clock(), "w1");
-    let boom = spec("boom", 60, TestJob::new(Behaviour::Panic), |_| {});
-    let ok = spec("fine", 60, TestJob::new(Behaviour::Succeed), |_| {});
+    let boom = fast_retry_spec("boom", 60, TestJob::new(Behaviour::Panic), |_| {});
+    let ok = fast_retry_spec("fine", 60, TestJob::new(Behaviour::Succeed), |_| {});
     let slot = utc("2026-05-01T10:00:00Z");
     let (a, b) = tokio::join!(
         r.run(Slot::new(&boom, slot, Trigger::Schedule)),
@@ -384,7 +384,7 @@ async fn a_panic_does_not_affect_other_runs(db: &TestDb) {
 
 async fn interrupt_records_interrupted(db: &TestDb) {
     let r = runner(db.db(), clock(), "w1");
-    let s = spec(
+    let s = fast_retry_spec(
         "endless",
         60,
         TestJob::new(Behaviour::Gate(Arc::new(Semaphore::new(0)))),
@@ -436,7 +436,7 @@ async fn slots_spread_over_the_live_workers(db: &TestDb) {
         r.peers().set(vec!["w1".into(), "w2".into()]);
     }
     let job = TestJob::new(Behaviour::Succeed);
-    let s = spec("spread", 60, job.clone(), |_| {});
+    let s = fast_retry_spec("spread", 60, job.clone(), |_| {});
     let mut ran = [0, 0];
     for i in 0..40 {
         let slot = utc("2026-05-01T10:00:00Z") + chrono::TimeDelta::minutes(i);
@@ -472,7 +472,7 @@ async fn overlap_holds_across_workers(db: &TestDb) {
     for (name, overlap) in [("x-skip", Overlap::Skip), ("x-queue", Overlap::Queue)] {
         let gate = Arc::new(Semaphore::new(0));
         let job = TestJob::new(Behaviour::Gate(gate.clone()));
-        let s = spec(name, 60, job.clone(), |s| s.overlap = overlap);
+        let s = fast_retry_spec(name, 60, job.clone(), |s| s.overlap = overlap);
         let first = {
             let (w1, s) = (w1.clone(), s.clone());
             tokio::spawn(async move {

@@ -13,7 +13,7 @@ use ops_worker_jobs::{Clock, ManualClock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::fixtures::{eventually, runner, spec, utc, Behaviour, TestJob};
+use crate::fixtures::{eventually, fast_retry_spec, runner, utc, Behaviour, TestJob};
 use crate::helpers::TestDb;
 
 const T0: &str = "2026-06-01T12:00:00Z";
@@ -109,7 +109,12 @@ fn slots(runs: &[RunRecord]) -> Vec<(DateTime<Utc>, Trigger, i32)> {
 async fn interval_slots_fire_on_the_grid(db: &TestDb) {
     let t0 = utc(T0);
     let job = TestJob::new(Behaviour::Succeed);
-    let armed = arm(db, spec("tick", 10, job.clone(), |_| {}), t0, None);
+    let armed = arm(
+        db,
+        fast_retry_spec("tick", 10, job.clone(), |_| {}),
+        t0,
+        None,
+    );
     for i in 1..=3 {
         // Advance in uneven steps: the slots still lie on the grid.
         armed
@@ -130,7 +135,12 @@ async fn interval_slots_fire_on_the_grid(db: &TestDb) {
 async fn a_long_pause_neither_stops_the_job_nor_fires_a_burst(db: &TestDb) {
     let t0 = utc(T0);
     let job = TestJob::new(Behaviour::Succeed);
-    let armed = arm(db, spec("pausy", 10, job.clone(), |_| {}), t0, None);
+    let armed = arm(
+        db,
+        fast_retry_spec("pausy", 10, job.clone(), |_| {}),
+        t0,
+        None,
+    );
     // The process was stopped for ten intervals and wakes 2 s after a slot.
     armed.clock.set(t0 + TimeDelta::seconds(102));
     let runs = wait_runs(db, "pausy", 1).await;
@@ -152,7 +162,7 @@ async fn a_restart_keeps_the_interval_phase(db: &TestDb) {
     history_at(db, "phased", t0 - TimeDelta::seconds(5)).await;
     let armed = arm(
         db,
-        spec("phased", 10, TestJob::new(Behaviour::Succeed), |_| {}),
+        fast_retry_spec("phased", 10, TestJob::new(Behaviour::Succeed), |_| {}),
         t0,
         Some(t0 - TimeDelta::seconds(5)),
     );
@@ -172,7 +182,7 @@ async fn catch_up_latest_runs_once_for_the_newest_missed_slot(db: &TestDb) {
     let now = utc("2026-06-03T05:00:00Z");
     let last = utc("2026-06-01T02:00:00Z");
     history_at(db, "daily", last).await;
-    let s = spec("daily", 60, TestJob::new(Behaviour::Succeed), |s| {
+    let s = fast_retry_spec("daily", 60, TestJob::new(Behaviour::Succeed), |s| {
         s.schedule = Schedule::cron("0 0 2 * * *", ops_worker_jobs::tz::Tz::UTC).unwrap();
     });
     let armed = arm(db, s, now, Some(last));
@@ -187,7 +197,7 @@ async fn catch_up_latest_runs_once_for_the_newest_missed_slot(db: &TestDb) {
 async fn catch_up_all_runs_each_slot_in_the_window(db: &TestDb) {
     let t0 = utc(T0);
     history_at(db, "every", t0 - TimeDelta::seconds(60)).await;
-    let s = spec("every", 10, TestJob::new(Behaviour::Succeed), |s| {
+    let s = fast_retry_spec("every", 10, TestJob::new(Behaviour::Succeed), |s| {
         s.catch_up = CatchUp::All;
         s.catch_up_window = Duration::from_secs(35);
     });
@@ -214,7 +224,7 @@ async fn catch_up_all_runs_each_slot_in_the_window(db: &TestDb) {
 async fn catch_up_skip_runs_only_the_current_slot(db: &TestDb) {
     let t0 = utc(T0);
     history_at(db, "skipper", t0 - TimeDelta::seconds(40)).await;
-    let s = spec("skipper", 10, TestJob::new(Behaviour::Succeed), |s| {
+    let s = fast_retry_spec("skipper", 10, TestJob::new(Behaviour::Succeed), |s| {
         s.catch_up = CatchUp::Skip
     });
     let armed = arm(db, s, t0, Some(t0 - TimeDelta::seconds(40)));

@@ -19,7 +19,7 @@ use ops_worker_jobs::{Clock, Job, JobContext, JobError, JobOutput, SystemClock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::fixtures::{runner, spec};
+use crate::fixtures::{fast_retry_spec, runner};
 use crate::helpers::TestDb;
 
 /// The system clock off by a fixed amount: a host whose clock is wrong.
@@ -75,9 +75,9 @@ async fn workers_with_clocks_seconds_apart_agree(db: &TestDb) {
     let sparse = counted(Duration::ZERO);
     let slow = counted(Duration::from_millis(2500));
     let specs = [
-        spec("fast", 1, fast.clone(), |_| {}),
-        spec("sparse", 5, sparse.clone(), |_| {}),
-        spec("slow", 1, slow.clone(), |_| {}),
+        fast_retry_spec("fast", 1, fast.clone(), |_| {}),
+        fast_retry_spec("sparse", 5, sparse.clone(), |_| {}),
+        fast_retry_spec("slow", 1, slow.clone(), |_| {}),
     ];
 
     let (stop, runs) = (CancellationToken::new(), TaskTracker::new());
