@@ -22,6 +22,7 @@ use ops_worker_jobs::{BuildError, Job};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use crate::scheduler::schedule::CronSyntaxError;
 use crate::scheduler::Schedule;
 pub use expand::{expand, ExpandError};
 pub use notify::{NotifyFormat, NotifyTarget, Secret, DEFAULT_NOTIFY_TIMEOUT};
@@ -802,6 +803,15 @@ impl Cx<'_> {
                 let expr = self.string(job, "cron", &v)?;
                 match Schedule::cron(&expr, timezone.unwrap_or(Tz::UTC)) {
                     Ok(s) => Some(s),
+                    Err(CronSyntaxError::NeverFires(why)) => {
+                        self.problem(
+                            v.span(),
+                            job,
+                            None,
+                            format!("cron {expr:?} never fires: {why}"),
+                        );
+                        None
+                    }
                     Err(e) => {
                         self.problem(
                             v.span(),

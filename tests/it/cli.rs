@@ -325,6 +325,56 @@ command = ["true"]
     assert_eq!(stderr(&out), "");
 }
 
+/// A cron expression no date matches is an error at its value; one that
+/// next fires more than a year from now, or never again, is a warning.
+/// The years are far from today so the test does not depend on the date.
+#[test]
+fn validate_rejects_cron_that_never_fires_and_warns_about_rare_cron() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        r#"[jobs.feb30]
+kind = "command"
+cron = "0 0 30 2 *"
+command = ["true"]
+
+[jobs.short-months]
+kind = "command"
+cron = "0 0 31 4,6 *"
+command = ["true"]
+"#,
+    );
+    let out = bin(dir.path()).arg("validate").output().unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "error: schedules.toml:3:8: job \"feb30\": cron \"0 0 30 2 *\" never fires: day 30 does not exist in February\n\
+         error: schedules.toml:8:8: job \"short-months\": cron \"0 0 31 4,6 *\" never fires: day 31 does not exist in April or June\n"
+    );
+
+    write_config(
+        dir.path(),
+        r#"[jobs.far]
+kind = "command"
+cron = "0 0 0 1 1 * 2099"
+timezone = "Europe/Berlin"
+command = ["true"]
+
+[jobs.past]
+kind = "command"
+cron = "0 0 0 1 1 * 2020"
+command = ["true"]
+"#,
+    );
+    let out = bin(dir.path()).arg("validate").output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "warning: schedules.toml:3:8: job \"far\": cron \"0 0 0 1 1 * 2099\" next fires at 2098-12-31T23:00:00Z (2099-01-01 00:00:00 CET), more than a year from now\n\
+         warning: schedules.toml:9:8: job \"past\": cron \"0 0 0 1 1 * 2020\" has no fire time left: the job never runs again\n"
+    );
+}
+
 /// A host without CA certificates (no ca-certificates package; here
 /// SSL_CERT_FILE and SSL_CERT_DIR name none) still runs jobs, and plain-HTTP
 /// checks work: one warning says HTTPS will fail. (The worker used to panic
