@@ -422,6 +422,66 @@ fn a_host_without_ca_certificates_warns_and_still_runs_http_checks() {
     assert_eq!(warnings.len(), 1, "{}", stderr(&out));
 }
 
+/// `run --watch-config` takes `true` or `false`, alone means `true`, and
+/// falls back to `OPS_WORKER_WATCH_CONFIG`, which a flag overrides. What the
+/// daemon did is in its log: a line when the directory watch is off.
+#[test]
+fn watch_config_takes_a_value_and_falls_back_to_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        "[jobs.idle]\nkind = \"command\"\nevery = \"1h\"\ncommand = [\"true\"]\n",
+    );
+    let watch_off = |args: &[&str], env: Option<&str>| -> bool {
+        let log_path = dir.path().join("worker.log");
+        let mut cmd = bin(dir.path());
+        cmd.arg("run")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap());
+        if let Some(v) = env {
+            cmd.env("OPS_WORKER_WATCH_CONFIG", v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let started = |log: &str| log.contains("worker started");
+        while !started(&std::fs::read_to_string(&log_path).unwrap()) {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "{args:?}: exited with {status}: {}",
+                    std::fs::read_to_string(&log_path).unwrap()
+                );
+            }
+            assert!(std::time::Instant::now() < deadline, "{args:?}: no start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sigterm(&child);
+        let status = child.wait().unwrap();
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        assert!(status.success(), "{args:?}: {status}: {log}");
+        log.contains("directory watch off")
+    };
+    assert!(!watch_off(&[], None), "watching is the default");
+    assert!(watch_off(&["--watch-config", "false"], None));
+    assert!(watch_off(&["--watch-config=false"], None));
+    assert!(!watch_off(&["--watch-config", "true"], None));
+    assert!(watch_off(&[], Some("false")));
+    assert!(!watch_off(&["--watch-config"], Some("false")));
+    assert!(!watch_off(&["--watch-config", "true"], Some("false")));
+    assert!(watch_off(&["--watch-config", "false"], Some("true")));
+
+    let out = bin(dir.path())
+        .args(["run", "--watch-config", "maybe"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("invalid value 'maybe' for '--watch-config [<BOOL>]'"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn the_embedded_default_is_a_sqlite_file_in_the_working_directory() {
     let dir = tempfile::tempdir().unwrap();
