@@ -185,6 +185,10 @@ pub async fn watch_file(
     let _watcher = if watch_events {
         watch_directory(&path, tx.clone())
     } else {
+        tracing::info!(
+            "directory watch off (--watch-config false): schedules.toml is reloaded on SIGHUP and every {}s",
+            POLL_EVERY.as_secs()
+        );
         None
     };
     let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {

@@ -33,7 +33,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use reqwest;
 pub use store::{Store, StoreError};
 
-/// Every kind [`build`] knows, in the order the README documents them.
+/// Every kind [`build`] knows, in the order docs/kinds.md documents them.
 pub const KINDS: &[&str] = &[
     "command",
     "health",

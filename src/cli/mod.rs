@@ -68,8 +68,17 @@ pub enum Command {
         #[arg(long, env = "OPS_WORKER_DEAD_AFTER", default_value = "20s", value_parser = parse_dead_after)]
         dead_after: Duration,
         /// Reload schedules.toml as soon as it changes (false: only on
-        /// SIGHUP and the check every 10s)
-        #[arg(long, env = "OPS_WORKER_WATCH_CONFIG", value_name = "BOOL", default_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+        /// SIGHUP and the check every 10s); `--watch-config` alone is true
+        #[arg(
+            long,
+            env = "OPS_WORKER_WATCH_CONFIG",
+            value_name = "BOOL",
+            action = clap::ArgAction::Set,
+            num_args = 0..=1,
+            default_value = "true",
+            default_missing_value = "true",
+            value_parser = clap::builder::BoolishValueParser::new()
+        )]
         watch_config: bool,
     },
     /// Run one job now, recorded like any other run (trigger "manual")

@@ -1,12 +1,13 @@
 //! What the CLI prints: plain aligned tables for people, `--json` for scripts.
 
 use chrono::{DateTime, Utc};
+use ops_worker_jobs::tz::Tz;
 
 use super::ExitCode;
 use crate::config::{Config, JobSpec};
 use crate::db::{Db, Pause, RunRecord};
 use crate::runner::Outcome;
-use crate::schedule::{dst, Schedule};
+use crate::schedule::{dst, NextBeyond, Schedule};
 use crate::scheduler::Start;
 
 fn ts(t: Option<DateTime<Utc>>) -> String {
@@ -40,8 +41,9 @@ fn table(rows: &[Vec<String>]) {
     }
 }
 
-/// How far ahead `validate` looks for DST changes a cron job fires in.
-const DST_LOOKAHEAD_MONTHS: u32 = 12;
+/// How far ahead `validate` looks at cron jobs: for DST changes they fire
+/// in, and for whether they fire at all.
+const WARNING_HORIZON_MONTHS: u32 = 12;
 
 pub fn validate(config: &Config, now: DateTime<Utc>) {
     let enabled = config.jobs.iter().filter(|j| j.enabled).count();
@@ -79,7 +81,7 @@ pub fn validate(config: &Config, now: DateTime<Utc>) {
             s.timezone()
         );
     }
-    let mut warnings = dst_warnings(config, now);
+    let mut warnings = cron_warnings(config, now);
     // In file order, as errors are.
     warnings.sort_by_key(|w| (w.line, w.column));
     for w in warnings {
@@ -87,39 +89,61 @@ pub fn validate(config: &Config, now: DateTime<Utc>) {
     }
 }
 
-/// One warning per cron job that fires at a local time a DST change of its
-/// zone skips or repeats in the coming months: the file is valid, but the
-/// operator should know what happens on those days.
-fn dst_warnings(config: &Config, now: DateTime<Utc>) -> Vec<crate::config::Problem> {
+/// Warnings about cron jobs in the next [`WARNING_HORIZON_MONTHS`]: the file
+/// is valid, but the operator should know. One per job that fires at a
+/// local time a DST change of its zone skips or repeats (what happens on
+/// those days), and one per job that next fires later than that (a leap
+/// day, a year field) or never again (every year it names has passed).
+fn cron_warnings(config: &Config, now: DateTime<Utc>) -> Vec<crate::config::Problem> {
     let until = now
-        .checked_add_months(chrono::Months::new(DST_LOOKAHEAD_MONTHS))
+        .checked_add_months(chrono::Months::new(WARNING_HORIZON_MONTHS))
         .unwrap_or(now);
-    config
-        .jobs
-        .iter()
-        .filter_map(|j| {
-            let Schedule::Cron { expr, tz, .. } = &j.schedule else {
-                return None;
-            };
-            let changes = dst::changes(&j.schedule, now, until);
-            if changes.is_empty() {
-                return None;
-            }
+    let mut warnings = Vec::new();
+    for j in &config.jobs {
+        let Schedule::Cron { expr, tz, .. } = &j.schedule else {
+            continue;
+        };
+        let mut warn = |message: String| {
             let (line, column) = j.schedule_at.unwrap_or((1, 1));
-            let list: Vec<String> = changes.iter().map(ToString::to_string).collect();
-            Some(crate::config::Problem {
+            warnings.push(crate::config::Problem {
                 file: config.path.display().to_string(),
                 line,
                 column,
                 section: Some(crate::config::Section::Job(j.name.clone())),
                 key: None,
-                message: format!(
-                    "cron {expr:?} in {tz} fires inside a DST change: {}",
-                    list.join("; ")
-                ),
-            })
-        })
-        .collect()
+                message,
+            });
+        };
+        let changes = dst::changes(&j.schedule, now, until);
+        if !changes.is_empty() {
+            let list: Vec<String> = changes.iter().map(ToString::to_string).collect();
+            warn(format!(
+                "cron {expr:?} in {tz} fires inside a DST change: {}",
+                list.join("; ")
+            ));
+        }
+        match j.schedule.next_beyond(now, until) {
+            Some(NextBeyond::At(next)) => {
+                let local = if *tz == Tz::UTC {
+                    String::new()
+                } else {
+                    format!(
+                        " ({})",
+                        next.with_timezone(tz).format("%Y-%m-%d %H:%M:%S %Z")
+                    )
+                };
+                warn(format!(
+                    "cron {expr:?} next fires at {}{local}, more than a year from now",
+                    next.format("%Y-%m-%dT%H:%M:%SZ")
+                ));
+            }
+            Some(NextBeyond::NoneLeft) => warn(format!(
+                "cron {expr:?} has no fire time left: the job never runs again"
+            )),
+            None => {}
+        }
+    }
+    warnings
 }
 
 pub fn run_job(name: &str, outcome: &Outcome) -> ExitCode {

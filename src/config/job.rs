@@ -14,7 +14,7 @@ use toml::Spanned;
 use super::cx::{key_at, line_col, span_of_entries, toml_message, Cx, Span};
 use super::spec::{canonical, DEFAULT_HISTORY_RETENTION};
 use super::{sha256_hex, JobSpec, Retention};
-use crate::schedule::{CatchUp, Overlap, Schedule};
+use crate::schedule::{CatchUp, CronSyntaxError, Overlap, Schedule};
 
 /// A key and its value as found in the file.
 type Entry<'a> = (Spanned<Cow<'a, str>>, Spanned<DeValue<'a>>);
@@ -185,6 +185,15 @@ impl Cx<'_> {
                 let expr = self.string(job, "cron", &v)?;
                 match Schedule::cron(&expr, timezone.unwrap_or(Tz::UTC)) {
                     Ok(s) => Some(s),
+                    Err(CronSyntaxError::NeverFires(why)) => {
+                        self.problem(
+                            v.span(),
+                            job,
+                            None,
+                            format!("cron {expr:?} never fires: {why}"),
+                        );
+                        None
+                    }
                     Err(e) => {
                         self.problem(
                             v.span(),

@@ -35,7 +35,7 @@ pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_NOTIFY_TIMEOUT: Duration = Duration::from_secs(300);
 /// The keys a `[notify.NAME]` table may have.
 const KEYS: &[&str] = &["type", "url", "format", "headers", "timeout"];
-/// Target types, in the order the README documents them.
+/// Target types, in the order docs/notifications.md documents them.
 const TYPES: &[&str] = &["webhook"];
 /// Headers the sender sets itself; a target cannot override them.
 const RESERVED_HEADERS: &[&str] = &["content-type", "content-length", "idempotency-key", "host"];

@@ -814,3 +814,13 @@ fn jitter_must_be_a_duration_in_whole_milliseconds() {
         "schedules.toml:5:10: job \"a\": jitter: expected a duration string with a unit, such as \"30s\" or \"5m\""
     );
 }
+
+#[test]
+fn cron_that_never_fires_is_an_error_at_its_value() {
+    let p =
+        one_problem("[jobs.x]\nkind = \"command\"\ncron = \"0 0 30 2 *\"\ncommand = [\"true\"]\n");
+    assert_eq!(
+        p,
+        "schedules.toml:3:8: job \"x\": cron \"0 0 30 2 *\" never fires: day 30 does not exist in February"
+    );
+}

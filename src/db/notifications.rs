@@ -84,7 +84,7 @@ pub struct NewNotification {
     pub target: String,
     pub alert_id: Option<i64>,
     pub event: NotificationEvent,
-    /// The event as a JSON object (see the README for its fields).
+    /// The event as a JSON object (see docs/notifications.md for its fields).
     pub payload: serde_json::Value,
     /// Also the first `next_attempt_at`: due at once.
     pub created_at: DateTime<Utc>,

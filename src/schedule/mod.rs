@@ -13,7 +13,7 @@ pub mod dst;
 pub mod jitter;
 mod slots;
 
-pub use slots::{whole_second, CronSyntaxError, IntervalError, Schedule};
+pub use slots::{whole_second, CronSyntaxError, IntervalError, NextBeyond, Schedule};
 
 /// What to do with a slot that comes due while the job's previous run is
 /// still going.

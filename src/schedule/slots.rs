@@ -54,6 +54,11 @@ pub enum CronSyntaxError {
     FieldCount(usize),
     #[error(transparent)]
     Invalid(#[from] croner::errors::CronError),
+    /// Well-formed, but no date matches it in any year it allows (the
+    /// reason, e.g. "day 30 does not exist in February"): the job would
+    /// never run.
+    #[error("never fires: {0}")]
+    NeverFires(String),
 }
 
 /// Why an interval was rejected.
@@ -90,6 +95,9 @@ impl Schedule {
             .year(Year::Optional)
             .build()
             .parse(expr)?;
+        if let Some(why) = never_fires(&cron, tz) {
+            return Err(CronSyntaxError::NeverFires(why));
+        }
         Ok(Schedule::Cron {
             expr: expr.trim().to_string(),
             cron: Box::new(cron),
@@ -237,6 +245,21 @@ impl Schedule {
         }
     }
 
+    /// A cron schedule whose next slot after `now` lies after `until`, or
+    /// that has none left (its year field names only past years): the job
+    /// is valid but runs rarely or never again, which `validate` warns
+    /// about. `None` for intervals and for cron that fires by `until`.
+    pub fn next_beyond(&self, now: DateTime<Utc>, until: DateTime<Utc>) -> Option<NextBeyond> {
+        match self {
+            Schedule::Every { .. } => None,
+            Schedule::Cron { .. } => match self.next_after(now, now) {
+                None => Some(NextBeyond::NoneLeft),
+                Some(next) if next > until => Some(NextBeyond::At(next)),
+                Some(_) => None,
+            },
+        }
+    }
+
     /// The next `count` slots after `t`.
     pub fn upcoming(
         &self,
@@ -256,6 +279,122 @@ impl Schedule {
             }
         }
         out
+    }
+}
+
+/// What [`Schedule::next_beyond`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextBeyond {
+    /// The next slot, later than the horizon.
+    At(DateTime<Utc>),
+    /// No slot after now: every year the expression names has passed.
+    NoneLeft,
+}
+
+/// Why a parsed cron expression can never fire, or `None` when it fires at
+/// least once. Independent of the current time: the search starts before
+/// the first year the expression allows (2000 when it names none: the
+/// Gregorian calendar, weekdays included, repeats every 400 years, well
+/// within croner's search up to the year 5000), so a job whose years have
+/// merely passed is not an error here (see [`Schedule::next_beyond`]).
+fn never_fires(cron: &Cron, tz: Tz) -> Option<String> {
+    let years = cron.pattern.years.values();
+    let all_years = years.len() == usize::from(cron.pattern.years.max - cron.pattern.years.min) + 1;
+    let first_year = if all_years {
+        2000
+    } else {
+        i32::from(*years.first()?)
+    };
+    // A day early, so that a zone ahead of UTC still starts before its
+    // local New Year.
+    let start = chrono::NaiveDate::from_ymd_opt(first_year, 1, 1)?
+        .and_hms_opt(0, 0, 0)?
+        .and_utc()
+        - TimeDelta::days(1);
+    if cron
+        .find_next_occurrence(&start.with_timezone(&tz), true)
+        .is_ok()
+    {
+        return None;
+    }
+    Some(missing_days(cron, &years, all_years).unwrap_or_else(|| {
+        "no date matches its day-of-month, month, day-of-week and year fields together".to_string()
+    }))
+}
+
+/// "day 30 does not exist in February": the reason when the day-of-month
+/// field alone decides (plain days, and a day-of-week field of `*`) and
+/// none of its days exists in any month the expression names.
+fn missing_days(cron: &Cron, years: &[u16], all_years: bool) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let p = &cron.pattern;
+    if p.is_dom_wildcard() || !p.is_dow_wildcard() || p.days.has_modifiers() {
+        return None;
+    }
+    let leap = |y: u16| chrono::NaiveDate::from_ymd_opt(i32::from(y), 2, 29).is_some();
+    let february = if all_years || years.iter().any(|y| leap(*y)) {
+        29
+    } else {
+        28
+    };
+    let length = [31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let days = p.days.values();
+    let months = p.months.values();
+    if days.is_empty()
+        || months.is_empty()
+        || months
+            .iter()
+            .any(|m| days.iter().any(|d| *d <= length[usize::from(*m) - 1]))
+    {
+        return None;
+    }
+    let days: Vec<String> = days.iter().map(ToString::to_string).collect();
+    let months: Vec<&str> = months.iter().map(|m| MONTHS[usize::from(*m) - 1]).collect();
+    let (noun, verb) = if days.len() == 1 {
+        ("day", "does")
+    } else {
+        ("days", "do")
+    };
+    // The years matter only to February's 29th.
+    let in_years = if all_years || !months.contains(&"February") {
+        String::new()
+    } else if years.len() == 1 {
+        format!(" {}", years[0])
+    } else {
+        let years: Vec<String> = years.iter().map(ToString::to_string).collect();
+        format!(" of {}", listed(&years, "or"))
+    };
+    Some(format!(
+        "{noun} {} {verb} not exist in {}{in_years}",
+        listed(&days, "and"),
+        listed(&months, "or")
+    ))
+}
+
+/// `a`, `a and b`, `a, b and c` (with `and` or `or`); long lists are cut
+/// after the first five.
+fn listed<S: AsRef<str>>(items: &[S], conjunction: &str) -> String {
+    let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+    match items.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] if items.len() <= 5 => {
+            format!("{} {conjunction} {last}", init.join(", "))
+        }
+        _ => format!("{}, ... ({} in all)", items[..5].join(", "), items.len()),
     }
 }
 
@@ -386,6 +525,94 @@ mod tests {
         assert!(err.starts_with("expected 5 fields"), "{err}");
         assert!(Schedule::cron("0 0 0 0 0 0 0 0", Tz::UTC).is_err());
         assert!(Schedule::cron("61 * * * *", Tz::UTC).is_err());
+    }
+
+    fn never(expr: &str) -> String {
+        match Schedule::cron(expr, Tz::UTC) {
+            Err(CronSyntaxError::NeverFires(why)) => why,
+            other => panic!("{expr}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cron_that_can_never_fire_is_rejected_with_the_reason() {
+        assert_eq!(never("0 0 30 2 *"), "day 30 does not exist in February");
+        assert_eq!(
+            never("0 0 31 4,6 *"),
+            "day 31 does not exist in April or June"
+        );
+        assert_eq!(
+            never("0 0 30,31 2 *"),
+            "days 30 and 31 do not exist in February"
+        );
+        assert_eq!(
+            never("0 0 0 31 2,4,6,9,11 *"),
+            "day 31 does not exist in February, April, June, September or November"
+        );
+        // 29 February in years that are not leap years.
+        assert_eq!(
+            never("0 0 0 29 2 * 2027"),
+            "day 29 does not exist in February 2027"
+        );
+        assert_eq!(
+            never("0 0 0 29 2 * 2025-2027"),
+            "day 29 does not exist in February of 2025, 2026 or 2027"
+        );
+        // What the day-of-month field alone does not explain.
+        assert_eq!(
+            never("0 0 0 * 2 MON#5 2027"),
+            "no date matches its day-of-month, month, day-of-week and year fields together"
+        );
+        let err = Schedule::cron("0 0 30 2 *", Tz::UTC).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "never fires: day 30 does not exist in February"
+        );
+        // In a zone ahead of UTC too, whose local New Year comes first.
+        assert!(Schedule::cron("0 0 0 1 1 * 2030", "Pacific/Kiritimati".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn rare_cron_is_valid() {
+        for expr in [
+            "0 0 29 2 *",   // leap day
+            "0 0 0 29 2 *", // the same, six fields (seconds first)
+            "0 0 0 29 2 * 2028",
+            "0 0 31 1-4 *",     // January and March have a 31st
+            "0 0 30 2 MON",     // day of month or day of week: Mondays in February
+            "0 0 L 2 *",        // the last day of February
+            "0 0 * 2 MON#5",    // a fifth Monday in February: 29 February on a Monday
+            "0 0 0 1 1 * 2020", // in the past, but a date that exists
+        ] {
+            assert!(Schedule::cron(expr, Tz::UTC).is_ok(), "{expr}");
+        }
+    }
+
+    #[test]
+    fn next_beyond_finds_rare_and_finished_cron() {
+        let now = utc("2026-12-05T12:00:00Z");
+        let year = utc("2027-12-05T12:00:00Z");
+        assert_eq!(
+            cron("0 0 29 2 *", "UTC").next_beyond(now, year),
+            Some(NextBeyond::At(utc("2028-02-29T00:00:00Z")))
+        );
+        // A year later the next leap day is less than a year away.
+        assert_eq!(
+            cron("0 0 29 2 *", "UTC")
+                .next_beyond(utc("2027-12-05T12:00:00Z"), utc("2028-12-05T12:00:00Z")),
+            None
+        );
+        assert_eq!(
+            cron("0 0 0 1 1 * 2030", "UTC").next_beyond(now, year),
+            Some(NextBeyond::At(utc("2030-01-01T00:00:00Z")))
+        );
+        assert_eq!(
+            cron("0 0 0 1 1 * 2020", "UTC").next_beyond(now, year),
+            Some(NextBeyond::NoneLeft)
+        );
+        assert_eq!(cron("0 0 * * *", "UTC").next_beyond(now, year), None);
+        let every = Schedule::every(Duration::from_secs(60)).unwrap();
+        assert_eq!(every.next_beyond(now, year), None);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::fixtures::eventually;
 use crate::helpers::TestDb;
 
 /// The binary with nothing of this process's environment but PATH, run in `dir`.
-fn bin(dir: &Path) -> Command {
+pub(crate) fn bin(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ops-worker"));
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -325,6 +325,56 @@ command = ["true"]
     assert_eq!(stderr(&out), "");
 }
 
+/// A cron expression no date matches is an error at its value; one that
+/// next fires more than a year from now, or never again, is a warning.
+/// The years are far from today so the test does not depend on the date.
+#[test]
+fn validate_rejects_cron_that_never_fires_and_warns_about_rare_cron() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        r#"[jobs.feb30]
+kind = "command"
+cron = "0 0 30 2 *"
+command = ["true"]
+
+[jobs.short-months]
+kind = "command"
+cron = "0 0 31 4,6 *"
+command = ["true"]
+"#,
+    );
+    let out = bin(dir.path()).arg("validate").output().unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "error: schedules.toml:3:8: job \"feb30\": cron \"0 0 30 2 *\" never fires: day 30 does not exist in February\n\
+         error: schedules.toml:8:8: job \"short-months\": cron \"0 0 31 4,6 *\" never fires: day 31 does not exist in April or June\n"
+    );
+
+    write_config(
+        dir.path(),
+        r#"[jobs.far]
+kind = "command"
+cron = "0 0 0 1 1 * 2099"
+timezone = "Europe/Berlin"
+command = ["true"]
+
+[jobs.past]
+kind = "command"
+cron = "0 0 0 1 1 * 2020"
+command = ["true"]
+"#,
+    );
+    let out = bin(dir.path()).arg("validate").output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        "warning: schedules.toml:3:8: job \"far\": cron \"0 0 0 1 1 * 2099\" next fires at 2098-12-31T23:00:00Z (2099-01-01 00:00:00 CET), more than a year from now\n\
+         warning: schedules.toml:9:8: job \"past\": cron \"0 0 0 1 1 * 2020\" has no fire time left: the job never runs again\n"
+    );
+}
+
 /// A host without CA certificates (no ca-certificates package; here
 /// SSL_CERT_FILE and SSL_CERT_DIR name none) still runs jobs, and plain-HTTP
 /// checks work: one warning says HTTPS will fail. (The worker used to panic
@@ -365,6 +415,66 @@ fn a_host_without_ca_certificates_warns_and_still_runs_http_checks() {
         .map(str::to_owned)
         .collect();
     assert_eq!(warnings.len(), 1, "{}", stderr(&out));
+}
+
+/// `run --watch-config` takes `true` or `false`, alone means `true`, and
+/// falls back to `OPS_WORKER_WATCH_CONFIG`, which a flag overrides. What the
+/// daemon did is in its log: a line when the directory watch is off.
+#[test]
+fn watch_config_takes_a_value_and_falls_back_to_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        "[jobs.idle]\nkind = \"command\"\nevery = \"1h\"\ncommand = [\"true\"]\n",
+    );
+    let watch_off = |args: &[&str], env: Option<&str>| -> bool {
+        let log_path = dir.path().join("worker.log");
+        let mut cmd = bin(dir.path());
+        cmd.arg("run")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap());
+        if let Some(v) = env {
+            cmd.env("OPS_WORKER_WATCH_CONFIG", v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let started = |log: &str| log.contains("worker started");
+        while !started(&std::fs::read_to_string(&log_path).unwrap()) {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "{args:?}: exited with {status}: {}",
+                    std::fs::read_to_string(&log_path).unwrap()
+                );
+            }
+            assert!(std::time::Instant::now() < deadline, "{args:?}: no start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sigterm(&child);
+        let status = child.wait().unwrap();
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        assert!(status.success(), "{args:?}: {status}: {log}");
+        log.contains("directory watch off")
+    };
+    assert!(!watch_off(&[], None), "watching is the default");
+    assert!(watch_off(&["--watch-config", "false"], None));
+    assert!(watch_off(&["--watch-config=false"], None));
+    assert!(!watch_off(&["--watch-config", "true"], None));
+    assert!(watch_off(&[], Some("false")));
+    assert!(!watch_off(&["--watch-config"], Some("false")));
+    assert!(!watch_off(&["--watch-config", "true"], Some("false")));
+    assert!(watch_off(&["--watch-config", "false"], Some("true")));
+
+    let out = bin(dir.path())
+        .args(["run", "--watch-config", "maybe"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("invalid value 'maybe' for '--watch-config [<BOOL>]'"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

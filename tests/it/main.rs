@@ -16,6 +16,7 @@ mod retention;
 
 mod cli;
 mod db_runs;
+mod docs;
 mod notify;
 mod outage;
 mod pause;

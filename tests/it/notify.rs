@@ -769,7 +769,8 @@ async fn urls_and_tokens_never_appear_in_logs_or_errors(db: &TestDb) {
     let subscriber = {
         let logs = logs.clone();
         // Everything of ours; the HTTP libraries at the daemon's default
-        // level (at debug and trace they log target hosts, see the README).
+        // level (at debug and trace they log target hosts, see
+        // docs/notifications.md).
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
             .with_ansi(false)
@@ -939,10 +940,11 @@ async fn a_service_going_down_reaches_the_webhook_once(db: &TestDb) {
     assert_eq!(got[0].key(), format!("alert:{}:opened:ops", alerts[0].id));
 }
 
-/// The README's walkthrough through the real daemon: two services go down,
-/// `health` records it, `alerts` opens an alert for each, `escalation` pages
-/// the on-call person (alice) at level 1 and bob at level 2, except for the
-/// alert someone acknowledged with `ops-worker alerts ack` after level 1.
+/// The walkthrough of docs/oncall.md through the real daemon: two services
+/// go down, `health` records it, `alerts` opens an alert for each,
+/// `escalation` pages the on-call person (alice) at level 1 and bob at level
+/// 2, except for the alert someone acknowledged with `ops-worker alerts ack`
+/// after level 1.
 async fn escalation_pages_level_by_level_until_acknowledged(db: &TestDb) {
     let rx = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();

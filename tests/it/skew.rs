@@ -3,7 +3,7 @@
 //! clock, so each slot is claimed once whoever wakes first. And their
 //! heartbeats, stamped by each worker's own clock, do not make a live worker
 //! look dead to another as long as the skew stays under `dead_after` minus
-//! the heartbeat interval (README, "Scaling out").
+//! the heartbeat interval (docs/scaling-out.md, "Clock skew").
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
