@@ -4,7 +4,7 @@
 //! ([`DatabaseUrl`]), the connection pool over PostgreSQL or SQLite ([`Db`]),
 //! the `with_conn!` dispatch that lets each query be written once for both
 //! backends, the embedded migrations and the error type ([`DbError`]).
-//! Queries live in one file per table family (`runs.rs` and `run_store.rs`
+//! Queries live in one file per table family (`runs/` and `run_store.rs`
 //! for `job_runs`, `health.rs`, `alerts.rs`, `notifications.rs` for the
 //! outbox); nothing outside `src/db` sees Diesel, a connection or SQL.
 

@@ -5,7 +5,7 @@
 //! expression asks for is croner evaluated on local wall-clock times (naive,
 //! no zone); what the scheduler does is [`Schedule::next_after`] (croner in
 //! the zone); whether a local time exists once, twice or not at all is
-//! chrono-tz. A mark is where the two disagree. Pure: no clock, no I/O.
+//! the zone (`jobs/src/tz.rs`, jiff's compiled-in database). A mark is where the two disagree. Pure: no clock, no I/O.
 //!
 //! croner's rule, which the marks describe rather than restate: an
 //! expression whose second, minute and hour fields are each one value
@@ -329,7 +329,7 @@ fn fires_at(schedule: &Schedule, t: DateTime<Utc>) -> bool {
 }
 
 /// The instants in `[from, to)` at which `tz`'s UTC offset changes, with
-/// the offsets before and after, as chrono-tz reports them.
+/// the offsets before and after, as the zone reports them.
 fn transitions(
     tz: Tz,
     from: DateTime<Utc>,
