@@ -5,7 +5,8 @@
 //! expression asks for is croner evaluated on local wall-clock times (naive,
 //! no zone); what the scheduler does is [`Schedule::next_after`] (croner in
 //! the zone); whether a local time exists once, twice or not at all is
-//! the zone (`jobs/src/tz.rs`, jiff's compiled-in database). A mark is where the two disagree. Pure: no clock, no I/O.
+//! the zone's answer (`jobs/src/tz.rs`, jiff's compiled-in database). A
+//! mark is where the two disagree. Pure: no clock, no I/O.
 //!
 //! croner's rule, which the marks describe rather than restate: an
 //! expression whose second, minute and hour fields are each one value
