@@ -1,7 +1,7 @@
-# ops-worker container image: a release build on the official Rust image, run
-# as a non-root user on debian:bookworm-slim, whose glibc 2.36 is the one the
-# build linked in statically (.cargo/image.toml; NSS modules it loads at run
-# time must match it).
+# ops-worker container image: a release build on the official Rust image
+# (bookworm, like the runtime stage, so the binary finds the glibc it was
+# linked against), run as a non-root user on debian:bookworm-slim. The build
+# is the host's: `cargo build --release --locked`.
 #
 #   docker build -t ops-worker .
 #   docker run --init -e DATABASE_URL=postgres://... ops-worker      # the daemon
@@ -16,32 +16,30 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 
-# 1. Dependencies only, cached until a manifest, the lock file or the linker
-#    flags change: the manifests with stub sources. Cargo.toml's `[[bench]]
+# 1. Dependencies only, cached until a manifest, the lock file or the build
+#    settings change: the manifests with stub sources. Cargo.toml's `[[bench]]
 #    scheduler` must exist for the manifest to load, even though a plain build
 #    never compiles it.
 COPY Cargo.toml Cargo.lock ./
-COPY .cargo/config.toml .cargo/image.toml .cargo/link-hot .cargo/nm-demangled .cargo/
+COPY .cargo/config.toml .cargo/
 COPY jobs/Cargo.toml jobs/Cargo.toml
 RUN mkdir -p src jobs/src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs jobs/src/lib.rs \
     && echo 'fn main() {}' > benches/scheduler.rs \
-    && cargo build --release --locked --config .cargo/image.toml \
+    && cargo build --release --locked \
     && rm -rf src jobs/src
 
 # 2. The real sources. COPY keeps the files' modification times, which can be
 #    older than the stub build's outputs, so touch them: cargo then rebuilds
 #    both workspace crates instead of keeping the stubs. build.rs reruns when
-#    migrations/ changes; the migrations are embedded at compile time. The
-#    linker (.cargo/link-hot) lays out the functions of hot-functions.txt first.
-COPY .cargo/hot-functions.txt .cargo/
+#    migrations/ changes; the migrations are embedded at compile time.
 COPY build.rs ./
 COPY migrations migrations
 COPY jobs/src jobs/src
 COPY src src
 RUN find src jobs/src migrations build.rs -exec touch {} + \
-    && cargo build --release --locked --config .cargo/image.toml
+    && cargo build --release --locked
 
 # -------------------------------------------------------------- runtime ----
 FROM debian:bookworm-slim AS runtime
@@ -63,16 +61,9 @@ RUN groupadd --system --gid 10001 ops-worker \
         --home-dir /var/lib/ops-worker --shell /usr/sbin/nologin ops-worker \
     && install -d -o ops-worker -g ops-worker -m 0750 /var/lib/ops-worker
 
-# .cargo/image.toml: glibc linked in statically, so it must run on the glibc
-# it was built with (bookworm's, as here). The * is the target triple.
-COPY --from=build /src/target/*/release/ops-worker /usr/local/bin/ops-worker
+COPY --from=build /src/target/release/ops-worker /usr/local/bin/ops-worker
 COPY schedules.toml /etc/ops-worker/schedules.toml
 ENV OPS_WORKER_CONFIG=/etc/ops-worker/schedules.toml
-# glibc malloc for an idle daemon: two arenas, and no per-thread caches of
-# freed blocks (each of the dozen threads kept some; 0.4 MiB of idle RSS in
-# all, no measurable cost in the scheduler benchmark). Without this variable
-# ops-worker caps the arenas itself; set it to tune malloc differently.
-ENV GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.tcache_count=0
 
 WORKDIR /var/lib/ops-worker
 # By name, as created above with the fixed uid 10001 (inside this image the

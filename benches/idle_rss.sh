@@ -12,31 +12,37 @@
 #                   twice and the job runtime, its threads and the database
 #                   connections the runs opened are all there.
 #
-# It measures the container's process: the image's build (.cargo/image.toml,
-# glibc linked in statically) with the Dockerfile's GLIBC_TUNABLES (unless the
-# environment sets its own). Then it stops the daemon with SIGTERM and checks
-# that it exits 0. Build first:
+# It measures the release build, the same as the image's (`cargo build
+# --release --locked`). Then it stops the daemon with SIGTERM and checks that
+# it exits 0. Build first:
 #
-#   CARGO_TARGET_DIR=/work/target-bench cargo build --release --config .cargo/image.toml
-#   CARGO_TARGET_DIR=/work/target-bench bash benches/idle_rss.sh
+#   cargo build --release --locked && bash benches/idle_rss.sh
 #
 # OPS_WORKER_BIN overrides the binary (default
-# $CARGO_TARGET_DIR/<host triple>/release/ops-worker; a plain dynamic
-# `cargo build --release` is at $CARGO_TARGET_DIR/release/ops-worker).
-# STEADY_SECS=0 measures only after start. IDLE_RSS_DATABASE_URL measures
-# against another database (default: a fresh SQLite file), e.g.
-# postgres://postgres@127.0.0.1:5432/idle_rss after `createdb idle_rss`.
+# $CARGO_TARGET_DIR/release/ops-worker). STEADY_SECS=0 measures only after
+# start. IDLE_RSS_DATABASE_URL measures against another database (default: a
+# fresh SQLite file), e.g. postgres://postgres@127.0.0.1:5432/idle_rss after
+# `createdb idle_rss`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source benches/daemon.sh
 
-bin="$daemon_bin"
-tunables="${GLIBC_TUNABLES-$(image_tunables)}"
+bin="${OPS_WORKER_BIN:-${CARGO_TARGET_DIR:-target}/release/ops-worker}"
 steady_secs="${STEADY_SECS:-120}"
 if [ ! -x "$bin" ]; then
-  echo "idle_rss: no binary at $bin; run cargo build --release --config .cargo/image.toml first" >&2
+  echo "idle_rss: no binary at $bin; run cargo build --release --locked first" >&2
   exit 1
 fi
+
+# Sleeps until the wall clock is `offset` seconds past a :00 or :30 (every
+# interval job of schedules.toml is due on one).
+until_offset() {
+  local offset=$1 now
+  while :; do
+    now=$(date +%s.%N)
+    python3 -c "import sys; t = float(sys.argv[1]); s = (${offset} - t % 30) % 30; sys.exit(0 if s > 29.5 or s < 0.05 else 1)" "$now" && return
+    python3 -c "import time, sys; t = float(sys.argv[1]); time.sleep(max(0.0, (${offset} - t % 30) % 30 - 0.01))" "$now"
+  done
+}
 
 tmp="$(mktemp -d)"
 pid=""
@@ -64,8 +70,9 @@ measure() {
 }
 
 until_offset 1
-env "${daemon_env[@]}" \
-  DATABASE_URL="${IDLE_RSS_DATABASE_URL:-sqlite://$tmp/ops-worker.db}" OPS_WORKER_ID=idle-rss GLIBC_TUNABLES="$tunables" \
+# schedules.toml's own defaults, not whatever this shell exports.
+env -u HEARTBEAT_EVERY -u HEALTH_CHECK_INTERVAL -u LOG_FORMAT -u GLIBC_TUNABLES -u MALLOC_ARENA_MAX RUST_LOG=info \
+  DATABASE_URL="${IDLE_RSS_DATABASE_URL:-sqlite://$tmp/ops-worker.db}" OPS_WORKER_ID=idle-rss \
   "$bin" --config schedules.toml run 2>"$tmp/stderr" &
 pid=$!
 until_offset 11

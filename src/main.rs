@@ -9,18 +9,6 @@ use ops_worker::cli::{self, Cli, LogFormat};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// `pow` for this binary, so that it does not load glibc's libm: tokio's
-/// scheduler statistics (`f64::powf`) are the only caller, and loading libm
-/// costs 0.55 MiB of resident memory for that one function (the loader runs
-/// all of libm's IFUNC resolvers, which touches most of its pages). The
-/// linker resolves the call here, and `--as-needed` then drops libm.so.
-/// `libm` is the Rust port of musl's implementation (error below 1 ulp).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[no_mangle]
-pub extern "C" fn pow(x: f64, y: f64) -> f64 {
-    libm::pow(x, y)
-}
-
 fn main() -> std::process::ExitCode {
     ops_worker::memory::limit_arenas();
     let cli = Cli::parse();

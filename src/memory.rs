@@ -6,17 +6,22 @@
 //! pool), so by default a handful of arenas each hold a few hundred KiB that
 //! nothing uses again. Two arenas are plenty for a worker that spends its
 //! time waiting; the allocations that matter for latency are small and short.
-//! An operator's own `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` wins.
+//! An operator's own `MALLOC_ARENA_MAX` or `glibc.malloc.arena_max` tunable
+//! wins.
 //!
 //! Other allocators (musl) do neither; these are no-ops there.
 
-/// Caps glibc's malloc arenas at two, unless the environment sets them.
-/// Call before any thread is started.
+/// Caps glibc's malloc arenas at two, unless the environment sets their
+/// number (`MALLOC_ARENA_MAX`, or `glibc.malloc.arena_max` in
+/// `GLIBC_TUNABLES`; other tunables leave the cap in place). Call before any
+/// thread is started.
 pub fn limit_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let set = |k| std::env::var_os(k).is_some();
-        if !set("MALLOC_ARENA_MAX") && !set("GLIBC_TUNABLES") {
+        let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none()
+            && !tunables.contains("glibc.malloc.arena_max")
+        {
             // SAFETY: mallopt only changes allocator parameters; it is called
             // from main before any other thread exists.
             unsafe {
