@@ -42,7 +42,7 @@ pub fn exit_code_for(e: &anyhow::Error) -> ExitCode {
             return ExitCode::Usage;
         }
         if let Some(db) = cause.downcast_ref::<db::DbError>() {
-            return if matches!(db, db::DbError::BadUrl { .. }) {
+            return if matches!(db, db::DbError::BadUrl { .. } | db::DbError::BadEnv { .. }) {
                 ExitCode::Usage
             } else {
                 ExitCode::DatabaseUnavailable
