@@ -12,7 +12,7 @@ use crate::fixtures::eventually;
 use crate::helpers::TestDb;
 
 /// The binary with nothing of this process's environment but PATH, run in `dir`.
-fn bin(dir: &Path) -> Command {
+pub(crate) fn bin(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ops-worker"));
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())

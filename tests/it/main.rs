@@ -21,3 +21,4 @@ mod pause;
 mod runner;
 mod scheduler;
 mod skew;
+mod tls;
