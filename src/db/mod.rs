@@ -42,7 +42,7 @@ pub use runs::{
     AbandonedRun, ExclusiveClaim, Finish, JobSummary, NewRun, RunRecord, RunStatus, Trigger,
     UnknownValue,
 };
-pub use tls::{PgUrl, RootCert, SslMode, TlsSettings};
+pub use tls::{PgUrl, SslMode, TlsSettings};
 pub use workers::Worker;
 
 use std::error::Error as StdError;

@@ -95,7 +95,7 @@ impl fmt::Display for SslMode {
 
 /// `sslrootcert`: where the CA certificates come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RootCert {
+enum RootCert {
     /// A PEM file of one or more CA certificates.
     File(PathBuf),
     /// `sslrootcert=system` (libpq 16's spelling): the system's CA store.
