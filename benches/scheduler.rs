@@ -54,9 +54,9 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use ops_worker::config::{Config, JobSpec};
-use ops_worker::db::{DatabaseUrl, Db, RunStatus};
+use ops_worker::db::{DatabaseUrl, Db, PgUrl, RunStatus};
 use ops_worker::runner::{Recorder, Runner};
 use ops_worker::schedule::whole_second;
 use ops_worker::scheduler::{self, Start};
@@ -272,9 +272,7 @@ fn main() -> anyhow::Result<()> {
                 replicas,
             };
             let url = match backend {
-                Backend::Postgres => {
-                    DatabaseUrl::Postgres(pg.as_ref().expect("created").url.clone())
-                }
+                Backend::Postgres => DatabaseUrl::parse(Some(&pg.as_ref().expect("created").url))?,
                 Backend::Sqlite => {
                     DatabaseUrl::Sqlite(sqlite_dir.path().join(format!("{}.db", scenario.name)))
                 }
@@ -311,6 +309,15 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One connection outside any pool, as ops-worker opens them (TLS as the
+/// URL's `sslmode` says).
+async fn pg_connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
+    match DatabaseUrl::parse(Some(url))? {
+        DatabaseUrl::Postgres(url) => Ok(url.establish().await?),
+        DatabaseUrl::Sqlite(_) => bail!("not a PostgreSQL URL: {url}"),
+    }
+}
+
 /// A fresh PostgreSQL database, dropped (with FORCE) when this is dropped.
 struct PgDatabase {
     admin: String,
@@ -324,7 +331,7 @@ impl PgDatabase {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         let name = format!("ops_worker_bench_{}_{stamp}", std::process::id());
-        let mut conn = AsyncPgConnection::establish(admin)
+        let mut conn = pg_connect(admin)
             .await
             .with_context(|| format!("connecting to {admin} (OPS_WORKER_TEST_PG)"))?;
         conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
@@ -347,7 +354,7 @@ impl Drop for PgDatabase {
                 .enable_all()
                 .build()?
                 .block_on(async {
-                    let mut conn = AsyncPgConnection::establish(&admin).await?;
+                    let mut conn = pg_connect(&admin).await?;
                     conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                         .await?;
                     anyhow::Ok(())
@@ -421,14 +428,14 @@ fn cpu_ticks() -> (u64, u64, u64) {
 
 /// The server processes serving the benchmark's pool (PostgreSQL only), to
 /// charge their CPU time to the scenario.
-async fn pg_backends(url: &str) -> anyhow::Result<Vec<i32>> {
+async fn pg_backends(url: &PgUrl) -> anyhow::Result<Vec<i32>> {
     use diesel_async::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
     struct Pid {
         #[diesel(sql_type = diesel::sql_types::Integer)]
         pid: i32,
     }
-    let mut conn = AsyncPgConnection::establish(url).await?;
+    let mut conn = url.establish().await?;
     let rows: Vec<Pid> = diesel::sql_query(
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
     )
@@ -655,7 +662,7 @@ async fn run_scenario(
     if let DatabaseUrl::Postgres(url) = url {
         // Each scenario starts from an empty table (and reads back only its
         // own rows).
-        let mut conn = AsyncPgConnection::establish(url).await?;
+        let mut conn = url.establish().await?;
         conn.batch_execute("TRUNCATE job_runs").await?;
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);

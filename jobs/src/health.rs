@@ -24,7 +24,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -437,10 +437,10 @@ pub fn http_client_builder() -> reqwest::ClientBuilder {
         .tls_backend_preconfigured(tls_config())
 }
 
-/// The TLS settings every client shares: TLS 1.2 and 1.3 with the ring
+/// The TLS settings every HTTP client shares: TLS 1.2 and 1.3 with the ring
 /// provider, certificates checked against the system's CA store. The store
-/// is read and parsed once per process (about 160 KiB held); each client's
-/// copy of the configuration shares it.
+/// is read and parsed once per process (about 160 KiB held, see
+/// [`crate::tls`]); each client's copy of the configuration shares it.
 ///
 /// A system without CA certificates (no `ca-certificates` package, or
 /// `SSL_CERT_FILE`/`SSL_CERT_DIR` naming none) is logged once as a warning
@@ -450,14 +450,13 @@ fn tls_config() -> rustls::ClientConfig {
     static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
     CONFIG
         .get_or_init(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
                 .with_safe_default_protocol_versions()
                 .expect("ring supports TLS 1.2 and 1.3");
-            let mut config = match rustls_platform_verifier::Verifier::new(provider) {
+            let mut config = match crate::tls::system_verifier() {
                 Ok(verifier) => builder
                     .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(verifier))
+                    .with_custom_certificate_verifier(verifier)
                     .with_no_client_auth(),
                 Err(e) => {
                     tracing::warn!(

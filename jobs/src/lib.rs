@@ -20,6 +20,7 @@ pub mod oncall;
 pub mod prom;
 pub mod report;
 pub mod store;
+pub mod tls;
 pub mod tz;
 
 use std::sync::Arc;

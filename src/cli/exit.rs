@@ -23,7 +23,10 @@ pub fn exit_code_for(e: &anyhow::Error) -> ExitCode {
             return ExitCode::Usage;
         }
         if let Some(db) = cause.downcast_ref::<crate::db::DbError>() {
-            return if matches!(db, crate::db::DbError::BadUrl { .. }) {
+            return if matches!(
+                db,
+                crate::db::DbError::BadUrl { .. } | crate::db::DbError::BadEnv { .. }
+            ) {
                 ExitCode::Usage
             } else {
                 ExitCode::DatabaseUnavailable

@@ -29,6 +29,7 @@ pub use logs::log_filter;
 )]
 #[command(
     after_help = "Environment: DATABASE_URL (postgres://... or sqlite://PATH; unset: sqlite ./ops-worker.db), \
+PGSSLMODE and PGSSLROOTCERT (TLS to PostgreSQL, when the URL has no sslmode or sslrootcert), \
 OPS_WORKER_CONFIG, OPS_WORKER_ID, LOG_FORMAT, RUST_LOG. See README.md."
 )]
 pub struct Cli {
@@ -268,10 +269,10 @@ pub fn worker_id() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// Connects to `DATABASE_URL` (or the SQLite default) and migrates.
+/// Connects to `DATABASE_URL` (or the SQLite default; PostgreSQL's TLS
+/// settings from it or from `PGSSLMODE` / `PGSSLROOTCERT`) and migrates.
 pub async fn open_db() -> anyhow::Result<Db> {
-    let raw = std::env::var("DATABASE_URL").ok();
-    let url = DatabaseUrl::parse(raw.as_deref())?;
+    let url = DatabaseUrl::from_env()?;
     let db = Db::connect(&url, url.pool_size()).await?;
     db.migrate().await?;
     Ok(db)
@@ -324,8 +325,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::Migrate => {
-            let raw = std::env::var("DATABASE_URL").ok();
-            let url = DatabaseUrl::parse(raw.as_deref())?;
+            let url = DatabaseUrl::from_env()?;
             let db = Db::connect(&url, 1).await?;
             let applied = db.migrate().await?;
             if applied.is_empty() {

@@ -1,7 +1,8 @@
 //! Storage: the one place that knows SQL, Diesel and the two backends.
 //!
 //! This file owns what every table family shares: reading `DATABASE_URL`
-//! ([`DatabaseUrl`]), the connection pool over PostgreSQL or SQLite ([`Db`]),
+//! ([`DatabaseUrl`]; PostgreSQL's URL and TLS settings in `tls.rs`), the
+//! connection pool over PostgreSQL or SQLite ([`Db`]),
 //! the `with_conn!` dispatch that lets each query be written once for both
 //! backends, the embedded migrations and the error type ([`DbError`]).
 //! Queries live in one file per table family (`runs/` and `run_store.rs`
@@ -30,6 +31,7 @@ mod run_store;
 mod runs;
 pub mod schema;
 mod text_enum;
+mod tls;
 mod workers;
 
 pub use notifications::{
@@ -41,6 +43,7 @@ pub use runs::{
     AbandonedRun, ExclusiveClaim, Finish, JobSummary, NewRun, RunRecord, RunStatus, Trigger,
 };
 pub use text_enum::UnknownValue;
+pub use tls::{PgUrl, SslMode, TlsSettings};
 pub use workers::Worker;
 
 use std::error::Error as StdError;
@@ -110,8 +113,8 @@ impl fmt::Display for Backend {
 /// `Debug` is written by hand so a stray `{:?}` cannot print a password.
 #[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
-    /// A `postgres://` or `postgresql://` URL, kept verbatim for the driver.
-    Postgres(String),
+    /// A `postgres://` or `postgresql://` URL with its TLS settings.
+    Postgres(PgUrl),
     /// The path of an SQLite database file.
     Sqlite(PathBuf),
 }
@@ -119,24 +122,43 @@ pub enum DatabaseUrl {
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DatabaseUrl::Postgres(_) => f.debug_tuple("Postgres").field(&self.redacted()).finish(),
+            DatabaseUrl::Postgres(url) => f.debug_tuple("Postgres").field(url).finish(),
             DatabaseUrl::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
         }
     }
 }
 
 impl DatabaseUrl {
-    /// `None`/empty -> SQLite file `ops-worker.db` in the working directory;
-    /// `postgres://` or `postgresql://` -> Postgres; `sqlite://PATH` (also
-    /// `sqlite:PATH`) -> SQLite; anything else -> [`DbError::BadUrl`] naming
-    /// DATABASE_URL (with the URL redacted).
+    /// What the CLI and the daemon connect to: `DATABASE_URL`, with libpq's
+    /// `PGSSLMODE` and `PGSSLROOTCERT` for a PostgreSQL URL that has no
+    /// `sslmode` or `sslrootcert` of its own.
+    pub fn from_env() -> Result<Self, DbError> {
+        let url = std::env::var("DATABASE_URL").ok();
+        Self::parse_with_env(url.as_deref(), &|var| std::env::var(var).ok())
+    }
+
+    /// A URL alone, no environment variable consulted: see
+    /// [`DatabaseUrl::parse_with_env`].
     pub fn parse(value: Option<&str>) -> Result<Self, DbError> {
+        Self::parse_with_env(value, &|_| None)
+    }
+
+    /// `None`/empty -> SQLite file `ops-worker.db` in the working directory;
+    /// `postgres://` or `postgresql://` -> Postgres, its TLS settings from
+    /// the URL or else from `env` (`PGSSLMODE`, `PGSSLROOTCERT`); `sqlite://PATH` (also
+    /// `sqlite:PATH`) -> SQLite; anything else -> [`DbError::BadUrl`] naming
+    /// DATABASE_URL (with the URL redacted), or [`DbError::BadEnv`] naming
+    /// the variable.
+    pub fn parse_with_env(
+        value: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, DbError> {
         let value = value.map(str::trim).unwrap_or("");
         if value.is_empty() {
             return Ok(DatabaseUrl::Sqlite(PathBuf::from(DEFAULT_SQLITE_FILE)));
         }
         if value.starts_with("postgres://") || value.starts_with("postgresql://") {
-            return Ok(DatabaseUrl::Postgres(value.to_owned()));
+            return PgUrl::parse(value, env).map(DatabaseUrl::Postgres);
         }
         let bad = |reason: &str| DbError::BadUrl {
             message: format!("{reason}: \"{}\"", redact(value)),
@@ -167,7 +189,16 @@ impl DatabaseUrl {
     /// replaced with `***`. SQLite URLs come back as `sqlite://PATH`.
     pub fn redacted(&self) -> String {
         match self {
-            DatabaseUrl::Postgres(url) => redact(url),
+            DatabaseUrl::Postgres(url) => url.redacted(),
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+        }
+    }
+
+    /// The URL as given, password included: for a child process's
+    /// `DATABASE_URL`, never for display (see [`DatabaseUrl::redacted`]).
+    pub fn to_url_string(&self) -> String {
+        match self {
+            DatabaseUrl::Postgres(url) => url.as_str().to_owned(),
             DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
         }
     }
@@ -252,6 +283,10 @@ pub enum DbError {
     /// `DATABASE_URL` cannot be used; the message shows it redacted.
     #[error("DATABASE_URL: {message}")]
     BadUrl { message: String },
+    /// An environment variable read with it (`PGSSLMODE`, `PGSSLROOTCERT`)
+    /// cannot be used.
+    #[error("{var}: {message}")]
+    BadEnv { var: &'static str, message: String },
     /// The database cannot be reached: connecting failed, or no pooled
     /// connection became available in time.
     #[error("database {url} is unavailable")]
@@ -368,10 +403,15 @@ impl Db {
         let mut sqlite_file = None;
         let pool = match url {
             DatabaseUrl::Postgres(url) => {
+                let connector = url.connector()?;
                 let mut config = ManagerConfig::default();
-                config.custom_setup = Box::new(|url| Box::pin(establish_postgres(url.to_owned())));
+                config.custom_setup = Box::new(move |_url| {
+                    let connector = connector.clone();
+                    Box::pin(async move { connector.establish().await })
+                });
+                // The manager's URL goes unused (the connector has its own).
                 let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
-                    url.as_str(),
+                    redacted.to_string(),
                     config,
                 );
                 let pool = pool_builder(pool_size).build_unchecked(manager);
@@ -550,21 +590,6 @@ fn sqlite_path(path: &Path) -> Result<String, &'static str> {
     })
 }
 
-/// Connects like `AsyncPgConnection::establish`, but keeps the cause of a
-/// failure ("Connection refused", "password authentication failed", ...):
-/// diesel-async's own establish keeps only tokio-postgres's top-level
-/// "error connecting to server".
-async fn establish_postgres(url: String) -> diesel::ConnectionResult<AsyncPgConnection> {
-    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-        Ok((client, connection)) => {
-            AsyncPgConnection::try_from_client_and_connection(client, connection).await
-        }
-        Err(e) => Err(diesel::ConnectionError::BadConnection(crate::error_chain(
-            &e,
-        ))),
-    }
-}
-
 async fn establish_sqlite(
     path: String,
 ) -> diesel::ConnectionResult<SyncConnectionWrapper<SqliteConnection>> {
@@ -622,8 +647,10 @@ mod tests {
             "postgres://u:p@h:5432/db",
             "postgresql://h/db?sslmode=disable",
         ] {
-            assert_eq!(parse(url).unwrap(), DatabaseUrl::Postgres(url.to_owned()));
-            assert_eq!(parse(url).unwrap().backend(), Backend::Postgres);
+            let parsed = parse(url).unwrap();
+            assert!(matches!(parsed, DatabaseUrl::Postgres(_)), "{url}");
+            assert_eq!(parsed.backend(), Backend::Postgres);
+            assert_eq!(parsed.to_url_string(), url);
         }
     }
 
@@ -680,8 +707,8 @@ mod tests {
                 "postgres://ops:***@db/ops",
             ),
             (
-                "postgres://ops@db/ops?sslmode=require&password=hunter2&x=1",
-                "postgres://ops@db/ops?sslmode=require&password=***&x=1",
+                "postgres://ops@db/ops?sslmode=require&password=hunter2&connect_timeout=1",
+                "postgres://ops@db/ops?sslmode=require&password=***&connect_timeout=1",
             ),
             (
                 "postgresql://db/ops?PASSWORD=hunter2",
@@ -693,9 +720,16 @@ mod tests {
             ),
         ];
         for (url, want) in cases {
-            let parsed = parse(url).unwrap();
-            assert_eq!(parsed.redacted(), want);
-            assert!(!format!("{parsed:?}").contains("hunter2"));
+            assert_eq!(redact(url), want);
+            // A URL the driver refuses (`PASSWORD` is not its spelling) is
+            // shown redacted in the error too.
+            match parse(url) {
+                Ok(parsed) => {
+                    assert_eq!(parsed.redacted(), want);
+                    assert!(!format!("{parsed:?}").contains("hunter2"));
+                }
+                Err(e) => assert!(e.to_string().contains(want), "{e}"),
+            }
         }
         assert_eq!(
             DatabaseUrl::Sqlite(PathBuf::from("/tmp/x.db")).redacted(),

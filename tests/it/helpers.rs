@@ -65,13 +65,14 @@ impl TestDb {
             Backend::Postgres => {
                 let admin = pg_admin_url();
                 let name = format!("ops_worker_t_{}", unique_suffix());
-                let mut conn = AsyncPgConnection::establish(&admin)
+                let mut conn = pg_connect(&admin)
                     .await
                     .unwrap_or_else(|e| panic!("connecting to {admin} (OPS_WORKER_TEST_PG): {e}"));
                 conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
                     .await
                     .unwrap_or_else(|e| panic!("creating test database {name}: {e}"));
-                let url = DatabaseUrl::Postgres(with_database(&admin, &name));
+                let url = DatabaseUrl::parse(Some(&with_database(&admin, &name)))
+                    .unwrap_or_else(|e| panic!("OPS_WORKER_TEST_PG: {e}"));
                 let db = connect(&url).await;
                 TestDb {
                     db,
@@ -108,10 +109,7 @@ impl TestDb {
 
     /// The URL as a `DATABASE_URL` value, e.g. for a child process.
     pub fn url_string(&self) -> String {
-        match &self.url {
-            DatabaseUrl::Postgres(url) => url.clone(),
-            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
-        }
+        self.url.to_url_string()
     }
 
     /// SQLite: the database file.
@@ -130,9 +128,12 @@ impl TestDb {
     /// A connection outside the pool, for raw SQL in tests (PostgreSQL only).
     pub async fn pg_conn(&self) -> AsyncPgConnection {
         match &self.url {
-            DatabaseUrl::Postgres(url) => AsyncPgConnection::establish(url)
-                .await
-                .unwrap_or_else(|e| panic!("connecting to the test database: {e}")),
+            DatabaseUrl::Postgres(url) => url.establish().await.unwrap_or_else(|e| {
+                panic!(
+                    "connecting to the test database: {}",
+                    ops_worker::error_chain(&e)
+                )
+            }),
             DatabaseUrl::Sqlite(_) => panic!("pg_conn on an SQLite TestDb"),
         }
     }
@@ -160,9 +161,7 @@ impl TestDb {
         match self.backend() {
             Backend::Postgres => {
                 let name = self.pg_name.clone().expect("a PostgreSQL test database");
-                let mut admin = AsyncPgConnection::establish(&pg_admin_url())
-                    .await
-                    .expect("admin connection");
+                let mut admin = pg_connect(&pg_admin_url()).await.expect("admin connection");
                 admin
                     .batch_execute(&format!(
                         "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS false; \
@@ -209,9 +208,7 @@ impl Drop for TestDb {
                 .build()
                 .map_err(|e| e.to_string())?;
             runtime.block_on(async {
-                let mut conn = AsyncPgConnection::establish(&admin)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let mut conn = pg_connect(&admin).await?;
                 conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                     .await
                     .map_err(|e| format!("dropping test database {name}: {e}"))
@@ -223,6 +220,18 @@ impl Drop for TestDb {
             Ok(Err(e)) => eprintln!("warning: {e}"),
             Err(_) => eprintln!("warning: dropping a test database panicked"),
         }
+    }
+}
+
+/// One PostgreSQL connection outside any pool, opened as ops-worker opens
+/// them (TLS as the URL's `sslmode` says); errors with their causes.
+pub async fn pg_connect(url: &str) -> Result<AsyncPgConnection, String> {
+    match DatabaseUrl::parse(Some(url)).map_err(|e| ops_worker::error_chain(&e))? {
+        DatabaseUrl::Postgres(url) => url
+            .establish()
+            .await
+            .map_err(|e| ops_worker::error_chain(&e)),
+        DatabaseUrl::Sqlite(_) => Err(format!("not a PostgreSQL URL: {url}")),
     }
 }
 

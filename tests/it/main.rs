@@ -23,3 +23,4 @@ mod pause;
 mod runner;
 mod scheduler;
 mod skew;
+mod tls;
