@@ -33,15 +33,11 @@ if [ ! -x "$bin" ]; then
   exit 1
 fi
 
-# Sleeps until the wall clock is `offset` seconds past a :00 or :30 (every
-# interval job of schedules.toml is due on one).
+# Sleeps until the wall clock is next `offset` seconds past a :00 or :30
+# (every interval job of schedules.toml is due on one). One process, so a
+# busy machine's slow start of python cannot make it miss the instant.
 until_offset() {
-  local offset=$1 now
-  while :; do
-    now=$(date +%s.%N)
-    python3 -c "import sys; t = float(sys.argv[1]); s = (${offset} - t % 30) % 30; sys.exit(0 if s > 29.5 or s < 0.05 else 1)" "$now" && return
-    python3 -c "import time, sys; t = float(sys.argv[1]); time.sleep(max(0.0, (${offset} - t % 30) % 30 - 0.01))" "$now"
-  done
+  python3 -c "import time; time.sleep((${1} - time.time()) % 30)"
 }
 
 tmp="$(mktemp -d)"
