@@ -37,7 +37,7 @@ pub struct Cli {
         long,
         global = true,
         env = "OPS_WORKER_CONFIG",
-        default_value = "schedules.toml"
+        default_value = crate::config::DEFAULT_CONFIG
     )]
     pub config: PathBuf,
     /// Log format on stderr

@@ -206,16 +206,6 @@ pub(super) fn span_of_entries(table: &DeTable<'_>) -> Option<Span> {
     Some(start..end)
 }
 
-/// The key an error span points at, when it points at a `key = value` line.
-pub(super) fn key_at(text: &str, span: Span) -> Option<String> {
-    let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
-    let line = &text[line_start..];
-    let line = &line[..line.find('\n').unwrap_or(line.len())];
-    let (key, _) = line.split_once('=')?;
-    let key = key.trim().trim_matches('"');
-    (!key.is_empty() && !key.starts_with('[') && span.start >= line_start).then(|| key.to_string())
-}
-
 /// serde's message for the error, one line, lowercase like ours.
 pub(super) fn toml_message(e: &toml::de::Error) -> String {
     let msg = e.message().trim().replace('\n', " ");
