@@ -15,6 +15,9 @@ pub(super) struct Cx<'t> {
     pub(super) file: String,
     pub(super) text: &'t str,
     pub(super) problems: Vec<Problem>,
+    /// What is valid but likely not meant (`validate` prints them, `run`
+    /// logs them).
+    pub(super) warnings: Vec<Problem>,
     /// Where a cron job's fire times are looked at to check its jitter.
     pub(super) loaded_at: chrono::DateTime<chrono::Utc>,
     /// The declared [notify.NAME] targets, for checking jobs' `notify` lists.
@@ -63,6 +66,19 @@ impl Cx<'_> {
             column,
             section,
             key: key.map(str::to_string),
+            message: message.into(),
+        });
+    }
+
+    /// A warning at `span`, in job `job` (if any).
+    pub(super) fn warning(&mut self, span: Span, job: Option<&str>, message: impl Into<String>) {
+        let (line, column) = line_col(self.text, span.start);
+        self.warnings.push(Problem {
+            file: self.file.clone(),
+            line,
+            column,
+            section: job.map(|j| Section::Job(j.to_string())),
+            key: None,
             message: message.into(),
         });
     }

@@ -81,6 +81,9 @@ fn take<'a>(
 }
 
 const MAX_TIMEOUT_DEFAULT: Duration = Duration::from_secs(600);
+/// A job's timeout leaves this much beyond its [`ops_worker_jobs::Job::longest_wait`]
+/// for recording what it found.
+const RECORD_MARGIN: Duration = Duration::from_secs(2);
 const DEFAULT_CATCH_UP_WINDOW: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_RETRIES: u32 = 100;
@@ -216,7 +219,8 @@ impl Cx<'_> {
                 }
             }
         };
-        let timeout = match &timeout {
+        let timeout_entry = timeout;
+        let mut timeout = match &timeout_entry {
             Some((_, v)) => self.duration(job, "timeout", v).and_then(|d| {
                 if d.is_zero() {
                     self.problem(v.span(), job, Some("timeout"), "must be more than 0s");
@@ -346,6 +350,28 @@ impl Cx<'_> {
                 None,
                 "missing schedule: set \"every\" (e.g. \"60s\") or \"cron\"",
             );
+        }
+
+        // Room for what the job waits on (a health job's targets): the
+        // default grows to fit; a shorter timeout set by hand is warned about.
+        if let (Some(t), Some(wait)) = (
+            timeout.as_mut(),
+            built.as_ref().and_then(|j| j.longest_wait()),
+        ) {
+            let needed = wait.wait + RECORD_MARGIN;
+            match &timeout_entry {
+                None => *t = (*t).max(needed),
+                Some((_, v)) if *t < needed => {
+                    let msg = format!(
+                        "timeout {} leaves no room: {}; set it to at least {}",
+                        humantime::format_duration(*t),
+                        wait.why,
+                        humantime::format_duration(needed)
+                    );
+                    self.warning(v.span(), job, msg);
+                }
+                Some(_) => {}
+            }
         }
 
         if self.problems.len() > before {

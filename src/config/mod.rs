@@ -51,6 +51,11 @@ pub struct Config {
     /// built-in defaults): how the runs of jobs no longer in the file are
     /// pruned.
     pub default_retention: Retention,
+    /// What is valid but likely not meant, in file order: a health job
+    /// whose timeout leaves no room for its targets. `validate` prints them
+    /// (with its warnings about cron jobs, which depend on the date), `run`
+    /// logs them when it loads the file.
+    pub warnings: Vec<Problem>,
 }
 
 impl Config {
@@ -242,6 +247,7 @@ impl Config {
             file: path.display().to_string(),
             text,
             problems: Vec::new(),
+            warnings: Vec::new(),
             loaded_at: now,
             notify_names: Vec::new(),
             person_names: Vec::new(),
@@ -256,6 +262,7 @@ impl Config {
         } = cx.document(env);
         // In file order, whichever table was checked first.
         cx.problems.sort_by_key(|p| (p.line, p.column));
+        cx.warnings.sort_by_key(|p| (p.line, p.column));
         if cx.problems.is_empty() {
             Ok(Config {
                 path: path.to_path_buf(),
@@ -265,6 +272,7 @@ impl Config {
                 people,
                 oncall,
                 default_retention,
+                warnings: cx.warnings,
             })
         } else {
             Err(ConfigError::Invalid {

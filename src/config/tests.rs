@@ -944,3 +944,53 @@ fn cron_that_never_fires_is_an_error_at_its_value() {
         "schedules.toml:3:8: job \"x\": cron \"0 0 30 2 *\" never fires: day 30 does not exist in February"
     );
 }
+
+/// A health job's timeout leaves room for its slowest target (plus 2s to
+/// record the checks): the default grows to fit, a shorter one set by hand
+/// (in the job or in [defaults]) is warned about at its value.
+#[test]
+fn a_health_jobs_timeout_leaves_room_for_its_targets() {
+    let health = |extra: &str, target_timeout: &str| {
+        format!(
+            "[jobs.h]\nkind = \"health\"\nevery = \"1s\"\n{extra}targets = [{{ name = \"api\", url = \"http://127.0.0.1:9/\"{target_timeout} }}]\n"
+        )
+    };
+    // The default: the interval (1s), raised to the target's 1s plus 2s.
+    let c = parse(&health("", ", timeout = \"1s\"")).unwrap();
+    assert_eq!(c.jobs[0].timeout, Duration::from_secs(3));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // The targets' default timeout is 5s.
+    let c = parse(&health("", "")).unwrap();
+    assert_eq!(c.jobs[0].timeout, Duration::from_secs(7));
+    // A long interval keeps its own default.
+    let c = parse(&health("", "").replace("every = \"1s\"", "every = \"1m\"")).unwrap();
+    assert_eq!(c.jobs[0].timeout, Duration::from_secs(60));
+    // Set by hand and too short: kept, and warned about.
+    let c = parse(&health("timeout = \"1s\"\n", ", timeout = \"1s\"")).unwrap();
+    assert_eq!(c.jobs[0].timeout, Duration::from_secs(1));
+    let w: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        w,
+        ["schedules.toml:4:11: job \"h\": timeout 1s leaves no room: target \"api\" may take up to 1s \
+          (its timeout), and when a target hangs the whole run times out: no check is recorded, and the \
+          job counts as failing instead of the service as down; set it to at least 3s"]
+    );
+    // Enough room: no warning.
+    let c = parse(&health("timeout = \"3s\"\n", ", timeout = \"1s\"")).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // From [defaults]: the warning points there.
+    let c = parse(&format!(
+        "[defaults]\ntimeout = \"2s\"\n\n{}",
+        health("", ", timeout = \"1s\"")
+    ))
+    .unwrap();
+    let w: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("schedules.toml:2:11: job \"h\": timeout 2s leaves no room"),
+        "{w:?}"
+    );
+    // Other kinds have nothing to wait on.
+    let c = parse("[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n").unwrap();
+    assert_eq!(c.jobs[0].timeout, Duration::from_secs(1));
+}
