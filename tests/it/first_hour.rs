@@ -2,10 +2,17 @@
 //! every option and the exit codes, and the shipped schedules.toml, which
 //! runs clean on a machine with nothing else installed.
 
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
 use clap::CommandFactory;
 use ops_worker::cli::Cli;
+use serde_json::Value;
 
-use crate::cli::bin;
+use crate::cli::{bin, exit_within, sigterm, with_db};
+use crate::fixtures::eventually;
+use crate::helpers::TestDb;
 
 /// Every command and subcommand, as the words that name it (`["alerts",
 /// "list"]`), with its definition.
@@ -66,3 +73,97 @@ fn every_commands_help_describes_its_arguments_and_exit_codes() {
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
+
+/// The repository's schedules.toml, as a newcomer starts it.
+fn shipped() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schedules.toml")).unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The shipped schedules.toml on a machine with nothing else installed:
+/// the daemon starts and stops with nothing to warn about, every enabled
+/// job succeeds, and no alert opens. (An enabled health check of a service
+/// that is not there paged within two minutes.)
+async fn the_shipped_schedule_runs_clean_on_a_bare_machine(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("schedules.toml"), shipped()).unwrap();
+    let cli = |args: &[&str]| with_db(dir.path(), db).args(args).output().unwrap();
+
+    // The daemon, the heartbeat every second instead of 30 (HEARTBEAT_EVERY,
+    // as .env may set it).
+    let child = with_db(dir.path(), db)
+        .args(["run", "--grace", "5s"])
+        .env("HEARTBEAT_EVERY", "1s")
+        .env("OPS_WORKER_ID", "first-run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(30), "three heartbeats", || async {
+        let runs = json(&cli(&["history", "heartbeat", "--json"]));
+        runs.as_array().unwrap().len() >= 3
+    })
+    .await;
+    sigterm(&child);
+    let (code, log) = exit_within(child, Duration::from_secs(20)).await;
+    assert_eq!(code, 0, "{log}");
+    let noisy: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert!(noisy.is_empty(), "the daemon's log:\n{log}");
+
+    // The other jobs' next slots are minutes to a day away: each enabled
+    // job runs now, through the same runner, twice (the alerts job opens an
+    // alert after two failures in a row), the alerts job last in each round
+    // so that it judges the others' runs.
+    let list = json(&cli(&["list", "--json"]));
+    let mut enabled: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["enabled"] == true)
+        .map(|j| j["name"].as_str().unwrap().to_string())
+        .collect();
+    enabled.sort_by_key(|name| name == "system-alerts");
+    assert!(enabled.len() >= 6, "{enabled:?}");
+    assert_eq!(enabled.last().map(String::as_str), Some("system-alerts"));
+    for name in enabled.iter().chain(&enabled) {
+        let out = cli(&["run-job", name]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "run-job {name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let runs = json(&cli(&["history", "--limit", "1000", "--json"]));
+    let runs = runs.as_array().unwrap();
+    for job in &enabled {
+        assert!(
+            runs.iter().any(|r| r["job_name"] == job.as_str()),
+            "no run of {job}"
+        );
+    }
+    for r in runs {
+        assert!(
+            r["status"] == "success" || r["status"] == "skipped",
+            "a run that did not succeed: {r}"
+        );
+    }
+    let alerts = json(&cli(&["alerts", "list", "--all", "--json"]));
+    assert_eq!(alerts, serde_json::json!([]), "an alert opened");
+}
+
+crate::backend_tests!(the_shipped_schedule_runs_clean_on_a_bare_machine);
