@@ -167,3 +167,71 @@ async fn the_shipped_schedule_runs_clean_on_a_bare_machine(db: &TestDb) {
 }
 
 crate::backend_tests!(the_shipped_schedule_runs_clean_on_a_bare_machine);
+
+/// A health job whose `timeout` leaves no room for its target: `validate`
+/// warns at the value and exits 0, and `run` logs the same warning when it
+/// loads the file, at start and on a reload.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_health_timeout_without_room_for_its_targets_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |timeout: &str| {
+        format!(
+            "[jobs.api-health]\nkind = \"health\"\nevery = \"1h\"\ntimeout = \"{timeout}\"\n\
+             targets = [{{ name = \"api\", url = \"http://127.0.0.1:9/health\", timeout = \"5s\" }}]\n"
+        )
+    };
+    let warning = |timeout: &str, needed: &str| {
+        format!(
+            "schedules.toml:4:11: job \"api-health\": timeout {timeout} leaves no room: target \"api\" \
+             may take up to 5s (its timeout), and when a target hangs the whole run times out: no check \
+             is recorded, and the job counts as failing instead of the service as down; set it to at least {needed}"
+        )
+    };
+    std::fs::write(dir.path().join("schedules.toml"), config("5s")).unwrap();
+    let out = bin(dir.path()).arg("validate").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("warning: {}\n", warning("5s", "7s"))
+    );
+    // Enough room: nothing to say.
+    std::fs::write(dir.path().join("schedules.toml"), config("7s")).unwrap();
+    let out = bin(dir.path()).arg("validate").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+
+    std::fs::write(dir.path().join("schedules.toml"), config("5s")).unwrap();
+    let log_path = dir.path().join("run.log");
+    let child = bin(dir.path())
+        .args(["run", "--grace", "1s"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    eventually(Duration::from_secs(20), "the start-up warning", || async {
+        log().contains(&warning("5s", "7s"))
+    })
+    .await;
+    std::fs::write(dir.path().join("schedules.toml"), config("6s")).unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the warning after a reload",
+        || async { log().contains(&warning("6s", "7s")) },
+    )
+    .await;
+    sigterm(&child);
+    let mut child = child;
+    let mut status = None;
+    eventually(Duration::from_secs(20), "the worker's exit", || {
+        status = child.try_wait().unwrap();
+        std::future::ready(status.is_some())
+    })
+    .await;
+    assert_eq!(status.unwrap().code(), Some(0), "{}", log());
+    let warnings: Vec<String> = log()
+        .lines()
+        .filter(|l| l.contains(" WARN "))
+        .map(String::from)
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+}
