@@ -180,6 +180,9 @@ pub async fn watch_file(
     watch_events: bool,
     stop: CancellationToken,
 ) -> Armed {
+    // The file the worker started with was loaded before this; its
+    // warnings are logged here, as those of every reloaded one are.
+    log_warnings(&targets.config.borrow());
     let (tx, mut triggers) = mpsc::unbounded_channel::<&'static str>();
     // Kept alive for as long as this runs.
     let _watcher = if watch_events {
@@ -297,8 +300,17 @@ async fn reload(
                 unchanged = changes.unchanged,
                 "schedules.toml reloaded"
             );
+            log_warnings(&config);
             targets.config.send_replace(config);
         }
+    }
+}
+
+/// What `validate` would warn about in a loaded file, apart from its
+/// date-dependent warnings about cron jobs.
+fn log_warnings(config: &Config) {
+    for w in &config.warnings {
+        tracing::warn!("{w}");
     }
 }
 

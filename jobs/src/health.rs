@@ -33,7 +33,7 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use crate::store::{HealthCheck, HealthStatus};
-use crate::{BuildError, Job, JobContext, JobError, JobOutput, Settings};
+use crate::{BuildError, Job, JobContext, JobError, JobOutput, LongestWait, Settings};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_CONCURRENCY: usize = 32;
@@ -205,6 +205,40 @@ impl Job for HealthJob {
             .map_err(|e| JobError::new(format!("cannot prune health checks: {e}")))?;
         Ok(JobOutput {
             output: Some(summary(&checks)),
+        })
+    }
+
+    /// The slowest target's timeout, once per round when there are more
+    /// targets than `concurrency` polls at once.
+    fn longest_wait(&self) -> Option<LongestWait> {
+        let slowest = self
+            .targets
+            .iter()
+            .max_by_key(|t| t.timeout.unwrap_or(DEFAULT_TIMEOUT))?;
+        let timeout = slowest.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let rounds = self.targets.len().div_ceil(self.concurrency.max(1));
+        let shown = humantime::format_duration(timeout);
+        let wait = timeout * u32::try_from(rounds).unwrap_or(u32::MAX);
+        let what = if rounds == 1 {
+            format!(
+                "target {:?} may take up to {shown} (its timeout)",
+                slowest.name
+            )
+        } else {
+            format!(
+                "{} targets polled {} at a time may take up to {} ({rounds} rounds of up to {shown}, target {:?})",
+                self.targets.len(),
+                self.concurrency,
+                humantime::format_duration(wait),
+                slowest.name
+            )
+        };
+        Some(LongestWait {
+            wait,
+            why: format!(
+                "{what}, and when a target hangs the whole run times out: no check is recorded, \
+                 and the job counts as failing instead of the service as down"
+            ),
         })
     }
 }
@@ -764,6 +798,33 @@ mod tests {
         assert!(
             err(r#"targets = [{ name = "a", url = "http://a/" }], concurrency = 0"#)
                 .contains("at least 1")
+        );
+    }
+
+    #[test]
+    fn the_longest_wait_is_the_slowest_target_per_round() {
+        let wait = |s: &str| build_from(s).unwrap().longest_wait().unwrap();
+        let w = wait(
+            r#"targets = [{ name = "a", url = "http://a/", timeout = "2s" }, { name = "b", url = "http://b/", timeout = "3s" }, { name = "c", url = "http://c/" }]"#,
+        );
+        assert_eq!(w.wait, Duration::from_secs(5));
+        assert!(
+            w.why.starts_with(
+                "target \"c\" may take up to 5s (its timeout), and when a target hangs"
+            ),
+            "{}",
+            w.why
+        );
+        let w = wait(
+            r#"targets = [{ name = "a", url = "http://a/", timeout = "2s" }, { name = "b", url = "http://b/", timeout = "3s" }, { name = "c", url = "http://c/", timeout = "1s" }], concurrency = 2"#,
+        );
+        assert_eq!(w.wait, Duration::from_secs(6));
+        assert!(
+            w.why.starts_with(
+                "3 targets polled 2 at a time may take up to 6s (2 rounds of up to 3s, target \"b\"), and"
+            ),
+            "{}",
+            w.why
         );
     }
 }

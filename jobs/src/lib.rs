@@ -52,6 +52,26 @@ pub const KINDS: &[&str] = &[
 #[async_trait]
 pub trait Job: Send + Sync + 'static {
     async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError>;
+
+    /// The longest a run waits on something outside ops-worker that hangs
+    /// until its own timeout (a health job's targets) before it records
+    /// what it found; `None` when the kind has no such timeouts. The job's
+    /// `timeout` must leave room for it: otherwise one hanging target times
+    /// the whole run out, and the run is recorded as failed instead of the
+    /// target as down.
+    fn longest_wait(&self) -> Option<LongestWait> {
+        None
+    }
+}
+
+/// What [`Job::longest_wait`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LongestWait {
+    pub wait: std::time::Duration,
+    /// What waits that long and what a run that times out because of it
+    /// loses, for a warning: `target "api" may take up to 5s (its timeout),
+    /// and ...`.
+    pub why: String,
 }
 
 /// What a job receives for one attempt: which slot it runs for and the

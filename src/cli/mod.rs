@@ -21,24 +21,53 @@ use crate::runner::{Outcome, Recorder, Runner, Slot};
 pub use exit::{exit_code_for, ExitCode, UsageError};
 pub use logs::log_filter;
 
+/// Each command's `--help` ends with its exit codes (the table is in
+/// docs/cli.md, "Exit codes"): `exit_codes!("0  ...", usage!(), ...)`.
+macro_rules! exit_codes {
+    ($($line:expr),+ $(,)?) => {
+        concat!("Exit codes:", $("\n  ", $line),+)
+    };
+}
+
+/// Exit code 2, as every command that reads schedules.toml has it.
+macro_rules! usage {
+    () => {
+        "2  bad usage: an unknown option, an invalid or missing schedules.toml, a malformed DATABASE_URL"
+    };
+}
+
+/// Exit code 3, for every command that uses the database.
+macro_rules! no_db {
+    () => {
+        "3  the database is unavailable"
+    };
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ops-worker",
     version,
     about = "Runs recurring operations jobs on a schedule and records every run"
 )]
-#[command(
-    after_help = "Environment: DATABASE_URL (postgres://... or sqlite://PATH; unset: sqlite ./ops-worker.db), \
+#[command(after_help = concat!(
+    "Environment: DATABASE_URL (postgres://... or sqlite://PATH; unset: sqlite ./ops-worker.db), \
 PGSSLMODE and PGSSLROOTCERT (TLS to PostgreSQL, when the URL has no sslmode or sslrootcert), \
-OPS_WORKER_CONFIG, OPS_WORKER_ID, LOG_FORMAT, RUST_LOG. See README.md."
-)]
+OPS_WORKER_CONFIG, OPS_WORKER_ID, LOG_FORMAT, RUST_LOG. See README.md and docs/.\n\n",
+    exit_codes!(
+        "0  ok",
+        "1  the job failed (run-job), or another runtime error",
+        "2  bad usage or configuration",
+        no_db!(),
+    ),
+    "\n\n`ops-worker COMMAND --help` says what each command means by them."
+))]
 pub struct Cli {
-    /// The schedule file
+    /// The schedule file, relative to the current directory
     #[arg(
         long,
         global = true,
         env = "OPS_WORKER_CONFIG",
-        default_value = "schedules.toml"
+        default_value = crate::config::DEFAULT_CONFIG
     )]
     pub config: PathBuf,
     /// Log format on stderr
@@ -57,6 +86,12 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the scheduler until SIGTERM or SIGINT
+    #[command(after_help = exit_codes!(
+        "0  stopped by SIGTERM or SIGINT, every run recorded",
+        "1  a runtime error, e.g. the --metrics-addr port is taken",
+        usage!(),
+        no_db!(),
+    ))]
     Run {
         /// How long shutdown waits for running jobs before interrupting them
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
@@ -83,57 +118,115 @@ pub enum Command {
         watch_config: bool,
     },
     /// Run one job now, recorded like any other run (trigger "manual")
-    RunJob { name: String },
+    #[command(after_help = exit_codes!(
+        "0  the run succeeded",
+        "1  the run failed, timed out, panicked or was interrupted, or its record could not be written",
+        concat!(usage!(), ", a job not in schedules.toml"),
+        no_db!(),
+    ))]
+    RunJob {
+        /// The job, a [jobs.NAME] of schedules.toml (disabled and paused ones too)
+        name: String,
+    },
     /// Jobs with their schedule, last status, last success and next fire
+    #[command(after_help = exit_codes!("0  ok", usage!(), no_db!()))]
     List {
+        /// One JSON array of objects instead of the table
         #[arg(long)]
         json: bool,
     },
     /// Recent runs, newest first
+    #[command(after_help = exit_codes!(
+        "0  ok, also when there are no runs",
+        concat!(usage!(), ", a NAME with neither runs nor a table in schedules.toml"),
+        no_db!(),
+    ))]
     History {
-        /// Only this job
+        /// Only this job's runs (also of a job no longer in schedules.toml)
         name: Option<String>,
+        /// How many runs, newest first
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// One JSON array of runs instead of the table
         #[arg(long)]
         json: bool,
     },
     /// Upcoming fire times of a job, in UTC and in the job's time zone
+    #[command(after_help = exit_codes!(
+        "0  ok, also when a cron job has no fire time left",
+        concat!(usage!(), ", a job not in schedules.toml"),
+        "3  the database is unavailable (an interval job's grid starts at its last run)",
+    ))]
     Next {
+        /// The job, a [jobs.NAME] of schedules.toml
         name: String,
+        /// How many fire times
         #[arg(long, default_value_t = 5)]
         count: usize,
     },
     /// Alerts opened by the `alerts` kind: list, acknowledge, resolve
+    #[command(after_help = exit_codes!(
+        "0  ok",
+        "1  the alert is not in a state that allows it (ack, resolve)",
+        "2  bad usage, no such alert, a malformed DATABASE_URL",
+        no_db!(),
+    ))]
     Alerts {
         #[command(subcommand)]
         command: AlertsCommand,
     },
     /// Who is on call: `who` now or at a time, `show` the coming shifts
+    #[command(after_help = exit_codes!(
+        "0  ok",
+        "2  bad usage, an invalid or missing schedules.toml, an unknown schedule, a time that does not parse",
+    ))]
     Oncall {
         #[command(subcommand)]
         command: OncallCommand,
     },
     /// Reports written by the `report` kind
+    #[command(after_help = exit_codes!(
+        "0  ok",
+        "2  bad usage, no stored report matches, a malformed DATABASE_URL",
+        no_db!(),
+    ))]
     Report {
         #[command(subcommand)]
         command: ReportCommand,
     },
     /// Exit 0 when this worker's scheduler is alive (its heartbeat in the
     /// database is fresh), 1 when not: the container's HEALTHCHECK
+    #[command(after_help = exit_codes!(
+        "0  the daemon with this OPS_WORKER_ID heartbeats, at most --max-age ago",
+        "1  it stopped, went stale or never ran",
+        "2  bad usage, a malformed DATABASE_URL",
+        no_db!(),
+    ))]
     Health {
         /// The oldest heartbeat that counts as alive
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         max_age: Duration,
     },
     /// The workers that ran against this database: heartbeat, version, config hash
+    #[command(after_help = exit_codes!(
+        "0  ok",
+        "2  bad usage, a malformed DATABASE_URL",
+        no_db!(),
+    ))]
     Status {
+        /// One JSON array of workers instead of the table
         #[arg(long)]
         json: bool,
     },
     /// Stop running a job's scheduled slots, on every worker, until resumed
     /// or --until (manual `run-job` still runs it)
+    #[command(after_help = exit_codes!(
+        "0  paused (or the pause replaced)",
+        concat!(usage!(), ", a job not in schedules.toml, an --until that is not a time or duration in the future"),
+        no_db!(),
+    ))]
     Pause {
+        /// The job, a [jobs.NAME] of schedules.toml
         name: String,
         /// When the pause ends: RFC 3339, or a duration from now such as
         /// 2h (default: until `resume`)
@@ -147,35 +240,70 @@ pub enum Command {
         by: Option<String>,
     },
     /// End a job's pause: its scheduled slots run again
-    Resume { name: String },
+    #[command(after_help = exit_codes!(
+        "0  resumed, or it was not paused",
+        concat!(usage!(), ", a job not in schedules.toml"),
+        no_db!(),
+    ))]
+    Resume {
+        /// The job, a [jobs.NAME] of schedules.toml
+        name: String,
+    },
     /// Check the schedule file and print a summary
+    #[command(after_help = exit_codes!(
+        "0  valid (warnings go to stderr and do not change it)",
+        "2  bad usage, an invalid or missing schedules.toml (every problem is printed)",
+    ))]
     Validate,
     /// Apply pending database migrations
+    #[command(after_help = exit_codes!(
+        "0  migrated, or already up to date",
+        "2  bad usage, a malformed DATABASE_URL",
+        no_db!(),
+    ))]
     Migrate,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
     /// Active alerts (open or acknowledged), oldest first
+    #[command(after_help = exit_codes!("0  ok, also when there are none", "2  bad usage, a malformed DATABASE_URL", no_db!()))]
     List {
         /// All alerts, resolved ones too, newest first
         #[arg(long)]
         all: bool,
+        /// How many alerts at most
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// One JSON array of alerts instead of the table
         #[arg(long)]
         json: bool,
     },
     /// Acknowledge an open alert: reminders and escalation stop
+    #[command(after_help = exit_codes!(
+        "0  acknowledged",
+        "1  the alert is not open (already acknowledged or resolved)",
+        "2  bad usage, no such alert, a malformed DATABASE_URL",
+        no_db!(),
+    ))]
     Ack {
+        /// The alert's id, as `alerts list` shows it
         id: i64,
         /// Who acknowledges (default: $USER)
         #[arg(long)]
         by: Option<String>,
     },
     /// Resolve an active alert; whoever was told it opened is told it is resolved
+    #[command(after_help = exit_codes!(
+        "0  resolved",
+        "1  the alert is already resolved",
+        "2  bad usage, no such alert, a malformed DATABASE_URL",
+        no_db!(),
+    ))]
     Resolve {
+        /// The alert's id, as `alerts list` shows it
         id: i64,
+        /// Why, stored with the alert and sent with the resolution
         #[arg(long, default_value = "resolved by hand")]
         note: String,
     },
@@ -184,15 +312,26 @@ pub enum AlertsCommand {
 #[derive(Debug, Subcommand)]
 pub enum OncallCommand {
     /// Who is on call for SCHEDULE, and from when to when
+    #[command(after_help = exit_codes!(
+        "0  ok, also when nobody is on call",
+        concat!(usage!(), ", an unknown SCHEDULE, an --at that does not parse"),
+    ))]
     Who {
+        /// The schedule, an [oncall.NAME] of schedules.toml
         schedule: String,
         /// RFC 3339, or a local time in the schedule's zone (default: now)
         #[arg(long)]
         at: Option<String>,
     },
     /// The shifts of SCHEDULE from now (or --from) for --days days
+    #[command(after_help = exit_codes!(
+        "0  ok",
+        concat!(usage!(), ", an unknown SCHEDULE, a --from that does not parse"),
+    ))]
     Show {
+        /// The schedule, an [oncall.NAME] of schedules.toml
         schedule: String,
+        /// How many days of shifts
         #[arg(long, default_value_t = 14)]
         days: u32,
         /// RFC 3339, or a local time in the schedule's zone (default: now)
@@ -204,6 +343,11 @@ pub enum OncallCommand {
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     /// Print a stored report as Markdown (the newest unless --period)
+    #[command(after_help = exit_codes!(
+        "0  ok",
+        "2  bad usage, no stored report matches, a malformed DATABASE_URL",
+        no_db!(),
+    ))]
     Show {
         /// The report job's name (default: any)
         #[arg(long)]

@@ -82,6 +82,7 @@ pub fn validate(config: &Config, now: DateTime<Utc>) {
         );
     }
     let mut warnings = cron_warnings(config, now);
+    warnings.extend(config.warnings.iter().cloned());
     // In file order, as errors are.
     warnings.sort_by_key(|w| (w.line, w.column));
     for w in warnings {

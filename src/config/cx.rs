@@ -15,6 +15,9 @@ pub(super) struct Cx<'t> {
     pub(super) file: String,
     pub(super) text: &'t str,
     pub(super) problems: Vec<Problem>,
+    /// What is valid but likely not meant (`validate` prints them, `run`
+    /// logs them).
+    pub(super) warnings: Vec<Problem>,
     /// Where a cron job's fire times are looked at to check its jitter.
     pub(super) loaded_at: chrono::DateTime<chrono::Utc>,
     /// The declared [notify.NAME] targets, for checking jobs' `notify` lists.
@@ -63,6 +66,19 @@ impl Cx<'_> {
             column,
             section,
             key: key.map(str::to_string),
+            message: message.into(),
+        });
+    }
+
+    /// A warning at `span`, in job `job` (if any).
+    pub(super) fn warning(&mut self, span: Span, job: Option<&str>, message: impl Into<String>) {
+        let (line, column) = line_col(self.text, span.start);
+        self.warnings.push(Problem {
+            file: self.file.clone(),
+            line,
+            column,
+            section: job.map(|j| Section::Job(j.to_string())),
+            key: None,
             message: message.into(),
         });
     }
@@ -204,16 +220,6 @@ pub(super) fn span_of_entries(table: &DeTable<'_>) -> Option<Span> {
     let start = table.keys().map(|k| k.span().start).min()?;
     let end = table.values().map(|v| v.span().end).max()?;
     Some(start..end)
-}
-
-/// The key an error span points at, when it points at a `key = value` line.
-pub(super) fn key_at(text: &str, span: Span) -> Option<String> {
-    let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
-    let line = &text[line_start..];
-    let line = &line[..line.find('\n').unwrap_or(line.len())];
-    let (key, _) = line.split_once('=')?;
-    let key = key.trim().trim_matches('"');
-    (!key.is_empty() && !key.starts_with('[') && span.start >= line_start).then(|| key.to_string())
 }
 
 /// serde's message for the error, one line, lowercase like ours.

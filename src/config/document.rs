@@ -10,7 +10,10 @@ use toml::Spanned;
 
 use super::cx::{toml_message, valid_job_name, Cx};
 use super::job::JOB_KEYS;
-use super::{expand, JobSpec, NotifyTarget, Person, Retention, Section};
+use super::{expand, keys, JobSpec, NotifyTarget, Person, Retention, Section};
+
+/// The tables a schedule file may have.
+const TOP_LEVEL: &[&str] = &["defaults", "jobs", "notify", "people", "oncall"];
 
 /// What a schedule file declares, checked.
 #[derive(Default)]
@@ -89,24 +92,34 @@ impl Cx<'_> {
                         "must be a table of schedules: [oncall.NAME]",
                     ),
                 },
-                other => self.problem(
-                    key.span(),
-                    None,
-                    None,
-                    format!("unknown top-level key {other:?} (expected [defaults], [jobs.NAME], [notify.NAME], [people.NAME] or [oncall.NAME])"),
-                ),
+                other => {
+                    let meant = keys::nearest(other, TOP_LEVEL)
+                        .map_or_else(String::new, |k| format!(", did you mean {k:?}?"));
+                    self.problem(
+                        key.span(),
+                        None,
+                        None,
+                        format!("unknown top-level key {other:?}{meant} (expected [defaults], [jobs.NAME], [notify.NAME], [people.NAME] or [oncall.NAME])"),
+                    )
+                }
             }
         }
-        let defaultable = || JOB_KEYS.iter().filter(|(_, d)| *d).map(|(k, _)| *k);
+        let defaultable: Vec<&str> = JOB_KEYS
+            .iter()
+            .filter(|(_, d)| *d)
+            .map(|(k, _)| *k)
+            .collect();
         for (key, _) in defaults.iter() {
-            if !defaultable().any(|k| k == key.get_ref().as_ref()) {
-                let msg = format!(
-                    "unknown key {:?} in [defaults] (allowed: {})",
-                    key.get_ref(),
-                    defaultable().collect::<Vec<_>>().join(", ")
-                );
-                self.problem(key.span(), None, None, msg);
+            let key_name = key.get_ref().as_ref();
+            if defaultable.contains(&key_name) {
+                continue;
             }
+            let msg = if JOB_KEYS.iter().any(|(k, _)| *k == key_name) {
+                format!("{key_name:?} cannot be set in [defaults]: set it in each job")
+            } else {
+                keys::unknown_key(key_name, " in [defaults]", &defaultable)
+            };
+            self.problem(key.span(), None, None, msg);
         }
         // Checked here, not only through the jobs that inherit them, so a
         // problem names [defaults] rather than the first job.

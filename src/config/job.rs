@@ -11,9 +11,10 @@ use ops_worker_jobs::BuildError;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::cx::{key_at, line_col, span_of_entries, toml_message, Cx, Span};
+use super::cx::{line_col, span_of_entries, Cx, Span};
+use super::keys;
 use super::spec::{canonical, DEFAULT_HISTORY_RETENTION};
-use super::{sha256_hex, JobSpec, Retention};
+use super::{sha256_hex, JobSpec, Retention, Section};
 use crate::schedule::{CatchUp, CronSyntaxError, Overlap, Schedule};
 
 /// A key and its value as found in the file.
@@ -80,6 +81,9 @@ fn take<'a>(
 }
 
 const MAX_TIMEOUT_DEFAULT: Duration = Duration::from_secs(600);
+/// A job's timeout leaves this much beyond its [`ops_worker_jobs::Job::longest_wait`]
+/// for recording what it found.
+const RECORD_MARGIN: Duration = Duration::from_secs(2);
 const DEFAULT_CATCH_UP_WINDOW: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_RETRIES: u32 = 100;
@@ -122,10 +126,25 @@ impl Cx<'_> {
             keep_last,
         } = JobKeys::take(&mut table, defaults);
 
+        // A key missing because it is misspelt is reported once, as the
+        // misspelt key (with its suggestion), not also as missing.
+        let mut meant: Vec<String> = Vec::new();
         let kind = match kind {
             Some((_, v)) => self.string(job, "kind", &v).map(|s| (s, v.span())),
             None => {
-                self.problem(name_span.clone(), job, None, "missing key \"kind\"");
+                // Without a kind its settings are unknown: only keys that
+                // look like a misspelt job key are reported.
+                let names: Vec<&str> = JOB_KEYS.iter().map(|(k, _)| *k).collect();
+                for key in table.keys() {
+                    let Some(near) = keys::nearest(key.get_ref(), &names) else {
+                        continue;
+                    };
+                    meant.push(near.to_string());
+                    let mut msg = keys::unknown_key(key.get_ref(), "", &names);
+                    msg.pop();
+                    msg.push_str(", and the kind's own settings)");
+                    self.problem(key.span(), job, None, msg);
+                }
                 None
             }
         };
@@ -144,6 +163,7 @@ impl Cx<'_> {
             .as_ref()
             .or(cron.as_ref())
             .map(|(_, v)| line_col(self.text, v.span().start));
+        let missing_schedule = every.is_none() && cron.is_none();
         let schedule = match (every, cron) {
             (Some(_), Some((k, _))) => {
                 self.problem(
@@ -154,15 +174,8 @@ impl Cx<'_> {
                 );
                 None
             }
-            (None, None) => {
-                self.problem(
-                    name_span,
-                    job,
-                    None,
-                    "missing schedule: set \"every\" (e.g. \"60s\") or \"cron\"",
-                );
-                None
-            }
+            // Reported below, unless a misspelt key stands for it.
+            (None, None) => None,
             (Some((_, v)), None) => {
                 self.duration(job, "every", &v)
                     .and_then(|d| match Schedule::every(d) {
@@ -206,7 +219,8 @@ impl Cx<'_> {
                 }
             }
         };
-        let timeout = match &timeout {
+        let timeout_entry = timeout;
+        let mut timeout = match &timeout_entry {
             Some((_, v)) => self.duration(job, "timeout", v).and_then(|d| {
                 if d.is_zero() {
                     self.problem(v.span(), job, Some("timeout"), "must be more than 0s");
@@ -288,6 +302,7 @@ impl Cx<'_> {
         }
         // The rest of the table is the kind's.
         let mut settings_text = String::new();
+        let settings_table = table.clone();
         canonical(&DeValue::Table(table.clone()), &mut settings_text);
         let built = kind.as_ref().and_then(|(kind, kind_span)| {
             let settings_span = span_of_entries(&table).unwrap_or(kind_span.clone());
@@ -312,13 +327,52 @@ impl Cx<'_> {
                     None
                 }
                 Err(BuildError::Settings(e)) => {
-                    let span = e.span().unwrap_or(kind_span.clone());
-                    let key = e.span().and_then(|s| key_at(self.text, s));
-                    self.problem(span, job, key.as_deref(), toml_message(&e));
+                    let names: Vec<&str> = JOB_KEYS.iter().map(|(k, _)| *k).collect();
+                    let section = Some(Section::Job(name.to_string()));
+                    meant.extend(self.serde_problem(
+                        section,
+                        &settings_table,
+                        kind_span.clone(),
+                        &e,
+                        &names,
+                    ));
                     None
                 }
             }
         });
+        if kind.is_none() && !meant.iter().any(|k| k == "kind") {
+            self.problem(name_span.clone(), job, None, "missing key \"kind\"");
+        }
+        if missing_schedule && !meant.iter().any(|k| k == "every" || k == "cron") {
+            self.problem(
+                name_span,
+                job,
+                None,
+                "missing schedule: set \"every\" (e.g. \"60s\") or \"cron\"",
+            );
+        }
+
+        // Room for what the job waits on (a health job's targets): the
+        // default grows to fit; a shorter timeout set by hand is warned about.
+        if let (Some(t), Some(wait)) = (
+            timeout.as_mut(),
+            built.as_ref().and_then(|j| j.longest_wait()),
+        ) {
+            let needed = wait.wait + RECORD_MARGIN;
+            match &timeout_entry {
+                None => *t = (*t).max(needed),
+                Some((_, v)) if *t < needed => {
+                    let msg = format!(
+                        "timeout {} leaves no room: {}; set it to at least {}",
+                        humantime::format_duration(*t),
+                        wait.why,
+                        humantime::format_duration(needed)
+                    );
+                    self.warning(v.span(), job, msg);
+                }
+                Some(_) => {}
+            }
+        }
 
         if self.problems.len() > before {
             return None;

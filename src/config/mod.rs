@@ -11,6 +11,7 @@ mod cx;
 mod document;
 mod expand;
 mod job;
+mod keys;
 mod notify;
 mod oncall;
 mod spec;
@@ -50,6 +51,11 @@ pub struct Config {
     /// built-in defaults): how the runs of jobs no longer in the file are
     /// pruned.
     pub default_retention: Retention,
+    /// What is valid but likely not meant, in file order: a health job
+    /// whose timeout leaves no room for its targets. `validate` prints them
+    /// (with its warnings about cron jobs, which depend on the date), `run`
+    /// logs them when it loads the file.
+    pub warnings: Vec<Problem>,
 }
 
 impl Config {
@@ -169,8 +175,28 @@ impl fmt::Display for Problem {
     }
 }
 
+/// The file `--config` and `OPS_WORKER_CONFIG` default to.
+pub const DEFAULT_CONFIG: &str = "schedules.toml";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// No file at the path: where it was looked for (absolute, so the
+    /// directory shows) and how to point at another. The I/O error says no
+    /// more than this.
+    #[error(
+        "no schedule file at {} ({})",
+        absolute.display(),
+        if *default {
+            "ops-worker looks for ./schedules.toml in the current directory; set --config PATH or OPS_WORKER_CONFIG"
+        } else {
+            "the path given by --config or OPS_WORKER_CONFIG; without either, ops-worker looks for ./schedules.toml in the current directory"
+        }
+    )]
+    Missing {
+        absolute: PathBuf,
+        /// The path is the default, not one the operator gave.
+        default: bool,
+    },
     #[error("{path}: cannot read the schedule file: {source}")]
     Read {
         path: String,
@@ -184,9 +210,18 @@ pub enum ConfigError {
 impl Config {
     /// Reads and validates the file, expanding `${VAR}` from the environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ConfigError::Missing {
+                    absolute: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+                    default: path == Path::new(DEFAULT_CONFIG),
+                }
+            } else {
+                ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                }
+            }
         })?;
         Config::parse(path, &text, &|name| std::env::var(name).ok())
     }
@@ -212,6 +247,7 @@ impl Config {
             file: path.display().to_string(),
             text,
             problems: Vec::new(),
+            warnings: Vec::new(),
             loaded_at: now,
             notify_names: Vec::new(),
             person_names: Vec::new(),
@@ -226,6 +262,7 @@ impl Config {
         } = cx.document(env);
         // In file order, whichever table was checked first.
         cx.problems.sort_by_key(|p| (p.line, p.column));
+        cx.warnings.sort_by_key(|p| (p.line, p.column));
         if cx.problems.is_empty() {
             Ok(Config {
                 path: path.to_path_buf(),
@@ -235,6 +272,7 @@ impl Config {
                 people,
                 oncall,
                 default_retention,
+                warnings: cx.warnings,
             })
         } else {
             Err(ConfigError::Invalid {

@@ -26,7 +26,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::cx::{valid_job_name, Cx, Span};
-use super::Section;
+use super::{keys, Section};
 
 /// A target's `timeout` when it sets none.
 pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -147,6 +147,8 @@ impl Cx<'_> {
         };
         let (mut ty, mut url, mut format, mut headers, mut timeout) =
             (None, None, None, None, None);
+        // Keys taken for misspellings: not also reported as missing.
+        let mut meant = Vec::new();
         for (key, value) in table {
             match key.get_ref().as_ref() {
                 "type" => ty = Some(value),
@@ -155,13 +157,14 @@ impl Cx<'_> {
                 "headers" => headers = Some(value),
                 "timeout" => timeout = Some(value),
                 other => {
-                    let msg = format!("unknown key (expected one of: {})", KEYS.join(", "));
-                    p.at(key.span(), Some(other), msg);
+                    meant.extend(keys::nearest(other, KEYS));
+                    p.at(key.span(), None, keys::unknown_key(other, "", KEYS));
                 }
             }
         }
 
         match &ty {
+            None if meant.contains(&"type") => {}
             None => p.at(
                 name_span.clone(),
                 None,
@@ -178,7 +181,9 @@ impl Cx<'_> {
         }
         let url = match &url {
             None => {
-                p.at(name_span, None, "missing key \"url\"");
+                if !meant.contains(&"url") {
+                    p.at(name_span, None, "missing key \"url\"");
+                }
                 None
             }
             Some(v) => p.string("url", v).and_then(|s| match Url::parse(s) {

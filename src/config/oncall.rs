@@ -22,7 +22,7 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::cx::{key_at, span_of_entries, toml_message, valid_job_name, Cx, Span};
+use super::cx::{span_of_entries, valid_job_name, Cx, Span};
 use super::Section;
 
 /// One `[people.NAME]`: a person escalation can page.
@@ -81,14 +81,11 @@ impl Cx<'_> {
         table: DeTable<'_>,
     ) -> Option<T> {
         let span = span_of_entries(&table).unwrap_or(name_span.clone());
-        let value = Spanned::new(span.clone(), DeValue::Table(table));
+        let value = Spanned::new(span.clone(), DeValue::Table(table.clone()));
         match T::deserialize(toml::de::ValueDeserializer::from(value)) {
             Ok(v) => Some(v),
             Err(e) => {
-                let at = e.span().unwrap_or(name_span);
-                let key = e.span().and_then(|s| key_at(self.text, s));
-                let message = toml_message(&e);
-                self.problem_in(at, Some(section.clone()), key.as_deref(), message);
+                self.serde_problem(Some(section.clone()), &table, name_span, &e, &[]);
                 None
             }
         }

@@ -195,9 +195,9 @@ fn unknown_keys_and_kinds() {
     let p = one_problem(
         "[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\ncomand = 1\n",
     );
-    assert!(
-        p.starts_with("schedules.toml:5:1: job \"x\": comand: unknown field `comand`"),
-        "{p}"
+    assert_eq!(
+        p,
+        "schedules.toml:5:1: job \"x\": unknown key \"comand\", did you mean \"command\"? (valid keys: kind, every, cron, timezone, timeout, overlap, catch_up, catch_up_window, retries, retry_backoff, retry_abandoned, jitter, enabled, history_retention, keep_last, command, env, workdir)"
     );
     let p = one_problem("[jobs.x]\nkind = \"shell\"\nevery = \"1s\"\n");
     assert_eq!(
@@ -213,7 +213,127 @@ fn unknown_keys_and_kinds() {
     );
     let p = one_problem("[defaults]\ncommand = [\"x\"]\n[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n");
     assert!(
-        p.starts_with("schedules.toml:2:1: unknown key \"command\" in [defaults]"),
+        p.starts_with(
+            "schedules.toml:2:1: unknown key \"command\" in [defaults] (valid keys: timezone, "
+        ),
+        "{p}"
+    );
+}
+
+/// A misspelt key names every key valid where it stands and the one it
+/// most likely misspells, wherever it is; a key it stands for is not also
+/// reported missing.
+#[test]
+fn a_misspelt_key_gets_the_valid_keys_and_a_suggestion() {
+    let job_keys = "kind, every, cron, timezone, timeout, overlap, catch_up, catch_up_window, \
+                    retries, retry_backoff, retry_abandoned, jitter, enabled, history_retention, keep_last";
+    // The schedule key misspelt: one problem, not also "missing schedule".
+    let p = problems("[jobs.x]\nkind = \"command\"\nevrey = \"1m\"\ncommand = [\"true\"]\n");
+    assert_eq!(
+        p,
+        [format!(
+            "schedules.toml:3:1: job \"x\": unknown key \"evrey\", did you mean \"every\"? \
+             (valid keys: {job_keys}, command, env, workdir)"
+        )]
+    );
+    let p = problems("[jobs.x]\nkind = \"command\"\ncronn = \"* * * * *\"\ncommand = [\"true\"]\n");
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(
+        p[0].contains("unknown key \"cronn\", did you mean \"cron\"?"),
+        "{p:#?}"
+    );
+    // A key that stands for nothing known still leaves the schedule missing.
+    let p = problems("[jobs.x]\nkind = \"command\"\nschedule = \"1m\"\ncommand = [\"true\"]\n");
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(p[0].contains("missing schedule"), "{p:#?}");
+    assert!(
+        p[1].starts_with(
+            "schedules.toml:3:1: job \"x\": unknown key \"schedule\" (valid keys: kind, "
+        ),
+        "{p:#?}"
+    );
+    // The kind's own keys, with the kind's list.
+    let p = one_problem("[jobs.x]\nkind = \"report\"\ncron = \"0 5 0 * * *\"\nperiode = \"day\"\n");
+    assert_eq!(
+        p,
+        format!(
+            "schedules.toml:4:1: job \"x\": unknown key \"periode\", did you mean \"period\"? \
+             (valid keys: {job_keys}, period, dir, metrics, notify)"
+        )
+    );
+    // A nested table: a health target's keys, under the key it is in, also
+    // when the target is on a line of its own.
+    let p = one_problem(
+        "[jobs.x]\nkind = \"health\"\nevery = \"1m\"\ntargets = [\n  { name = \"a\", url = \"http://a/\", timout = \"1s\" },\n]\n",
+    );
+    assert_eq!(
+        p,
+        "schedules.toml:5:36: job \"x\": targets: unknown key \"timout\", did you mean \"timeout\"? \
+         (valid keys: name, url, method, headers, timeout, expect_status, expect_body, expect_json, degraded_after)"
+    );
+    // A sub-table of its own.
+    let p = one_problem(
+        "[jobs.x]\nkind = \"escalation\"\nevery = \"1m\"\n\n[jobs.x.policy]\nlevls = []\n",
+    );
+    assert_eq!(
+        p,
+        "schedules.toml:6:1: job \"x\": policy: unknown key \"levls\", did you mean \"levels\"? (valid keys: levels, repeat, repeat_after)"
+    );
+    // A missing key of a kind reads as ours do, under no wrong key.
+    let p = one_problem("[jobs.x]\nkind = \"health\"\nevery = \"1m\"\nconcurrency = 2\n");
+    assert_eq!(p, "schedules.toml:4:1: job \"x\": missing key \"targets\"");
+    // Without a kind: keys that look like a job key, and not "missing kind".
+    let p = problems("[jobs.x]\nknd = \"command\"\nevery = \"1m\"\ncommand = [\"true\"]\n");
+    assert_eq!(
+        p,
+        [format!(
+            "schedules.toml:2:1: job \"x\": unknown key \"knd\", did you mean \"kind\"? \
+             (valid keys: {job_keys}, and the kind's own settings)"
+        )]
+    );
+    // [defaults]
+    let p = one_problem("[defaults]\ntimezon = \"UTC\"\n[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n");
+    assert_eq!(
+        p,
+        "schedules.toml:2:1: unknown key \"timezon\" in [defaults], did you mean \"timezone\"? \
+         (valid keys: timezone, timeout, overlap, catch_up, catch_up_window, retries, retry_backoff, \
+         retry_abandoned, jitter, enabled, history_retention, keep_last)"
+    );
+    let p = one_problem("[defaults]\nevery = \"1m\"\n[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n");
+    assert_eq!(
+        p,
+        "schedules.toml:2:1: \"every\" cannot be set in [defaults]: set it in each job"
+    );
+    // [notify]: not also "missing key url".
+    let p = problems(&format!(
+        "{JOB}[notify.a]\ntype = \"webhook\"\nurll = \"http://x/\"\n"
+    ));
+    assert_eq!(
+        p,
+        ["schedules.toml:7:1: notify \"a\": unknown key \"urll\", did you mean \"url\"? (valid keys: type, url, format, headers, timeout)"]
+    );
+    // [people] and [oncall], nested tables too.
+    let p = one_problem(&format!(
+        "{JOB}[notify.a-hook]\ntype = \"webhook\"\nurl = \"http://a/\"\n\n[people.carol]\nnotfy = [\"a-hook\"]\n"
+    ));
+    assert_eq!(
+        p,
+        "schedules.toml:10:1: person \"carol\": unknown key \"notfy\", did you mean \"notify\"? (valid keys: notify)"
+    );
+    let p = one_problem(&format!(
+        "{JOB}{PEOPLE}[oncall.primary]\ntimezone = \"UTC\"\n\
+         layers = [{{ members = [\"alice\"], rotaton = \"daily\", handoff = \"2026-11-02T09:00\" }}]\n"
+    ));
+    assert!(
+        p.starts_with("schedules.toml:17:34: oncall \"primary\": layers: unknown key \"rotaton\", did you mean \"rotation\"? (valid keys: members, rotation, handoff, restrict)"),
+        "{p}"
+    );
+    // The top level.
+    let p = one_problem("[job.x]\nkind = \"command\"\n[jobs.y]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n");
+    assert!(
+        p.starts_with(
+            "schedules.toml:1:2: unknown top-level key \"job\", did you mean \"jobs\"? (expected "
+        ),
         "{p}"
     );
 }
@@ -355,7 +475,7 @@ fn notify_problems_name_the_target_and_key() {
         ),
         (
             "[notify.a]\ntype = \"webhook\"\nurl = \"http://x/\"\nretries = 3\n",
-            "schedules.toml:8:1: notify \"a\": retries: unknown key (expected one of: type, url, format, headers, timeout)",
+            "schedules.toml:8:1: notify \"a\": unknown key \"retries\" (valid keys: type, url, format, headers, timeout)",
         ),
         (
             "[notify.a]\ntype = \"webhook\"\nurl = \"http://x/\"\nformat = \"teams\"\n",
@@ -519,9 +639,9 @@ fn people_and_oncall_problems_point_at_their_lines() {
         "{JOB}{PEOPLE}[oncall.primary]\ntimezone = \"UTC\"\ncolour = 1\n\
          layers = [{{ members = [\"alice\"], rotation = \"daily\", handoff = \"2026-11-02T09:00\" }}]\n"
     ));
-    assert!(
-        p.starts_with("schedules.toml:17:1: oncall \"primary\": colour: "),
-        "{p}"
+    assert_eq!(
+        p,
+        "schedules.toml:17:1: oncall \"primary\": unknown key \"colour\" (valid keys: timezone, layers, overrides)"
     );
     let p = one_problem(&format!(
         "{JOB}{PEOPLE}[oncall.primary]\ntimezone = \"UTC\"\n\
@@ -823,4 +943,54 @@ fn cron_that_never_fires_is_an_error_at_its_value() {
         p,
         "schedules.toml:3:8: job \"x\": cron \"0 0 30 2 *\" never fires: day 30 does not exist in February"
     );
+}
+
+/// A health job's timeout leaves room for its slowest target (plus 2s to
+/// record the checks): the default grows to fit, a shorter one set by hand
+/// (in the job or in [defaults]) is warned about at its value.
+#[test]
+fn a_health_jobs_timeout_leaves_room_for_its_targets() {
+    let health = |extra: &str, target_timeout: &str| {
+        format!(
+            "[jobs.h]\nkind = \"health\"\nevery = \"1s\"\n{extra}targets = [{{ name = \"api\", url = \"http://127.0.0.1:9/\"{target_timeout} }}]\n"
+        )
+    };
+    // The default: the interval (1s), raised to the target's 1s plus 2s.
+    let c = parse(&health("", ", timeout = \"1s\"")).unwrap();
+    assert_eq!(c.jobs[0].timeout, Duration::from_secs(3));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // The targets' default timeout is 5s.
+    let c = parse(&health("", "")).unwrap();
+    assert_eq!(c.jobs[0].timeout, Duration::from_secs(7));
+    // A long interval keeps its own default.
+    let c = parse(&health("", "").replace("every = \"1s\"", "every = \"1m\"")).unwrap();
+    assert_eq!(c.jobs[0].timeout, Duration::from_secs(60));
+    // Set by hand and too short: kept, and warned about.
+    let c = parse(&health("timeout = \"1s\"\n", ", timeout = \"1s\"")).unwrap();
+    assert_eq!(c.jobs[0].timeout, Duration::from_secs(1));
+    let w: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        w,
+        ["schedules.toml:4:11: job \"h\": timeout 1s leaves no room: target \"api\" may take up to 1s \
+          (its timeout), and when a target hangs the whole run times out: no check is recorded, and the \
+          job counts as failing instead of the service as down; set it to at least 3s"]
+    );
+    // Enough room: no warning.
+    let c = parse(&health("timeout = \"3s\"\n", ", timeout = \"1s\"")).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // From [defaults]: the warning points there.
+    let c = parse(&format!(
+        "[defaults]\ntimeout = \"2s\"\n\n{}",
+        health("", ", timeout = \"1s\"")
+    ))
+    .unwrap();
+    let w: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("schedules.toml:2:11: job \"h\": timeout 2s leaves no room"),
+        "{w:?}"
+    );
+    // Other kinds have nothing to wait on.
+    let c = parse("[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n").unwrap();
+    assert_eq!(c.jobs[0].timeout, Duration::from_secs(1));
 }

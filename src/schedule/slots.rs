@@ -52,8 +52,14 @@ pub enum CronSyntaxError {
          or 7 (second first, year last), found {0}"
     )]
     FieldCount(usize),
-    #[error(transparent)]
-    Invalid(#[from] croner::errors::CronError),
+    /// croner rejected it; the message names the field, the value and what
+    /// is wrong with it (see [`describe`]), croner's own error is the source.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        #[source]
+        source: croner::errors::CronError,
+    },
     /// Well-formed, but no date matches it in any year it allows (the
     /// reason, e.g. "day 30 does not exist in February"): the job would
     /// never run.
@@ -90,11 +96,12 @@ impl Schedule {
         if !nickname && !(5..=7).contains(&fields) {
             return Err(CronSyntaxError::FieldCount(fields));
         }
-        let cron = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .year(Year::Optional)
-            .build()
-            .parse(expr)?;
+        let cron = parser()
+            .parse(expr)
+            .map_err(|source| CronSyntaxError::Invalid {
+                message: describe(expr, &source),
+                source,
+            })?;
         if let Some(why) = never_fires(&cron, tz) {
             return Err(CronSyntaxError::NeverFires(why));
         }
@@ -280,6 +287,234 @@ impl Schedule {
         }
         out
     }
+}
+
+/// The one cron parser: 5 fields (minute first), 6 (second first) or 7
+/// (second first, year last).
+fn parser() -> CronParser {
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Optional)
+        .build()
+}
+
+/// A field of a cron expression: its name, the values it takes and what
+/// else it allows.
+struct Field {
+    name: &'static str,
+    min: u32,
+    max: u32,
+    /// Characters allowed besides digits, `*`, `,`, `-` and `/`.
+    extra: &'static str,
+    /// Names allowed instead of numbers (croner's), with their numbers.
+    names: &'static [(&'static str, u32)],
+    /// Said after an out-of-range value.
+    note: &'static str,
+}
+
+const MONTH_NAMES: &[(&str, u32)] = &[
+    ("JAN", 1),
+    ("FEB", 2),
+    ("MAR", 3),
+    ("APR", 4),
+    ("MAY", 5),
+    ("JUN", 6),
+    ("JUL", 7),
+    ("AUG", 8),
+    ("SEP", 9),
+    ("OCT", 10),
+    ("NOV", 11),
+    ("DEC", 12),
+];
+const WEEKDAY_NAMES: &[(&str, u32)] = &[
+    ("SUN", 0),
+    ("MON", 1),
+    ("TUE", 2),
+    ("WED", 3),
+    ("THU", 4),
+    ("FRI", 5),
+    ("SAT", 6),
+];
+
+const fn field(name: &'static str, min: u32, max: u32) -> Field {
+    Field {
+        name,
+        min,
+        max,
+        extra: "",
+        names: &[],
+        note: "",
+    }
+}
+
+const SECOND: Field = field("second", 0, 59);
+const MINUTE: Field = field("minute", 0, 59);
+const HOUR: Field = field("hour", 0, 23);
+const DAY_OF_MONTH: Field = Field {
+    extra: "LW?",
+    ..field("day of month", 1, 31)
+};
+const MONTH: Field = Field {
+    names: MONTH_NAMES,
+    ..field("month", 1, 12)
+};
+const DAY_OF_WEEK: Field = Field {
+    extra: "L#?",
+    names: WEEKDAY_NAMES,
+    note: " (0 and 7 are Sunday)",
+    ..field("day of week", 0, 7)
+};
+const YEAR: Field = field(
+    "year",
+    croner::YEAR_LOWER_LIMIT as u32,
+    croner::YEAR_UPPER_LIMIT as u32,
+);
+
+/// What is wrong with a cron expression croner rejected, naming the field:
+/// `minute 61 is out of range 0-59`. croner's errors do not say which field
+/// they are about, so each field is tried alone (the others `*`) to find
+/// the one croner rejects, and that field is looked at here; what this
+/// does not recognise is said in croner's words, after the field's name.
+fn describe(expr: &str, error: &croner::errors::CronError) -> String {
+    let parts: Vec<&str> = expr.split_whitespace().collect();
+    if let [nickname] = parts.as_slice() {
+        if nickname.starts_with('@') {
+            return format!(
+                "unknown nickname {nickname:?} (known: @yearly, @annually, @monthly, @weekly, @daily, @hourly)"
+            );
+        }
+    }
+    let fields: &[Field] = match parts.len() {
+        5 => &[MINUTE, HOUR, DAY_OF_MONTH, MONTH, DAY_OF_WEEK],
+        6 => &[SECOND, MINUTE, HOUR, DAY_OF_MONTH, MONTH, DAY_OF_WEEK],
+        _ => &[SECOND, MINUTE, HOUR, DAY_OF_MONTH, MONTH, DAY_OF_WEEK, YEAR],
+    };
+    let rejected = (0..parts.len()).find_map(|i| {
+        let alone: Vec<&str> = (0..parts.len())
+            .map(|j| if j == i { parts[i] } else { "*" })
+            .collect();
+        parser().parse(&alone.join(" ")).err().map(|e| (i, e))
+    });
+    match rejected {
+        Some((i, e)) => {
+            let f = &fields[i];
+            field_problem(f, parts[i])
+                .unwrap_or_else(|| format!("{} {:?}: {}", f.name, parts[i], croner_words(&e)))
+        }
+        None => croner_words(error),
+    }
+}
+
+/// croner's message without its prefix, lowercase, without a final period.
+fn croner_words(e: &croner::errors::CronError) -> String {
+    use croner::errors::CronError;
+    let text = match e {
+        CronError::ComponentError(m) | CronError::InvalidPattern(m) => m.clone(),
+        CronError::IllegalCharacters(m) => m.replace("CronPattern contains illegal", "illegal"),
+        other => other.to_string(),
+    };
+    let text = text.trim().trim_end_matches('.');
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The first thing wrong with one field's text, or `None` when nothing here
+/// recognises it.
+fn field_problem(f: &Field, text: &str) -> Option<String> {
+    let upper = text.to_uppercase();
+    let upper = upper.strip_prefix('+').unwrap_or(&upper);
+    let name = f.name;
+    // Names stand for numbers (as croner reads them).
+    // ("MON-SUN" is Monday to Sunday: croner reads "-SUN" as "-7".)
+    let mut numeric = if f.names == WEEKDAY_NAMES {
+        upper.replace("-SUN", "-7")
+    } else {
+        upper.to_string()
+    };
+    for (n, v) in f.names {
+        numeric = numeric.replace(n, &v.to_string());
+    }
+    if let Some(c) = numeric
+        .chars()
+        .find(|c| !c.is_ascii_digit() && !"*,-/".contains(*c) && !f.extra.contains(*c))
+    {
+        let names = match f.names.first().zip(f.names.last()) {
+            Some(((first, _), (last, _))) => format!(", the names {first}-{last}"),
+            None => String::new(),
+        };
+        let extra: String = f.extra.chars().map(|c| format!(" {c}")).collect();
+        return Some(format!(
+            "{name} {text:?}: unexpected character {c:?} (allowed: numbers {}-{}{names}, * , - /{extra})",
+            f.min, f.max
+        ));
+    }
+    let out_of_range = |n: u32| format!("{name} {n} is out of range {}-{}{}", f.min, f.max, f.note);
+    // A number of this field, or what is wrong with it.
+    let number = |s: &str| -> Result<u32, String> {
+        match s.parse::<u32>() {
+            Ok(n) if (f.min..=f.max).contains(&n) => Ok(n),
+            Ok(n) => Err(out_of_range(n)),
+            Err(_) => Err(format!("{name} {text:?}: {s:?} is not a number")),
+        }
+    };
+    let range = |part: &str| -> Result<(), String> {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b) = (number(a)?, number(b)?);
+        if a > b {
+            return Err(format!(
+                "{name} range {a}-{b} runs backwards: write {a}-{},{}-{b}",
+                f.max, f.min
+            ));
+        }
+        Ok(())
+    };
+    // Each part of a list, as written (for messages) and with numbers for
+    // names (for checking); names do not contain commas.
+    for (written, part) in upper.split(',').zip(numeric.split(',')) {
+        if part.is_empty() {
+            continue;
+        }
+        let checked = if let Some((from, step)) = part.split_once('/') {
+            match step.parse::<u32>() {
+                Ok(0) => Err(format!("{name} step 0 in {written:?} must be at least 1")),
+                Ok(_) if from.is_empty() => Err(format!(
+                    "{name} {written:?}: a step needs a start: write */{step}"
+                )),
+                Ok(_) if from == "*" => Ok(()),
+                Ok(_) if !from.contains('-') => Err(format!(
+                    "{name} {written:?}: a step needs a range: write {from}-{}/{step} or */{step}",
+                    f.max
+                )),
+                Ok(_) => range(from),
+                Err(_) => Err(format!(
+                    "{name} {written:?}: the step {step:?} is not a number"
+                )),
+            }
+        } else if part == "*" || part == "?" || part == "L" || part == "LW" {
+            Ok(())
+        } else if let Some((day, nth)) = part.split_once('#') {
+            match nth.parse::<u32>() {
+                Ok(1..=5) => number(day).map(drop),
+                _ if nth == "L" => number(day).map(drop),
+                _ => Err(format!(
+                    "{name} {written:?}: the nth weekday after # must be 1 to 5 or L"
+                )),
+            }
+        } else if let Some(n) = part.strip_suffix('W').or_else(|| part.strip_suffix('L')) {
+            number(n).map(drop)
+        } else if part.contains('-') {
+            range(part)
+        } else {
+            number(part).map(drop)
+        };
+        if let Err(problem) = checked {
+            return Some(problem);
+        }
+    }
+    None
 }
 
 /// What [`Schedule::next_beyond`] found.
@@ -525,6 +760,58 @@ mod tests {
         assert!(err.starts_with("expected 5 fields"), "{err}");
         assert!(Schedule::cron("0 0 0 0 0 0 0 0", Tz::UTC).is_err());
         assert!(Schedule::cron("61 * * * *", Tz::UTC).is_err());
+    }
+
+    /// Every field, its range, steps, ranges, names and modifiers: the
+    /// message names the field and what is wrong, not croner's "Number out
+    /// of bounds".
+    #[test]
+    fn a_rejected_cron_names_the_field_and_its_range() {
+        for (expr, want) in [
+            ("61 * * * *", "minute 61 is out of range 0-59"),
+            // Five fields are minute first: this is the hour.
+            ("0 61 * * *", "hour 61 is out of range 0-23"),
+            ("0 61 * * * *", "minute 61 is out of range 0-59"),
+            ("61 0 * * * *", "second 61 is out of range 0-59"),
+            ("0 0 24 * * *", "hour 24 is out of range 0-23"),
+            ("0 0 32 * *", "day of month 32 is out of range 1-31"),
+            ("0 0 0 * *", "day of month 0 is out of range 1-31"),
+            ("0 0 1 13 *", "month 13 is out of range 1-12"),
+            ("0 0 * * 8", "day of week 8 is out of range 0-7 (0 and 7 are Sunday)"),
+            ("0 0 0 1 1 * 6000", "year 6000 is out of range 1-5000"),
+            ("0 0 0 1 1 * 0", "year 0 is out of range 1-5000"),
+            ("50-70 * * * *", "minute 70 is out of range 0-59"),
+            ("0 22-2 * * *", "hour range 22-2 runs backwards: write 22-23,0-2"),
+            ("0 0 * * FRI-MON", "day of week range 5-1 runs backwards: write 5-7,0-1"),
+            ("*/0 * * * *", "minute step 0 in \"*/0\" must be at least 1"),
+            ("0 0 */0 * * *", "hour step 0 in \"*/0\" must be at least 1"),
+            ("5/10 * * * *", "minute \"5/10\": a step needs a range: write 5-59/10 or */10"),
+            ("/10 * * * *", "minute \"/10\": a step needs a start: write */10"),
+            ("0 10-70/5 * * *", "hour 70 is out of range 0-23"),
+            ("0 0 1-40/2 * *", "day of month 40 is out of range 1-31"),
+            ("0 0 32W * *", "day of month 32 is out of range 1-31"),
+            ("0 0 * * MON#6", "day of week \"MON#6\": the nth weekday after # must be 1 to 5 or L"),
+            ("0 0 * * 9#2", "day of week 9 is out of range 0-7 (0 and 7 are Sunday)"),
+            (
+                "0 0 * * MOM",
+                "day of week \"MOM\": unexpected character 'M' (allowed: numbers 0-7, the names SUN-SAT, * , - / L # ?)",
+            ),
+            (
+                "0 0 * JANN *",
+                "month \"JANN\": unexpected character 'N' (allowed: numbers 1-12, the names JAN-DEC, * , - /)",
+            ),
+            ("0 0 15X * *", "day of month \"15X\": unexpected character 'X' (allowed: numbers 1-31, * , - / L W ?)"),
+            ("x * * * *", "minute \"x\": unexpected character 'X' (allowed: numbers 0-59, * , - /)"),
+            ("@fortnightly", "unknown nickname \"@fortnightly\" (known: @yearly, @annually, @monthly, @weekly, @daily, @hourly)"),
+        ] {
+            match Schedule::cron(expr, Tz::UTC) {
+                Err(e @ CronSyntaxError::Invalid { .. }) => assert_eq!(e.to_string(), want, "{expr}"),
+                other => panic!("{expr}: {other:?}"),
+            }
+        }
+        // What the names stand for is croner's: Monday to Sunday is valid.
+        assert!(Schedule::cron("0 0 * * MON-SUN", Tz::UTC).is_ok());
+        assert!(Schedule::cron("0 0 * JAN-MAR MON#2", Tz::UTC).is_ok());
     }
 
     fn never(expr: &str) -> String {

@@ -93,28 +93,44 @@ fn validate_prints_a_summary_or_every_error_with_exit_2() {
         "{err}"
     );
 
+    // A missing file: where it was looked for, and how to name another.
+    let here = dir.path().canonicalize().unwrap();
     let out = bin(dir.path())
         .args(["--config", "missing.toml", "validate"])
         .output()
         .unwrap();
     assert_eq!(code(&out), 2);
-    assert!(
-        stderr(&out).starts_with("error: missing.toml: cannot read the schedule file: "),
-        "{}",
-        stderr(&out)
+    let given = format!(
+        "error: no schedule file at {}/missing.toml (the path given by --config or \
+         OPS_WORKER_CONFIG; without either, ops-worker looks for ./schedules.toml in the current directory)\n",
+        here.display()
     );
-
+    assert_eq!(stderr(&out), given);
     // OPS_WORKER_CONFIG selects the file too.
     let out = bin(dir.path())
         .env("OPS_WORKER_CONFIG", "missing.toml")
         .arg("validate")
         .output()
         .unwrap();
-    assert!(
-        stderr(&out).starts_with("error: missing.toml:"),
-        "{}",
-        stderr(&out)
-    );
+    assert_eq!((code(&out), stderr(&out)), (2, given));
+    // The default, in a directory without one: every command that reads it.
+    let empty = tempfile::tempdir().unwrap();
+    let empty_dir = empty.path().canonicalize().unwrap();
+    for args in [&["validate"][..], &["list"], &["run"], &["run-job", "x"]] {
+        let out = bin(empty.path()).args(args).output().unwrap();
+        assert_eq!(
+            (code(&out), stderr(&out)),
+            (
+                2,
+                format!(
+                    "error: no schedule file at {}/schedules.toml (ops-worker looks for \
+                     ./schedules.toml in the current directory; set --config PATH or OPS_WORKER_CONFIG)\n",
+                    empty_dir.display()
+                )
+            ),
+            "{args:?}"
+        );
+    }
 }
 
 #[test]

@@ -460,3 +460,199 @@ fn docs_links_point_at_files_and_headings() {
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
+
+/// The shipped schedules.toml's commented-out examples (lines starting
+/// with `#` and no space) are valid once uncommented, and the one that
+/// needs a URL says so until it has one.
+#[test]
+fn docs_the_shipped_schedules_examples_validate_when_uncommented() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(root.join("schedules.toml")).unwrap();
+    let examples = shipped
+        .lines()
+        .filter(|l| l.starts_with('#') && !l.starts_with("# ") && *l != "#")
+        .count();
+    assert!(examples >= 5, "only {examples} example lines");
+    let uncommented: String = shipped
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest) if !rest.is_empty() && !rest.starts_with(' ') => rest,
+            _ => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("schedules.toml"), &uncommented).unwrap();
+    let validate = |env: &[(&str, &str)]| {
+        let out = crate::cli::bin(dir.path())
+            .envs(env.iter().copied())
+            .arg("validate")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = validate(&[("API_HEALTH_URL", "http://127.0.0.1:8080/health")]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("  api-health: health every 1m\n"), "{out}");
+    let (code, _, err) = validate(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("environment variable API_HEALTH_URL is not set"),
+        "{err}"
+    );
+}
+
+/// The README's "Fresh machine" states the Rust version Cargo.toml
+/// requires, and keeps to two commands: one runs the worker, one the tests.
+#[test]
+fn docs_the_fresh_machine_section_states_cargos_rust_version_and_two_commands() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo: toml::Table = std::fs::read_to_string(root.join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let rust_version = cargo["package"]["rust-version"].as_str().unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme
+        .find("\n## Fresh machine")
+        .expect("README.md has a \"Fresh machine\" section");
+    let section = &readme[start + 1..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let stated = section
+        .split("**Rust ")
+        .nth(1)
+        .and_then(|s| s.split(" or newer").next())
+        .expect("the section says \"**Rust X or newer\"");
+    assert_eq!(
+        stated, rust_version,
+        "README.md states Rust {stated}, Cargo.toml's rust-version is {rust_version}"
+    );
+    let (blocks, _) = blocks("README.md", section);
+    let commands: Vec<&str> = blocks
+        .iter()
+        .flat_map(|b| b.text.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(
+        commands,
+        ["cargo run --release -- run", "cargo test --workspace"]
+    );
+}
+
+/// The backticked variable names (`DATABASE_URL`) at the start of `cell`.
+fn variable_names(cell: &str) -> Vec<String> {
+    cell.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| {
+            w.len() > 1
+                && w.starts_with(|c: char| c.is_ascii_uppercase())
+                && w.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// `.env.example`, the environment tables of docs/configuration.md and
+/// docker-compose.yml agree: every variable of the tables is in
+/// `.env.example` unless its row says it is "not for .env" (and then
+/// neither `.env.example` nor compose has it), every variable compose reads
+/// or passes is in `.env.example`, and every one `.env.example` lists is in
+/// a table or in compose.
+#[test]
+fn docs_env_example_the_environment_tables_and_compose_agree() {
+    use std::collections::BTreeSet;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |f: &str| std::fs::read_to_string(root.join(f)).unwrap();
+
+    let configuration = read("docs/configuration.md");
+    let section = &configuration[configuration
+        .find("\n## Environment")
+        .expect("docs/configuration.md has an Environment section")..];
+    let (mut documented, mut not_for_env) = (BTreeSet::new(), BTreeSet::new());
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let first = row.split('|').nth(1).unwrap();
+        let names = variable_names(first);
+        if row.contains("Not for .env") || row.contains("not for .env") {
+            not_for_env.extend(names);
+        } else {
+            documented.extend(names);
+        }
+    }
+    assert!(documented.len() >= 15, "{documented:?}");
+
+    let example: BTreeSet<String> = read(".env.example")
+        .lines()
+        .filter_map(|l| {
+            let l = l.strip_prefix('#').unwrap_or(l);
+            let (name, _) = l.split_once('=')?;
+            (!name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            .then(|| name.to_string())
+        })
+        .collect();
+    assert!(example.len() >= 15, "{example:?}");
+
+    // ${VAR} anywhere outside comments, and the upper-case keys of the
+    // `environment:` maps (service and volume names are lower case).
+    let compose_text = read("docker-compose.yml");
+    let mut compose = BTreeSet::new();
+    for line in compose_text.lines() {
+        let code = line.split(" #").next().unwrap();
+        if code.trim_start().starts_with('#') {
+            continue;
+        }
+        for piece in code.split("${").skip(1) {
+            let name: String = piece
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            compose.insert(name);
+        }
+        if let Some((key, _)) = code.trim_start().split_once(':') {
+            if !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            {
+                compose.insert(key.to_string());
+            }
+        }
+    }
+    assert!(compose.len() >= 10, "{compose:?}");
+
+    let mut failures = Vec::new();
+    for v in &documented {
+        if !example.contains(v) {
+            failures.push(format!("{v}: in the environment tables but not in .env.example (add it, or mark its row \"not for .env\")"));
+        }
+    }
+    for v in &not_for_env {
+        if example.contains(v) || compose.contains(v) {
+            failures.push(format!(
+                "{v}: marked \"not for .env\" but .env.example or docker-compose.yml has it"
+            ));
+        }
+    }
+    for v in &compose {
+        if !example.contains(v) {
+            failures.push(format!(
+                "{v}: docker-compose.yml reads or passes it, .env.example does not list it"
+            ));
+        }
+    }
+    for v in &example {
+        if !documented.contains(v) && !compose.contains(v) {
+            failures.push(format!("{v}: in .env.example but neither in the environment tables of docs/configuration.md nor in docker-compose.yml"));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}

@@ -17,6 +17,7 @@ mod retention;
 mod cli;
 mod db_runs;
 mod docs;
+mod first_hour;
 mod notify;
 mod outage;
 mod pause;
