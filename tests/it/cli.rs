@@ -530,17 +530,23 @@ fn rust_log_filters_by_target_and_a_bad_value_is_reported_once() {
         "{}",
         stderr(&quiet)
     );
-    // A level that is not one: one warning naming the variable, then the
-    // default (`info` for run-job) applies and the run is logged.
-    let bad = run("ops_worker=loud");
-    assert_eq!(code(&bad), 0);
-    let err = stderr(&bad);
-    assert_eq!(
-        err.matches("RUST_LOG=\"ops_worker=loud\"").count(),
-        1,
-        "{err}"
-    );
-    assert!(err.contains("run succeeded"), "{err}");
+    // A level that is not one, a directive that is neither a level nor
+    // target=level, a span filter: one warning naming the variable, then
+    // the default (`info` for run-job) applies and the run is logged (the
+    // last two used to be taken as targets no event has, which turned
+    // every line off).
+    for value in ["ops_worker=loud", "debug[x", "[span]=debug"] {
+        let bad = run(value);
+        assert_eq!(code(&bad), 0);
+        let err = stderr(&bad);
+        assert_eq!(
+            err.matches(&format!("RUST_LOG={value:?} is not a list"))
+                .count(),
+            1,
+            "{err}"
+        );
+        assert!(err.contains("run succeeded"), "{value}: {err}");
+    }
 }
 
 async fn history(db: &TestDb, job: &str) -> Vec<RunRecord> {
