@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ops_worker_jobs::{Clock, SystemClock};
 
 use crate::config::{Config, JobSpec};
-use crate::db::{DatabaseUrl, Db, Trigger};
+use crate::db::{DatabaseUrl, Db, Open, Trigger};
 use crate::runner::{Outcome, Recorder, Runner, Slot};
 pub use exit::{exit_code_for, ExitCode, UsageError};
 pub use logs::log_filter;
@@ -259,6 +259,37 @@ impl Command {
     }
 }
 
+impl Command {
+    /// What the command may do when its SQLite database is not there: the
+    /// one place that decides it. The daemon, `run-job`, `migrate` and the
+    /// commands that write create it; the commands that only read fail
+    /// with exit 3 rather than create an empty database, in which a wrong
+    /// `DATABASE_URL` or working directory would look like "no history".
+    /// `None`: the command uses no database.
+    pub fn database(&self) -> Option<Open> {
+        match self {
+            Command::Run { .. }
+            | Command::RunJob { .. }
+            | Command::Migrate
+            | Command::Pause { .. }
+            | Command::Resume { .. }
+            | Command::Alerts {
+                command: AlertsCommand::Ack { .. } | AlertsCommand::Resolve { .. },
+            } => Some(Open::Create),
+            Command::List { .. }
+            | Command::History { .. }
+            | Command::Next { .. }
+            | Command::Alerts {
+                command: AlertsCommand::List { .. },
+            }
+            | Command::Report { .. }
+            | Command::Health { .. }
+            | Command::Status { .. } => Some(Open::Existing),
+            Command::Validate | Command::Oncall { .. } => None,
+        }
+    }
+}
+
 /// This process's worker id: `OPS_WORKER_ID`, else the host name.
 pub fn worker_id() -> String {
     std::env::var("OPS_WORKER_ID")
@@ -268,11 +299,18 @@ pub fn worker_id() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// Connects to `DATABASE_URL` (or the SQLite default) and migrates.
-pub async fn open_db() -> anyhow::Result<Db> {
+/// The `DATABASE_URL` (or the SQLite default).
+fn database_url() -> anyhow::Result<DatabaseUrl> {
     let raw = std::env::var("DATABASE_URL").ok();
-    let url = DatabaseUrl::parse(raw.as_deref())?;
-    let db = Db::connect(&url, url.pool_size()).await?;
+    Ok(DatabaseUrl::parse(raw.as_deref())?)
+}
+
+/// Connects to `DATABASE_URL` (or the SQLite default) as the command's
+/// [`Command::database`] allows, and migrates. A command that declared no
+/// database creates none.
+async fn connect_db(open: Option<Open>) -> anyhow::Result<Db> {
+    let url = database_url()?;
+    let db = Db::connect_with(&url, url.pool_size(), open.unwrap_or(Open::Existing)).await?;
     db.migrate().await?;
     Ok(db)
 }
@@ -317,6 +355,8 @@ fn find<'c>(config: &'c Config, name: &str) -> anyhow::Result<&'c Arc<JobSpec>> 
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let database = cli.command.database();
+    let open_db = || connect_db(database);
     match cli.command {
         Command::Validate => {
             let config = Config::load(&cli.config)?;
@@ -324,9 +364,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::Migrate => {
-            let raw = std::env::var("DATABASE_URL").ok();
-            let url = DatabaseUrl::parse(raw.as_deref())?;
-            let db = Db::connect(&url, 1).await?;
+            let url = database_url()?;
+            let db = Db::connect_with(&url, 1, database.unwrap_or(Open::Existing)).await?;
             let applied = db.migrate().await?;
             if applied.is_empty() {
                 println!("{}: up to date", url.redacted());

@@ -492,6 +492,78 @@ fn the_embedded_default_is_a_sqlite_file_in_the_working_directory() {
     assert_eq!(runs.as_array().unwrap().len(), 1);
 }
 
+/// Every command that only reads, as the CLI table lists them.
+const READ_ONLY: &[&[&str]] = &[
+    &["list"],
+    &["history"],
+    &["history", "ok"],
+    &["next", "ok"],
+    &["alerts", "list"],
+    &["report", "show"],
+    &["health"],
+    &["status"],
+];
+
+#[test]
+fn read_only_commands_create_no_database() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), GOOD);
+    let typo = dir.path().join("typo-dir");
+    let typo_db = typo.join("x.db");
+    let default_db = dir.path().join("ops-worker.db");
+    for (url, file) in [
+        (Some(format!("sqlite://{}", typo_db.display())), &typo_db),
+        (None, &default_db),
+    ] {
+        for args in READ_ONLY {
+            let mut cmd = bin(dir.path());
+            if let Some(url) = &url {
+                cmd.env("DATABASE_URL", url);
+            }
+            let out = cmd.args(*args).output().unwrap();
+            assert_eq!(code(&out), 3, "{args:?} {url:?}: {}", stderr(&out));
+            assert_eq!(
+                stderr(&out).trim(),
+                format!(
+                    "error: no database at {} (ops-worker run or ops-worker migrate creates it)",
+                    file.display()
+                ),
+                "{args:?} {url:?}"
+            );
+            assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+            assert!(
+                !file.exists(),
+                "{args:?} {url:?} created {}",
+                file.display()
+            );
+        }
+    }
+    assert!(!typo.exists(), "no directory is created either");
+
+    // `migrate` creates it (and its directory), and then reading works.
+    let typo_url = format!("sqlite://{}", typo_db.display());
+    let out = bin(dir.path())
+        .env("DATABASE_URL", &typo_url)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(typo_db.exists());
+    let out = bin(dir.path())
+        .env("DATABASE_URL", &typo_url)
+        .arg("list")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // So does `run-job`, on the unset default.
+    let out = bin(dir.path()).args(["run-job", "ok"]).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(default_db.exists());
+    let out = bin(dir.path()).args(["history", "ok"]).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("success"), "{}", stdout(&out));
+}
+
 #[test]
 fn json_logs_on_request() {
     let dir = tempfile::tempdir().unwrap();
