@@ -9,6 +9,10 @@ pub enum ExitCode {
     JobFailed = 1,
     Usage = 2,
     DatabaseUnavailable = 3,
+    /// `run-job` stopped by SIGINT (128 + 2, as shells report it).
+    Interrupted = 130,
+    /// `run-job` stopped by SIGTERM (128 + 15).
+    Terminated = 143,
 }
 
 /// A command used wrongly (e.g. an unknown job name): exit 2.

@@ -18,6 +18,7 @@ use ops_worker_jobs::{Clock, SystemClock};
 use crate::config::{Config, JobSpec};
 use crate::db::{DatabaseUrl, Db, Open, Trigger};
 use crate::runner::{Outcome, Recorder, Runner, Slot};
+use crate::signals::StopSignal;
 pub use exit::{exit_code_for, ExitCode, UsageError};
 pub use logs::log_filter;
 
@@ -388,19 +389,23 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Runner::new(Arc::new(Recorder::new(db)), clock, worker_id.clone())
                     .with_config(config.clone()),
             );
-            let shutdown = crate::worker::shutdown_signal()?;
+            let signals = crate::signals::Signals::listen()?;
             let options = crate::worker::Options {
                 grace,
                 metrics_addr: metrics_addr.and_then(|m| m.0),
                 dead_after,
                 watch_config,
             };
-            crate::worker::run(config, runner, &worker_id, options, shutdown).await?;
+            crate::worker::run(config, runner, &worker_id, options, signals).await?;
             Ok(ExitCode::Ok)
         }
         Command::RunJob { name } => {
             let config = Arc::new(Config::load(&cli.config)?);
             let spec = find(&config, &name)?.clone();
+            // From here on Ctrl-C or SIGTERM stops the run instead of the
+            // process, so the run is finished in job_runs and a `command`
+            // stops with its process group.
+            let signals = crate::signals::Signals::listen()?;
             let db = open_db().await?;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let recorder = Arc::new(Recorder::new(db.clone()));
@@ -421,8 +426,22 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 None,
                 None,
             ));
-            let runner =
-                Runner::new(recorder.clone(), clock.clone(), id).with_config(config.clone());
+            let runner = Arc::new(
+                Runner::new(recorder.clone(), clock.clone(), id).with_config(config.clone()),
+            );
+            // The first signal interrupts the run (a `command` gets SIGTERM,
+            // then SIGKILL after 5s), a second stops it at once; either way
+            // it is recorded `interrupted`.
+            let stopping = tokio::spawn({
+                let (runner, signals) = (runner.clone(), signals.clone());
+                async move {
+                    signals.received(1).await;
+                    let why = signals.first().map_or("a signal", StopSignal::name);
+                    runner.interrupt_because(&format!("interrupted: run-job received {why}"));
+                    signals.received(2).await;
+                    runner.stop_now();
+                }
+            });
             // A manual run's slot is the current second; when that is taken
             // (another manual run, or the scheduled run of this very second)
             // it runs in the next one instead of failing.
@@ -430,7 +449,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .run(Slot::new(&spec, clock.now(), Trigger::Manual))
                 .await;
             for _ in 0..3 {
-                if outcome != Outcome::Taken {
+                if outcome != Outcome::Taken || signals.first().is_some() {
                     break;
                 }
                 let next_second =
@@ -440,6 +459,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     .run(Slot::new(&spec, next_second, Trigger::Manual))
                     .await;
             }
+            stopping.abort();
             stop_heartbeat.cancel();
             let _ = heartbeat.await;
             if !recorder.flush().await {
@@ -448,7 +468,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Err(e) = db.forget_worker(&me.id, me.pid).await {
                 tracing::warn!(error = %crate::error_chain(&e), "cannot remove this run's row from workers");
             }
-            Ok(show::run_job(&spec.name, &outcome))
+            let code = show::run_job(&spec.name, &outcome);
+            // As a shell reports a command a signal ended: 128 + its number.
+            Ok(match signals.first() {
+                Some(StopSignal::Interrupt) => ExitCode::Interrupted,
+                Some(StopSignal::Terminate) => ExitCode::Terminated,
+                None => code,
+            })
         }
         Command::Pause {
             name,

@@ -22,4 +22,5 @@ mod outage;
 mod pause;
 mod runner;
 mod scheduler;
+mod signals;
 mod skew;
