@@ -101,10 +101,12 @@ struct Daemon {
 }
 
 impl Daemon {
-    /// Recovers from the previous process, registers, and starts every task:
-    /// metrics first (a taken port fails start-up before anything is
-    /// registered), then the heartbeat, the notification sender (before the
-    /// jobs, so what they enqueue goes out at once), and the jobs.
+    /// Registers, recovers from the previous process, and starts every
+    /// task: metrics first (a taken port fails start-up before anything is
+    /// registered), then the worker id (refused while another live process
+    /// holds it), the runs its previous process left, the heartbeat, the
+    /// notification sender (before the jobs, so what they enqueue goes out
+    /// at once), and the jobs.
     async fn start(
         config: Arc<Config>,
         runner: Arc<Runner>,
@@ -120,11 +122,6 @@ impl Daemon {
         let db = runner.recorder().db().clone();
         let clock = runner.clock().clone();
         let now = clock.now();
-        runner
-            .abandon_leftovers(now)
-            .await
-            .context("cannot mark runs left by an earlier process as abandoned")?;
-        runner.telemetry().started(&config.hash, worker_id, now);
         let metrics = match metrics_addr {
             Some(addr) => {
                 let stop = CancellationToken::new();
@@ -136,10 +133,15 @@ impl Daemon {
             }
             None => None,
         };
+        // The id first: a second daemon with the id of a live one stops
+        // here, before it touches the other's runs or row.
         let me = crate::heartbeat::this_worker(worker_id, &config.hash, now);
-        db.register_worker(&me)
+        crate::heartbeat::claim(&db, &me, dead_after).await?;
+        runner
+            .abandon_leftovers(now)
             .await
-            .context("cannot register this worker in the workers table")?;
+            .context("cannot mark runs left by an earlier process as abandoned")?;
+        runner.telemetry().started(&config.hash, worker_id, now);
         let (config_state, heartbeat_config) = tokio::sync::watch::channel(ConfigState {
             hash: config.hash.clone(),
             error: None,

@@ -23,7 +23,10 @@ pub struct UsageError(pub String);
 /// Maps an error to its exit code by what it is, wherever it sits in the chain.
 pub fn exit_code_for(e: &anyhow::Error) -> ExitCode {
     for cause in e.chain() {
-        if cause.is::<crate::config::ConfigError>() || cause.is::<UsageError>() {
+        if cause.is::<crate::config::ConfigError>()
+            || cause.is::<UsageError>()
+            || cause.is::<crate::heartbeat::WorkerIdTaken>()
+        {
             return ExitCode::Usage;
         }
         if let Some(db) = cause.downcast_ref::<crate::db::DbError>() {

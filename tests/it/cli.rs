@@ -902,7 +902,7 @@ async fn start_up_marks_this_workers_leftover_runs_abandoned(db: &TestDb) {
     assert!(err.contains("marked abandoned"), "{err}");
 }
 
-fn signal(child: &Child, sig: i32) {
+pub(crate) fn signal(child: &Child, sig: i32) {
     // SAFETY: kill(2) on a pid this test spawned and has not yet reaped.
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }

@@ -24,3 +24,4 @@ mod runner;
 mod scheduler;
 mod signals;
 mod skew;
+mod worker_id;
