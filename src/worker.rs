@@ -230,6 +230,7 @@ impl Daemon {
             notify_targets = config.notify.len(),
             worker_id,
             config = %config.path.display(),
+            database = %db.url(),
             "worker started"
         );
         crate::memory::release_free();

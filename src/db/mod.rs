@@ -389,7 +389,13 @@ impl Db {
         pool_size: u32,
         open: Open,
     ) -> Result<Db, DbError> {
-        let redacted: Arc<str> = url.redacted().into();
+        let redacted: Arc<str> = match url {
+            // Relative to the working directory, which a log reader does not see.
+            DatabaseUrl::Sqlite(path) => std::path::absolute(path)
+                .map_or_else(|_| url.redacted(), |p| format!("sqlite://{}", p.display()))
+                .into(),
+            DatabaseUrl::Postgres(_) => url.redacted().into(),
+        };
         let unavailable = |source: BoxError| DbError::Unavailable {
             url: redacted.to_string(),
             source,
@@ -505,6 +511,12 @@ impl Db {
                 }
             }
         }
+    }
+
+    /// The database, for logs and errors: its URL with the password hidden,
+    /// an SQLite file as an absolute path.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     pub fn backend(&self) -> Backend {

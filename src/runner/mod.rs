@@ -30,6 +30,7 @@ use tracing::{field, Instrument};
 
 use crate::config::JobSpec;
 use crate::db::{Finish, NewRun, RunStatus, Trigger};
+use crate::schedule::catch_up::MISFIRE_GRACE;
 use crate::schedule::Overlap;
 use crate::telemetry::Telemetry;
 pub use pauses::Pauses;
@@ -538,6 +539,17 @@ impl Runner {
         let on_time_lateness = (run.trigger == Trigger::Schedule)
             .then(|| (run.started_at - due).to_std().unwrap_or_default());
         self.telemetry.run_started(&spec.name, on_time_lateness);
+        // A slot the scheduler fired on time can still start late: it waited
+        // for the previous run (`overlap = "queue"`), for a dead first
+        // replica, or for a slow claim. Beyond the misfire threshold that is
+        // as late as a missed slot; the scheduler warns about those itself.
+        if let Some(late) = on_time_lateness.filter(|l| *l > MISFIRE_GRACE) {
+            tracing::warn!(
+                late_by = %humantime::format_duration(Duration::from_secs(late.as_secs())),
+                "run started late, more than {}s after its slot",
+                MISFIRE_GRACE.as_secs()
+            );
+        }
         let clock_start = Instant::now();
         let (status, error, output) = self.execute(slot).await;
         let duration = clock_start.elapsed();
@@ -606,7 +618,8 @@ impl Runner {
             );
         }
         let job = spec.job.clone();
-        let mut handle = job_runtime().spawn(async move { job.run(ctx).await });
+        // In the run's span, so what a job logs names the run.
+        let mut handle = job_runtime().spawn(async move { job.run(ctx).await }.in_current_span());
         let (status, why) = tokio::select! {
             joined = &mut handle => return settle(joined),
             _ = tokio::time::sleep(spec.timeout) => {

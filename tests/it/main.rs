@@ -15,6 +15,7 @@ mod report;
 mod retention;
 
 mod cli;
+mod daemon_log;
 mod db_runs;
 mod docs;
 mod notify;
