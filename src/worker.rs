@@ -102,9 +102,9 @@ struct Daemon {
 
 impl Daemon {
     /// Registers, recovers from the previous process, and starts every
-    /// task: metrics first (a taken port fails start-up before anything is
-    /// registered), then the worker id (refused while another live process
-    /// holds it), the runs its previous process left, the heartbeat, the
+    /// task: the worker id first (refused while another live process holds
+    /// it), then metrics (a taken port fails start-up, with the row marked
+    /// stopped), the runs its previous process left, the heartbeat, the
     /// notification sender (before the jobs, so what they enqueue goes out
     /// at once), and the jobs.
     async fn start(
@@ -122,21 +122,28 @@ impl Daemon {
         let db = runner.recorder().db().clone();
         let clock = runner.clock().clone();
         let now = clock.now();
+        // The id first: a second daemon with the id of a live one stops
+        // here, before it touches the other's runs, row or metrics port.
+        let me = crate::heartbeat::this_worker(worker_id, &config.hash, now);
+        crate::heartbeat::claim(&db, &me, dead_after).await?;
         let metrics = match metrics_addr {
             Some(addr) => {
                 let stop = CancellationToken::new();
-                let handle =
-                    crate::telemetry::serve(addr, runner.telemetry().clone(), stop.clone())
-                        .await
-                        .with_context(|| format!("cannot serve metrics on METRICS_ADDR={addr}"))?;
-                Some(Task { stop, handle })
+                match crate::telemetry::serve(addr, runner.telemetry().clone(), stop.clone()).await
+                {
+                    Ok(handle) => Some(Task { stop, handle }),
+                    Err(e) => {
+                        // Stopped, not left looking alive for --dead-after.
+                        if let Err(stop) = db.worker_stopped(&me.id, me.pid, clock.now()).await {
+                            tracing::warn!(error = %crate::error_chain(&stop), "cannot record the stop in workers");
+                        }
+                        return Err(anyhow::Error::from(e)
+                            .context(format!("cannot serve metrics on METRICS_ADDR={addr}")));
+                    }
+                }
             }
             None => None,
         };
-        // The id first: a second daemon with the id of a live one stops
-        // here, before it touches the other's runs or row.
-        let me = crate::heartbeat::this_worker(worker_id, &config.hash, now);
-        crate::heartbeat::claim(&db, &me, dead_after).await?;
         runner
             .abandon_leftovers(now)
             .await

@@ -258,9 +258,7 @@ impl Command {
             _ => "warn",
         }
     }
-}
 
-impl Command {
     /// What the command may do when its SQLite database is not there: the
     /// one place that decides it. The daemon, `run-job`, `migrate` and the
     /// commands that write create it; the commands that only read fail

@@ -184,7 +184,35 @@ async fn a_worker_that_lost_its_id_while_frozen_does_not_take_it_back(db: &TestD
     assert!(!err.contains(": registering again"), "{err}");
 }
 
+/// A daemon that cannot serve its metrics port exits, and its row says it
+/// stopped: it does not look alive to the next start for --dead-after.
+async fn a_taken_metrics_port_fails_start_up_with_the_row_stopped(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    std::fs::write(dir.path().join("schedules.toml"), QUIET).unwrap();
+    let child = with_db(dir.path(), db)
+        .args(["run", "--grace", "1s"])
+        .env("OPS_WORKER_ID", "porter")
+        .env("METRICS_ADDR", addr.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, err) = exit_within(child, Duration::from_secs(30)).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: cannot serve metrics on METRICS_ADDR={addr}"
+        )),
+        "{err}"
+    );
+    let w = row(db, "porter").await.expect("registered before the port");
+    assert!(w.stopped_at.is_some(), "{w:?}");
+}
+
 crate::backend_tests!(
+    a_taken_metrics_port_fails_start_up_with_the_row_stopped,
     a_second_daemon_with_the_same_id_refuses_to_start,
     the_id_of_a_killed_or_quiet_worker_is_taken_over,
     a_worker_that_lost_its_id_while_frozen_does_not_take_it_back,
