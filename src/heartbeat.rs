@@ -1,5 +1,6 @@
 //! The worker's heartbeat: the daemon registers itself in `workers` at
-//! start, refreshes `heartbeat_at` every [`HEARTBEAT_EVERY`] from a task on
+//! start ([`claim`], which refuses a worker id another live process holds),
+//! refreshes `heartbeat_at` every [`HEARTBEAT_EVERY`] from a task on
 //! the scheduler's runtime, and records a clean stop. `ops-worker health`
 //! (the container's HEALTHCHECK) judges the row with [`judge`].
 //!
@@ -29,6 +30,9 @@ use crate::runner::{Pauses, Peers, Runner};
 
 /// How often the running scheduler refreshes its heartbeat.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// After how long without a heartbeat a worker counts as dead, unless
+/// `run --dead-after` says otherwise: four beats.
+pub const DEFAULT_DEAD_AFTER: Duration = Duration::from_secs(20);
 /// How old a heartbeat `ops-worker health` accepts by default: six beats,
 /// so a slow database or a busy host does not flap the healthcheck.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(30);
@@ -56,8 +60,100 @@ pub fn this_worker(id: &str, config_hash: &str, now: DateTime<Utc>) -> Worker {
     }
 }
 
+/// A starting daemon found its worker id held by a live process.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "worker id {id:?} is in use by a running worker (pid {pid} on host {host:?}, last heartbeat {ago} ago): \
+     set OPS_WORKER_ID to an id of its own for each worker (it defaults to the host name), or stop the other"
+)]
+pub struct WorkerIdTaken {
+    pub id: String,
+    pub pid: i32,
+    pub host: String,
+    pub ago: String,
+}
+
+impl WorkerIdTaken {
+    fn new(held: &Worker, now: DateTime<Utc>) -> WorkerIdTaken {
+        let age = (now - held.heartbeat_at).to_std().unwrap_or_default();
+        WorkerIdTaken {
+            id: held.id.clone(),
+            pid: held.pid,
+            host: held.host.clone(),
+            ago: humantime::format_duration(Duration::from_secs(age.as_secs())).to_string(),
+        }
+    }
+}
+
+/// Registers daemon `me` under its worker id, unless another process holds
+/// the id and lives ([`held_by_another`] with `starting`): then
+/// [`WorkerIdTaken`], and that process's row is left as it was. Otherwise the
+/// row is created, or taken over from a process that stopped, went quiet for
+/// `dead_after`, or (on this host) is gone; a row that changed while this
+/// was decided is judged again.
+pub async fn claim(db: &Db, me: &Worker, dead_after: Duration) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let context = "cannot register this worker in the workers table";
+    for _ in 0..3 {
+        let held = db.worker(&me.id).await.context(context)?;
+        if let Some(h) = held.as_ref() {
+            if held_by_another(h, me, me.heartbeat_at, dead_after, true) {
+                return Err(WorkerIdTaken::new(h, me.heartbeat_at).into());
+            }
+        }
+        if db
+            .take_worker_id(me, held.as_ref())
+            .await
+            .context(context)?
+        {
+            return Ok(());
+        }
+    }
+    // Rewritten three times while this looked: some process keeps it alive.
+    match db.worker(&me.id).await.context(context)? {
+        Some(h) => Err(WorkerIdTaken::new(&h, me.heartbeat_at).into()),
+        None => anyhow::bail!("{context}: the row of worker {:?} keeps changing", me.id),
+    }
+}
+
+/// Whether `held`, the row of `me`'s worker id, belongs to another process
+/// that is alive at `now`: no clean stop and a heartbeat at most
+/// `dead_after` old (how every daemon judges the others). When `starting`,
+/// a row of this host whose process is gone (its pid is ours, or runs no
+/// ops-worker) is dead at once, so a daemon restarted after a crash or a
+/// kill does not wait `dead_after` for its own predecessor.
+pub fn held_by_another(
+    held: &Worker,
+    me: &Worker,
+    now: DateTime<Utc>,
+    dead_after: Duration,
+    starting: bool,
+) -> bool {
+    if held.stopped_at.is_some() || (held.host == me.host && held.pid == me.pid) {
+        return false;
+    }
+    let age = (now - held.heartbeat_at).to_std().unwrap_or_default();
+    if age > dead_after {
+        return false;
+    }
+    !(starting && held.host == me.host && !runs_ops_worker(held.pid))
+}
+
+/// Whether process `pid` of this host runs the same program as this one
+/// (`/proc/PID/comm`). Unknown (no `/proc`) counts as yes.
+fn runs_ops_worker(pid: i32) -> bool {
+    let comm = |p: &str| std::fs::read_to_string(format!("/proc/{p}/comm"));
+    match (comm("self"), comm(&pid.to_string())) {
+        (Ok(mine), Ok(theirs)) => mine == theirs,
+        (Ok(_), Err(_)) => false,
+        (Err(_), _) => true,
+    }
+}
+
 /// Refreshes the heartbeat until `stop` fires. A failed refresh is logged
-/// once per outage; a row taken over or deleted is registered again.
+/// once per outage; a row deleted, or taken over by a process that has
+/// since gone quiet, is registered again, but not one another live process
+/// holds (logged once, as an error: two processes share the worker id).
 ///
 /// With `reaper`, each beat also re-reads the paused jobs and the live
 /// workers into its runner, has the runner mark `abandoned` the runs of
@@ -75,6 +171,9 @@ pub async fn beat(
     config: Option<tokio::sync::watch::Receiver<ConfigState>>,
 ) {
     let mut failing = false;
+    // Held by another live process: what it was, to log a change once.
+    let mut taken: Option<(String, i32)> = None;
+    let dead_after = reaper.as_ref().map_or(DEFAULT_DEAD_AFTER, |r| r.dead_after);
     // Since when this worker's own heartbeats have all been written.
     let mut healthy_since = Some(clock.now());
     loop {
@@ -88,31 +187,51 @@ pub async fn beat(
             me.config_hash.clone_from(&c.hash);
             me.config_error.clone_from(&c.error);
         }
-        let result = match db.heartbeat(&me, now).await {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                tracing::warn!(worker_id = %me.id, "the worker's row was gone or taken over: registering again");
-                let again = Worker {
-                    heartbeat_at: now,
-                    ..me.clone()
-                };
-                db.register_worker(&again).await
-            }
+        // Ok(true): written; Ok(false): another live process holds the id.
+        let written = match db.heartbeat(&me, now).await {
+            Ok(true) => Ok(true),
+            Ok(false) => match db.worker(&me.id).await {
+                Ok(Some(held)) if held_by_another(&held, &me, now, dead_after, false) => {
+                    let holder = (held.host.clone(), held.pid);
+                    if taken.as_ref() != Some(&holder) {
+                        tracing::error!(
+                            worker_id = %me.id,
+                            pid = held.pid,
+                            host = %held.host,
+                            "another running worker took over this worker id while this process was not heartbeating; \
+                             not registering again: give each worker its own OPS_WORKER_ID, or stop this one"
+                        );
+                        taken = Some(holder);
+                    }
+                    Ok(false)
+                }
+                Ok(held) => {
+                    tracing::warn!(worker_id = %me.id, "the worker's row was gone or its holder stopped: registering again");
+                    let again = Worker {
+                        heartbeat_at: now,
+                        ..me.clone()
+                    };
+                    db.take_worker_id(&again, held.as_ref()).await
+                }
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
-        match result {
-            Ok(()) if failing => {
-                failing = false;
-                healthy_since = Some(now);
-                tracing::info!("heartbeat written again");
+        match written {
+            Ok(true) => {
+                taken = None;
+                healthy_since.get_or_insert(now);
+                if std::mem::take(&mut failing) {
+                    tracing::info!("heartbeat written again");
+                }
             }
-            Ok(()) => {}
-            Err(e) if !failing => {
-                failing = true;
+            Ok(false) => healthy_since = None,
+            Err(e) => {
                 healthy_since = None;
-                tracing::warn!(error = %crate::error_chain(&e), "cannot write the heartbeat; `ops-worker health` fails until it is written again");
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %crate::error_chain(&e), "cannot write the heartbeat; `ops-worker health` fails until it is written again");
+                }
             }
-            Err(_) => {}
         }
         if let Some(r) = &reaper {
             // Whatever the heartbeat's own fate: a failed read keeps the
@@ -235,6 +354,50 @@ mod tests {
             stopped_at: stopped.map(at),
             config_error: None,
         }
+    }
+
+    #[test]
+    fn who_holds_a_worker_id() {
+        let now = at("2026-11-24T10:01:00Z");
+        let dead_after = DEFAULT_DEAD_AFTER;
+        let me = Worker {
+            host: "here".into(),
+            pid: 7,
+            ..worker("2026-11-24T10:01:00Z", None)
+        };
+        let holder = |host: &str, pid: i32, heartbeat: &str, stopped: Option<&str>| Worker {
+            host: host.into(),
+            pid,
+            ..worker(heartbeat, stopped)
+        };
+        let fresh = "2026-11-24T10:00:45Z";
+        // Another host: alive while its heartbeat is at most dead_after old.
+        assert!(held_by_another(
+            &holder("there", 9, fresh, None),
+            &me,
+            now,
+            dead_after,
+            true
+        ));
+        let stale = holder("there", 9, "2026-11-24T10:00:39Z", None);
+        assert!(!held_by_another(&stale, &me, now, dead_after, true));
+        let stopped = holder("there", 9, fresh, Some(fresh));
+        assert!(!held_by_another(&stopped, &me, now, dead_after, true));
+        // This host: our own pid is an earlier incarnation; a pid that runs
+        // no process like this one is gone, but only a starting daemon
+        // looks (a running one judges by the heartbeat alone).
+        assert!(!held_by_another(
+            &holder("here", 7, fresh, None),
+            &me,
+            now,
+            dead_after,
+            true
+        ));
+        let gone = holder("here", i32::MAX, fresh, None);
+        assert!(!held_by_another(&gone, &me, now, dead_after, true));
+        assert!(held_by_another(&gone, &me, now, dead_after, false));
+        let this_process = holder("here", std::process::id() as i32, fresh, None);
+        assert!(held_by_another(&this_process, &me, now, dead_after, true));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod retention;
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;
+pub mod signals;
 pub mod telemetry;
 pub mod worker;
 

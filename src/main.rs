@@ -1,6 +1,7 @@
 //! `ops-worker`: parse the command line, set up logging and the runtime, run
 //! the command, print an error once with its cause chain, map it to an exit
-//! code (0 ok, 1 job failed, 2 bad usage or config, 3 database unavailable).
+//! code (0 ok, 1 job failed, 2 bad usage or config, 3 database unavailable,
+//! 130 and 143 for a `run-job` stopped by SIGINT or SIGTERM).
 
 use std::io::IsTerminal;
 

@@ -19,6 +19,7 @@ use crate::notify::Sender;
 use crate::reload::{Armed, Targets};
 use crate::runner::{Runner, Slot, STOP_GRACE};
 use crate::scheduler::Start;
+use crate::signals::Signals;
 
 /// How long shutdown waits for held records to reach the database.
 const FINAL_FLUSH: Duration = Duration::from_secs(10);
@@ -38,18 +39,20 @@ pub struct Options {
     pub watch_config: bool,
 }
 
-/// Runs until `shutdown` fires, then drains within `options.grace`.
+/// Runs until the first SIGTERM or SIGINT, then drains within
+/// `options.grace`; a second signal ends the grace at once, a third stops
+/// the interrupted jobs without waiting for them.
 pub async fn run(
     config: Arc<Config>,
     runner: Arc<Runner>,
     worker_id: &str,
     options: Options,
-    shutdown: CancellationToken,
+    signals: Signals,
 ) -> anyhow::Result<()> {
     let grace = options.grace;
     let daemon = Daemon::start(config, runner, worker_id, options).await?;
-    shutdown.cancelled().await;
-    daemon.drain(grace).await;
+    signals.received(1).await;
+    daemon.drain(grace, &signals).await;
     Ok(())
 }
 
@@ -98,10 +101,12 @@ struct Daemon {
 }
 
 impl Daemon {
-    /// Recovers from the previous process, registers, and starts every task:
-    /// metrics first (a taken port fails start-up before anything is
-    /// registered), then the heartbeat, the notification sender (before the
-    /// jobs, so what they enqueue goes out at once), and the jobs.
+    /// Registers, recovers from the previous process, and starts every
+    /// task: the worker id first (refused while another live process holds
+    /// it), then metrics (a taken port fails start-up, with the row marked
+    /// stopped), the runs its previous process left, the heartbeat, the
+    /// notification sender (before the jobs, so what they enqueue goes out
+    /// at once), and the jobs.
     async fn start(
         config: Arc<Config>,
         runner: Arc<Runner>,
@@ -117,26 +122,33 @@ impl Daemon {
         let db = runner.recorder().db().clone();
         let clock = runner.clock().clone();
         let now = clock.now();
+        // The id first: a second daemon with the id of a live one stops
+        // here, before it touches the other's runs, row or metrics port.
+        let me = crate::heartbeat::this_worker(worker_id, &config.hash, now);
+        crate::heartbeat::claim(&db, &me, dead_after).await?;
+        let metrics = match metrics_addr {
+            Some(addr) => {
+                let stop = CancellationToken::new();
+                match crate::telemetry::serve(addr, runner.telemetry().clone(), stop.clone()).await
+                {
+                    Ok(handle) => Some(Task { stop, handle }),
+                    Err(e) => {
+                        // Stopped, not left looking alive for --dead-after.
+                        if let Err(stop) = db.worker_stopped(&me.id, me.pid, clock.now()).await {
+                            tracing::warn!(error = %crate::error_chain(&stop), "cannot record the stop in workers");
+                        }
+                        return Err(anyhow::Error::from(e)
+                            .context(format!("cannot serve metrics on METRICS_ADDR={addr}")));
+                    }
+                }
+            }
+            None => None,
+        };
         runner
             .abandon_leftovers(now)
             .await
             .context("cannot mark runs left by an earlier process as abandoned")?;
         runner.telemetry().started(&config.hash, worker_id, now);
-        let metrics = match metrics_addr {
-            Some(addr) => {
-                let stop = CancellationToken::new();
-                let handle =
-                    crate::telemetry::serve(addr, runner.telemetry().clone(), stop.clone())
-                        .await
-                        .with_context(|| format!("cannot serve metrics on METRICS_ADDR={addr}"))?;
-                Some(Task { stop, handle })
-            }
-            None => None,
-        };
-        let me = crate::heartbeat::this_worker(worker_id, &config.hash, now);
-        db.register_worker(&me)
-            .await
-            .context("cannot register this worker in the workers table")?;
         let (config_state, heartbeat_config) = tokio::sync::watch::channel(ConfigState {
             hash: config.hash.clone(),
             error: None,
@@ -225,6 +237,7 @@ impl Daemon {
             notify_targets = config.notify.len(),
             worker_id,
             config = %config.path.display(),
+            database = %db.url(),
             "worker started"
         );
         crate::memory::release_free();
@@ -244,7 +257,9 @@ impl Daemon {
     }
 
     /// Shuts down in this order, each step after the one before has ended.
-    async fn drain(self, grace: Duration) {
+    /// Each further signal moves step 2 on: the second interrupts running
+    /// jobs at once, the third stops them without waiting.
+    async fn drain(self, grace: Duration, signals: &Signals) {
         let Daemon {
             runner,
             me,
@@ -271,13 +286,28 @@ impl Daemon {
         // 2. Running jobs get the grace, then are interrupted; each stops
         //    within STOP_GRACE and records itself.
         runs.close();
-        if tokio::time::timeout(grace, runs.wait()).await.is_err() {
-            tracing::warn!(
-                running = runs.len(),
-                "grace period over: interrupting running jobs"
-            );
+        let finished = tokio::select! {
+            waited = tokio::time::timeout(grace, runs.wait()) => {
+                if waited.is_err() {
+                    tracing::warn!(running = runs.len(), "grace period over: interrupting running jobs");
+                }
+                waited.is_ok()
+            }
+            () = signals.received(2) => {
+                tracing::warn!(running = runs.len(), "stop signal again: interrupting running jobs now");
+                false
+            }
+        };
+        if !finished {
             runner.interrupt();
-            let _ = tokio::time::timeout(STOP_GRACE + Duration::from_secs(3), runs.wait()).await;
+            tokio::select! {
+                _ = tokio::time::timeout(STOP_GRACE + Duration::from_secs(3), runs.wait()) => {}
+                () = signals.received(3) => {
+                    tracing::warn!(running = runs.len(), "stop signal a third time: stopping interrupted jobs without waiting");
+                    runner.stop_now();
+                    let _ = tokio::time::timeout(Duration::from_secs(3), runs.wait()).await;
+                }
+            }
         }
         // 3. Every record held while the database was away is written, or
         //    said to be lost.
@@ -345,21 +375,4 @@ async fn retry_abandoned(
         let runner = runner.clone();
         runs.spawn(async move { runner.run(slot).await });
     }
-}
-
-/// Fires on the first SIGTERM or SIGINT.
-pub fn shutdown_signal() -> anyhow::Result<CancellationToken> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
-    let token = CancellationToken::new();
-    let fire = token.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
-        }
-        fire.cancel();
-    });
-    Ok(token)
 }

@@ -230,7 +230,8 @@ impl AlertsJob {
                         message,
                         opened_at: now,
                     };
-                    if ctx.store.open_alert(&alert, &self.notify).await?.is_some() {
+                    if let Some(a) = ctx.store.open_alert(&alert, &self.notify).await? {
+                        log_opened(&a);
                         opened.push(job);
                     }
                 }
@@ -239,12 +240,8 @@ impl AlertsJob {
                         "Job {job} succeeded again (slot {})",
                         runs[0].scheduled_for.format("%Y-%m-%d %H:%M:%S UTC")
                     );
-                    if ctx
-                        .store
-                        .resolve_alert(&fingerprint, &note, now)
-                        .await?
-                        .is_some()
-                    {
+                    if let Some(a) = ctx.store.resolve_alert(&fingerprint, &note, now).await? {
+                        log_resolved(&a, &note);
                         resolved.push(job);
                     }
                 }
@@ -298,13 +295,13 @@ impl Job for AlertsJob {
                     message: format!("Service {} is unhealthy: {reason}", s.service),
                     opened_at: now,
                 };
-                if ctx
+                if let Some(a) = ctx
                     .store
                     .open_alert(&alert, &self.notify)
                     .await
                     .map_err(store)?
-                    .is_some()
                 {
+                    log_opened(&a);
                     opened.push(s.service.as_str());
                 }
             } else if s.status.is_healthy()
@@ -317,13 +314,13 @@ impl Job for AlertsJob {
                     s.consecutive_successes,
                     s.since.format("%Y-%m-%d %H:%M:%S UTC")
                 );
-                if ctx
+                if let Some(a) = ctx
                     .store
                     .resolve_alert(&fingerprint, &note, now)
                     .await
                     .map_err(store)?
-                    .is_some()
                 {
+                    log_resolved(&a, &note);
                     resolved.push(s.service.as_str());
                 }
             }
@@ -379,6 +376,17 @@ impl Job for AlertsJob {
         }
         Ok(JobOutput { output: Some(out) })
     }
+}
+
+/// An alert this run opened: logged once, by the run whose write opened it
+/// (the database keeps one active alert per fingerprint).
+fn log_opened(a: &crate::store::Alert) {
+    tracing::warn!(alert_id = a.id, fingerprint = %a.fingerprint, severity = %a.severity, "alert opened: {}", a.message);
+}
+
+/// An alert this run resolved: logged once, as [`log_opened`].
+fn log_resolved(a: &crate::store::Alert, note: &str) {
+    tracing::info!(alert_id = a.id, fingerprint = %a.fingerprint, "alert resolved: {note}");
 }
 
 fn list(names: &[&str]) -> String {

@@ -413,6 +413,14 @@ impl Job for EscalationJob {
                 continue;
             }
             let (level, _) = self.policy.position(plan.to);
+            tracing::warn!(
+                alert_id = alert.id,
+                fingerprint = %alert.fingerprint,
+                level,
+                notifications = pages.len(),
+                "alert escalated: {}",
+                alert.message
+            );
             escalated.push(format!("#{} to level {level}", alert.id));
             pages_sent += pages.len();
             if pages.is_empty() {

@@ -193,10 +193,12 @@ impl HealthJob {
 impl Job for HealthJob {
     async fn run(&self, ctx: JobContext) -> Result<JobOutput, JobError> {
         let checks = poll_all(&ctx.http, &self.targets, self.concurrency, &ctx).await;
-        ctx.store
+        let changed = ctx
+            .store
             .record_health(&checks)
             .await
             .map_err(|e| JobError::new(format!("cannot record health checks: {e}")))?;
+        log_changes(&checks, &changed);
         let cutoff = ctx.clock.now()
             - chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
         ctx.store
@@ -240,6 +242,24 @@ impl Job for HealthJob {
                  and the job counts as failing instead of the service as down"
             ),
         })
+    }
+}
+
+/// Logs each target whose status changed with this run's check, once: the
+/// store says which changed, so a target that stays down is not logged on
+/// every poll, and a run on another replica does not log it again.
+fn log_changes(checks: &[HealthCheck], changed: &[String]) {
+    for c in checks.iter().filter(|c| changed.contains(&c.service)) {
+        let reason = c.error.as_deref().unwrap_or("");
+        match c.status {
+            HealthStatus::Down => {
+                tracing::warn!(service = %c.service, reason, "health target down")
+            }
+            HealthStatus::Degraded => {
+                tracing::warn!(service = %c.service, reason, "health target degraded")
+            }
+            HealthStatus::Up => tracing::info!(service = %c.service, "health target up"),
+        }
     }
 }
 

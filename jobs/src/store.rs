@@ -98,7 +98,9 @@ pub trait HealthStore: Send + Sync {
     /// Appends the checks to `health_checks` and folds them into
     /// `service_health` (counters and `since` computed by the database, so
     /// two writers cannot lose an update). One transaction.
-    async fn record_health(&self, checks: &[HealthCheck]) -> Result<(), StoreError>;
+    /// Returns the services whose status changed with their check (or
+    /// that had none before), in the order of `checks`.
+    async fn record_health(&self, checks: &[HealthCheck]) -> Result<Vec<String>, StoreError>;
     /// Deletes `health_checks` rows checked before `before`; returns how many.
     async fn prune_health_checks(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Every row of `service_health`, by service name.
@@ -584,9 +586,17 @@ fn no_alerts() -> StoreError {
 
 #[async_trait]
 impl HealthStore for MemoryStore {
-    async fn record_health(&self, checks: &[HealthCheck]) -> Result<(), StoreError> {
-        self.checks.lock().unwrap().extend_from_slice(checks);
-        Ok(())
+    async fn record_health(&self, checks: &[HealthCheck]) -> Result<Vec<String>, StoreError> {
+        let mut stored = self.checks.lock().unwrap();
+        let mut changed = Vec::new();
+        for c in checks {
+            let last = stored.iter().rev().find(|s| s.service == c.service);
+            if last.is_none_or(|s| s.status != c.status) {
+                changed.push(c.service.clone());
+            }
+            stored.push(c.clone());
+        }
+        Ok(changed)
     }
 
     async fn prune_health_checks(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {

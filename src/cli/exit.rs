@@ -9,6 +9,10 @@ pub enum ExitCode {
     JobFailed = 1,
     Usage = 2,
     DatabaseUnavailable = 3,
+    /// `run-job` stopped by SIGINT (128 + 2, as shells report it).
+    Interrupted = 130,
+    /// `run-job` stopped by SIGTERM (128 + 15).
+    Terminated = 143,
 }
 
 /// A command used wrongly (e.g. an unknown job name): exit 2.
@@ -19,7 +23,10 @@ pub struct UsageError(pub String);
 /// Maps an error to its exit code by what it is, wherever it sits in the chain.
 pub fn exit_code_for(e: &anyhow::Error) -> ExitCode {
     for cause in e.chain() {
-        if cause.is::<crate::config::ConfigError>() || cause.is::<UsageError>() {
+        if cause.is::<crate::config::ConfigError>()
+            || cause.is::<UsageError>()
+            || cause.is::<crate::heartbeat::WorkerIdTaken>()
+        {
             return ExitCode::Usage;
         }
         if let Some(db) = cause.downcast_ref::<crate::db::DbError>() {

@@ -16,8 +16,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ops_worker_jobs::{Clock, SystemClock};
 
 use crate::config::{Config, JobSpec};
-use crate::db::{DatabaseUrl, Db, Trigger};
+use crate::db::{DatabaseUrl, Db, Open, Trigger};
 use crate::runner::{Outcome, Recorder, Runner, Slot};
+use crate::signals::StopSignal;
 pub use exit::{exit_code_for, ExitCode, UsageError};
 pub use logs::log_filter;
 
@@ -402,6 +403,35 @@ impl Command {
             _ => "warn",
         }
     }
+
+    /// What the command may do when its SQLite database is not there: the
+    /// one place that decides it. The daemon, `run-job`, `migrate` and the
+    /// commands that write create it; the commands that only read fail
+    /// with exit 3 rather than create an empty database, in which a wrong
+    /// `DATABASE_URL` or working directory would look like "no history".
+    /// `None`: the command uses no database.
+    pub fn database(&self) -> Option<Open> {
+        match self {
+            Command::Run { .. }
+            | Command::RunJob { .. }
+            | Command::Migrate
+            | Command::Pause { .. }
+            | Command::Resume { .. }
+            | Command::Alerts {
+                command: AlertsCommand::Ack { .. } | AlertsCommand::Resolve { .. },
+            } => Some(Open::Create),
+            Command::List { .. }
+            | Command::History { .. }
+            | Command::Next { .. }
+            | Command::Alerts {
+                command: AlertsCommand::List { .. },
+            }
+            | Command::Report { .. }
+            | Command::Health { .. }
+            | Command::Status { .. } => Some(Open::Existing),
+            Command::Validate | Command::Oncall { .. } => None,
+        }
+    }
 }
 
 /// This process's worker id: `OPS_WORKER_ID`, else the host name.
@@ -413,11 +443,18 @@ pub fn worker_id() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// Connects to `DATABASE_URL` (or the SQLite default; PostgreSQL's TLS
-/// settings from it or from `PGSSLMODE` / `PGSSLROOTCERT`) and migrates.
-pub async fn open_db() -> anyhow::Result<Db> {
-    let url = DatabaseUrl::from_env()?;
-    let db = Db::connect(&url, url.pool_size()).await?;
+/// The `DATABASE_URL` (or the SQLite default), with PostgreSQL's TLS
+/// settings from it or from `PGSSLMODE` / `PGSSLROOTCERT`.
+fn database_url() -> anyhow::Result<DatabaseUrl> {
+    Ok(DatabaseUrl::from_env()?)
+}
+
+/// Connects to `DATABASE_URL` (or the SQLite default) as the command's
+/// [`Command::database`] allows, and migrates. A command that declared no
+/// database creates none.
+async fn connect_db(open: Option<Open>) -> anyhow::Result<Db> {
+    let url = database_url()?;
+    let db = Db::connect_with(&url, url.pool_size(), open.unwrap_or(Open::Existing)).await?;
     db.migrate().await?;
     Ok(db)
 }
@@ -462,6 +499,8 @@ fn find<'c>(config: &'c Config, name: &str) -> anyhow::Result<&'c Arc<JobSpec>> 
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let database = cli.command.database();
+    let open_db = || connect_db(database);
     match cli.command {
         Command::Validate => {
             let config = Config::load(&cli.config)?;
@@ -469,8 +508,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Ok)
         }
         Command::Migrate => {
-            let url = DatabaseUrl::from_env()?;
-            let db = Db::connect(&url, 1).await?;
+            let url = database_url()?;
+            let db = Db::connect_with(&url, 1, database.unwrap_or(Open::Existing)).await?;
             let applied = db.migrate().await?;
             if applied.is_empty() {
                 println!("{}: up to date", url.redacted());
@@ -493,19 +532,23 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Runner::new(Arc::new(Recorder::new(db)), clock, worker_id.clone())
                     .with_config(config.clone()),
             );
-            let shutdown = crate::worker::shutdown_signal()?;
+            let signals = crate::signals::Signals::listen()?;
             let options = crate::worker::Options {
                 grace,
                 metrics_addr: metrics_addr.and_then(|m| m.0),
                 dead_after,
                 watch_config,
             };
-            crate::worker::run(config, runner, &worker_id, options, shutdown).await?;
+            crate::worker::run(config, runner, &worker_id, options, signals).await?;
             Ok(ExitCode::Ok)
         }
         Command::RunJob { name } => {
             let config = Arc::new(Config::load(&cli.config)?);
             let spec = find(&config, &name)?.clone();
+            // From here on Ctrl-C or SIGTERM stops the run instead of the
+            // process, so the run is finished in job_runs and a `command`
+            // stops with its process group.
+            let signals = crate::signals::Signals::listen()?;
             let db = open_db().await?;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
             let recorder = Arc::new(Recorder::new(db.clone()));
@@ -526,8 +569,22 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 None,
                 None,
             ));
-            let runner =
-                Runner::new(recorder.clone(), clock.clone(), id).with_config(config.clone());
+            let runner = Arc::new(
+                Runner::new(recorder.clone(), clock.clone(), id).with_config(config.clone()),
+            );
+            // The first signal interrupts the run (a `command` gets SIGTERM,
+            // then SIGKILL after 5s), a second stops it at once; either way
+            // it is recorded `interrupted`.
+            let stopping = tokio::spawn({
+                let (runner, signals) = (runner.clone(), signals.clone());
+                async move {
+                    signals.received(1).await;
+                    let why = signals.first().map_or("a signal", StopSignal::name);
+                    runner.interrupt_because(&format!("interrupted: run-job received {why}"));
+                    signals.received(2).await;
+                    runner.stop_now();
+                }
+            });
             // A manual run's slot is the current second; when that is taken
             // (another manual run, or the scheduled run of this very second)
             // it runs in the next one instead of failing.
@@ -535,7 +592,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .run(Slot::new(&spec, clock.now(), Trigger::Manual))
                 .await;
             for _ in 0..3 {
-                if outcome != Outcome::Taken {
+                if outcome != Outcome::Taken || signals.first().is_some() {
                     break;
                 }
                 let next_second =
@@ -545,6 +602,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     .run(Slot::new(&spec, next_second, Trigger::Manual))
                     .await;
             }
+            stopping.abort();
             stop_heartbeat.cancel();
             let _ = heartbeat.await;
             if !recorder.flush().await {
@@ -553,7 +611,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Err(e) = db.forget_worker(&me.id, me.pid).await {
                 tracing::warn!(error = %crate::error_chain(&e), "cannot remove this run's row from workers");
             }
-            Ok(show::run_job(&spec.name, &outcome))
+            let code = show::run_job(&spec.name, &outcome);
+            // As a shell reports a command a signal ended: 128 + its number.
+            Ok(match signals.first() {
+                Some(StopSignal::Interrupt) => ExitCode::Interrupted,
+                Some(StopSignal::Terminate) => ExitCode::Terminated,
+                None => code,
+            })
         }
         Command::Pause {
             name,

@@ -77,11 +77,14 @@ impl TryFrom<ServiceRow> for ServiceHealth {
 }
 
 impl Db {
-    async fn record_checks(&self, checks: &[HealthCheck]) -> Result<(), DbError> {
+    /// Records the checks; returns the services whose status each changed
+    /// (or that had none yet).
+    async fn record_checks(&self, checks: &[HealthCheck]) -> Result<Vec<String>, DbError> {
         use diesel_async::RunQueryDsl;
         let checks: Vec<_> = checks.to_vec();
-        with_conn!(self, |conn| {
+        Ok(with_conn!(self, |conn| {
             conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                let mut changed = Vec::new();
                 for c in &checks {
                     let at = micros(c.checked_at);
                     let down = c.status == HealthStatus::Down;
@@ -103,7 +106,7 @@ impl Db {
                     use service_health::dsl as sh;
                     let is_down = excluded(sh::status).eq(HealthStatus::Down.as_str());
                     let is_healthy = excluded(sh::status).ne(HealthStatus::Down.as_str());
-                    diesel::insert_into(service_health::table)
+                    let since = diesel::insert_into(service_health::table)
                         .values(LatestRow {
                             service: &c.service,
                             job_name: &c.job_name,
@@ -138,14 +141,19 @@ impl Db {
                                 .otherwise(excluded(sh::since))),
                             sh::status.eq(excluded(sh::status)),
                         ))
-                        .execute(conn)
+                        // `since` is this check's time exactly when the
+                        // status changed with it, or the row is new.
+                        .returning(sh::since)
+                        .get_result::<NaiveDateTime>(conn)
                         .await?;
+                    if since == at {
+                        changed.push(c.service.clone());
+                    }
                 }
-                Ok(())
+                Ok(changed)
             })
-            .await?;
-        });
-        Ok(())
+            .await?
+        }))
     }
 }
 
@@ -235,7 +243,7 @@ impl Db {
 
 #[async_trait]
 impl HealthStore for Db {
-    async fn record_health(&self, checks: &[HealthCheck]) -> Result<(), StoreError> {
+    async fn record_health(&self, checks: &[HealthCheck]) -> Result<Vec<String>, StoreError> {
         self.record_checks(checks).await.map_err(store_error)
     }
 

@@ -276,6 +276,17 @@ fn find_ascii_ci(haystack: &str, needle: &str) -> Option<usize> {
         .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
+/// What opening a database may do when it is not there. Only SQLite can be
+/// missing: a PostgreSQL database exists or connecting to it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// Create the SQLite file, and its directory, when missing.
+    Create,
+    /// Open only a database that exists; a missing SQLite file is
+    /// [`DbError::Missing`] and nothing is created.
+    Existing,
+}
+
 /// Storage errors. `Display` is one lowercase line; the cause, where there is
 /// one, is kept as the `source` so `main` can print the chain.
 #[derive(Debug, thiserror::Error)]
@@ -295,6 +306,14 @@ pub enum DbError {
         url: String,
         #[source]
         source: BoxError,
+    },
+    /// The SQLite file is not there and the caller asked only for an
+    /// existing database ([`Open::Existing`]): a wrong path must not look
+    /// like an empty one.
+    #[error("no database at {} (ops-worker run or ops-worker migrate creates it)", .path.display())]
+    Missing {
+        /// Absolute where the working directory is known.
+        path: PathBuf,
     },
     /// A statement failed.
     #[error("database query failed")]
@@ -395,7 +414,23 @@ impl Db {
     /// sets `busy_timeout`, WAL, `synchronous = NORMAL` and foreign keys on
     /// every connection.
     pub async fn connect(url: &DatabaseUrl, pool_size: u32) -> Result<Db, DbError> {
-        let redacted: Arc<str> = url.redacted().into();
+        Db::connect_with(url, pool_size, Open::Create).await
+    }
+
+    /// [`Db::connect`], but with `open` deciding whether a missing SQLite
+    /// file is created or is [`DbError::Missing`].
+    pub async fn connect_with(
+        url: &DatabaseUrl,
+        pool_size: u32,
+        open: Open,
+    ) -> Result<Db, DbError> {
+        let redacted: Arc<str> = match url {
+            // Relative to the working directory, which a log reader does not see.
+            DatabaseUrl::Sqlite(path) => std::path::absolute(path)
+                .map_or_else(|_| url.redacted(), |p| format!("sqlite://{}", p.display()))
+                .into(),
+            DatabaseUrl::Postgres(_) => url.redacted().into(),
+        };
         let unavailable = |source: BoxError| DbError::Unavailable {
             url: redacted.to_string(),
             source,
@@ -424,8 +459,21 @@ impl Db {
                 let path_str = sqlite_path(path).map_err(|message| DbError::BadUrl {
                     message: format!("{message}: \"{redacted}\""),
                 })?;
-                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|e| unavailable(Box::new(e)))?;
+                match open {
+                    Open::Create => {
+                        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                            std::fs::create_dir_all(parent)
+                                .map_err(|e| unavailable(Box::new(e)))?;
+                        }
+                    }
+                    // SQLite would create it on the first connection.
+                    Open::Existing => {
+                        if !path.try_exists().map_err(|e| unavailable(Box::new(e)))? {
+                            return Err(DbError::Missing {
+                                path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+                            });
+                        }
+                    }
                 }
                 let mut config = ManagerConfig::default();
                 config.custom_setup = Box::new(|url| Box::pin(establish_sqlite(url.to_owned())));
@@ -503,6 +551,12 @@ impl Db {
                 }
             }
         }
+    }
+
+    /// The database, for logs and errors: its URL with the password hidden,
+    /// an SQLite file as an absolute path.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     pub fn backend(&self) -> Backend {

@@ -64,12 +64,10 @@ impl From<Row> for Worker {
     }
 }
 
-impl Db {
-    /// Registers a starting worker: its row is created, or taken over from
-    /// an earlier process with the same id.
-    pub async fn register_worker(&self, w: &Worker) -> Result<(), DbError> {
-        use diesel_async::RunQueryDsl;
-        let row = Row {
+impl Row {
+    /// The row of worker `w` as it registers: not stopped.
+    fn registering(w: &Worker) -> Row {
+        Row {
             id: w.id.clone(),
             host: w.host.clone(),
             pid: w.pid,
@@ -79,7 +77,17 @@ impl Db {
             config_hash: w.config_hash.clone(),
             stopped_at: None,
             config_error: w.config_error.clone(),
-        };
+        }
+    }
+}
+
+impl Db {
+    /// Registers a worker whatever holds its id: its row is created, or
+    /// taken over. For ids only one process can have (`run-job`'s); a
+    /// daemon registers with [`Db::take_worker_id`].
+    pub async fn register_worker(&self, w: &Worker) -> Result<(), DbError> {
+        use diesel_async::RunQueryDsl;
+        let row = Row::registering(w);
         with_conn!(self, |conn| {
             diesel::insert_into(workers::table)
                 .values(&row)
@@ -99,6 +107,48 @@ impl Db {
                 .await?
         });
         Ok(())
+    }
+
+    /// Registers daemon `w` under its id if the row is as the caller last
+    /// read it: absent (`held` is `None`), or held by the process `held`
+    /// describes, whose heartbeat has not moved since. False when another
+    /// process registered or beat in between; whether `held` may be taken
+    /// over is the caller's judgement (`heartbeat::claim`).
+    pub async fn take_worker_id(&self, w: &Worker, held: Option<&Worker>) -> Result<bool, DbError> {
+        use diesel_async::RunQueryDsl;
+        let row = Row::registering(w);
+        let n = match held {
+            None => with_conn!(self, |conn| {
+                diesel::insert_into(workers::table)
+                    .values(&row)
+                    .on_conflict(workers::id)
+                    .do_nothing()
+                    .execute(conn)
+                    .await?
+            }),
+            Some(h) => with_conn!(self, |conn| {
+                diesel::update(
+                    workers::table
+                        .filter(workers::id.eq(&h.id))
+                        .filter(workers::host.eq(&h.host))
+                        .filter(workers::pid.eq(h.pid))
+                        .filter(workers::heartbeat_at.eq(micros(h.heartbeat_at))),
+                )
+                .set((
+                    workers::host.eq(&row.host),
+                    workers::pid.eq(row.pid),
+                    workers::version.eq(&row.version),
+                    workers::started_at.eq(row.started_at),
+                    workers::heartbeat_at.eq(row.heartbeat_at),
+                    workers::config_hash.eq(&row.config_hash),
+                    workers::stopped_at.eq(None::<NaiveDateTime>),
+                    workers::config_error.eq(&row.config_error),
+                ))
+                .execute(conn)
+                .await?
+            }),
+        };
+        Ok(n == 1)
     }
 
     /// Refreshes the heartbeat of worker `w` (its id and process), with the

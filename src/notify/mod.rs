@@ -351,9 +351,10 @@ impl Sender {
                 let recorded = outbox.mark_delivered(claim, now).await?;
                 if recorded {
                     pass.delivered += 1;
-                    tracing::debug!(
+                    tracing::info!(
                         notify_target = %row.target,
                         event = %row.event,
+                        alert_id = row.alert_id,
                         id = row.id,
                         attempt = claim.attempt,
                         "notification delivered"
@@ -404,6 +405,7 @@ impl Sender {
                             tracing::error!(
                                 notify_target = %row.target,
                                 event = %row.event,
+                                alert_id = row.alert_id,
                                 id = row.id,
                                 attempt = claim.attempt,
                                 reason = %error,

@@ -30,6 +30,7 @@ use tracing::{field, Instrument};
 
 use crate::config::JobSpec;
 use crate::db::{Finish, NewRun, RunStatus, Trigger};
+use crate::schedule::catch_up::MISFIRE_GRACE;
 use crate::schedule::Overlap;
 use crate::telemetry::Telemetry;
 pub use pauses::Pauses;
@@ -39,6 +40,10 @@ pub use recorder::{Claim, Recorder};
 /// How long a job has to stop after its cancel token fires (the `command`
 /// kind uses 5 s of it between SIGTERM and SIGKILL) before it is aborted.
 pub const STOP_GRACE: Duration = Duration::from_secs(7);
+/// How long an aborted job gets to be dropped (a `command`'s process group
+/// is killed as its future is dropped) before the run is recorded anyway: a
+/// job that blocks its thread is dropped only when it returns.
+const ABORT_WAIT: Duration = Duration::from_secs(1);
 /// How often a `queue` slot checks whether another worker's run of its job
 /// has ended.
 const QUEUE_POLL: Duration = Duration::from_millis(250);
@@ -185,9 +190,17 @@ pub struct Runner {
     /// Fired when shutdown begins: no new retries, queued slots give up.
     stopping: CancellationToken,
     /// Fired when the shutdown grace runs out: running jobs are cancelled and
-    /// recorded as `interrupted`.
+    /// recorded as `interrupted`, with `interrupted_why` as their error.
     interrupt: CancellationToken,
+    interrupted_why: OnceLock<String>,
+    /// Fired when stopping must not wait for cancelled jobs: they are
+    /// dropped at once (a `command`'s process group gets SIGKILL) instead
+    /// of getting [`STOP_GRACE`].
+    stop_now: CancellationToken,
 }
+
+/// Why a run the daemon's drain cancelled did not finish.
+const SHUTDOWN: &str = "interrupted: the worker shut down before the run finished";
 
 impl Runner {
     pub fn new(recorder: Arc<Recorder>, clock: Arc<dyn Clock>, worker_id: String) -> Runner {
@@ -207,6 +220,8 @@ impl Runner {
             guards: Mutex::new(HashMap::new()),
             stopping: CancellationToken::new(),
             interrupt: CancellationToken::new(),
+            interrupted_why: OnceLock::new(),
+            stop_now: CancellationToken::new(),
         }
     }
 
@@ -260,8 +275,23 @@ impl Runner {
 
     /// The grace is over: cancel running jobs and record them `interrupted`.
     pub fn interrupt(&self) {
+        self.interrupt_because(SHUTDOWN);
+    }
+
+    /// [`Runner::interrupt`], with `why` as the runs' error (the first
+    /// reason given stands).
+    pub fn interrupt_because(&self, why: &str) {
+        let _ = self.interrupted_why.set(why.to_string());
         self.stopping.cancel();
         self.interrupt.cancel();
+    }
+
+    /// Interrupts running jobs without waiting for them to stop: each is
+    /// dropped where it is (a `command`'s process group gets SIGKILL) and
+    /// recorded `interrupted` at once, without the output it had.
+    pub fn stop_now(&self) {
+        self.interrupt();
+        self.stop_now.cancel();
     }
 
     fn guard(&self, job: &str) -> Arc<Guard> {
@@ -509,6 +539,17 @@ impl Runner {
         let on_time_lateness = (run.trigger == Trigger::Schedule)
             .then(|| (run.started_at - due).to_std().unwrap_or_default());
         self.telemetry.run_started(&spec.name, on_time_lateness);
+        // A slot the scheduler fired on time can still start late: it waited
+        // for the previous run (`overlap = "queue"`), for a dead first
+        // replica, or for a slow claim. Beyond the misfire threshold that is
+        // as late as a missed slot; the scheduler warns about those itself.
+        if let Some(late) = on_time_lateness.filter(|l| *l > MISFIRE_GRACE) {
+            tracing::warn!(
+                late_by = %humantime::format_duration(Duration::from_secs(late.as_secs())),
+                "run started late, more than {}s after its slot",
+                MISFIRE_GRACE.as_secs()
+            );
+        }
         let clock_start = Instant::now();
         let (status, error, output) = self.execute(slot).await;
         let duration = clock_start.elapsed();
@@ -564,28 +605,57 @@ impl Runner {
             timeline,
             directory,
         };
+        // Claimed after the interrupt (a signal reached `run-job` while it
+        // connected): recorded, not started.
+        if self.interrupt.is_cancelled() {
+            return (
+                RunStatus::Interrupted,
+                Some(format!(
+                    "{} (before the job started)",
+                    self.interrupted_why()
+                )),
+                None,
+            );
+        }
         let job = spec.job.clone();
-        let mut handle = job_runtime().spawn(async move { job.run(ctx).await });
+        // In the run's span, so what a job logs names the run.
+        let mut handle = job_runtime().spawn(async move { job.run(ctx).await }.in_current_span());
         let (status, why) = tokio::select! {
             joined = &mut handle => return settle(joined),
             _ = tokio::time::sleep(spec.timeout) => {
                 (RunStatus::Timeout, format!("timed out after {}", humantime::format_duration(spec.timeout)))
             }
-            _ = self.interrupt.cancelled() => {
-                (RunStatus::Interrupted, "interrupted: the worker shut down before the run finished".to_string())
-            }
+            _ = self.interrupt.cancelled() => (RunStatus::Interrupted, self.interrupted_why()),
         };
         cancel.cancel();
-        let output = match tokio::time::timeout(STOP_GRACE, &mut handle).await {
-            Ok(joined) => settle(joined).2,
-            Err(_) => {
-                // The job ignored its cancel token (e.g. it blocks its thread):
-                // drop its future at the next await point and record it anyway.
+        let stopped = tokio::select! {
+            stopped = tokio::time::timeout(STOP_GRACE, &mut handle) => stopped.ok(),
+            _ = self.stop_now.cancelled() => None,
+        };
+        let (why, output) = match stopped {
+            Some(joined) => (why, settle(joined).2),
+            None => {
+                // The job ignored its cancel token (e.g. it blocks its thread),
+                // or stopping cannot wait: drop its future at the next await
+                // point (a `command`'s process group gets SIGKILL then) and
+                // record it anyway.
                 handle.abort();
-                None
+                let _ = tokio::time::timeout(ABORT_WAIT, &mut handle).await;
+                if self.stop_now.is_cancelled() {
+                    (format!("{why}; stopped at once on another signal"), None)
+                } else {
+                    (why, None)
+                }
             }
         };
         (status, Some(why), output)
+    }
+
+    fn interrupted_why(&self) -> String {
+        self.interrupted_why
+            .get()
+            .map_or(SHUTDOWN, String::as_str)
+            .to_string()
     }
 }
 

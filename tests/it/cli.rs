@@ -508,6 +508,78 @@ fn the_embedded_default_is_a_sqlite_file_in_the_working_directory() {
     assert_eq!(runs.as_array().unwrap().len(), 1);
 }
 
+/// Every command that only reads, as the CLI table lists them.
+const READ_ONLY: &[&[&str]] = &[
+    &["list"],
+    &["history"],
+    &["history", "ok"],
+    &["next", "ok"],
+    &["alerts", "list"],
+    &["report", "show"],
+    &["health"],
+    &["status"],
+];
+
+#[test]
+fn read_only_commands_create_no_database() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), GOOD);
+    let typo = dir.path().join("typo-dir");
+    let typo_db = typo.join("x.db");
+    let default_db = dir.path().join("ops-worker.db");
+    for (url, file) in [
+        (Some(format!("sqlite://{}", typo_db.display())), &typo_db),
+        (None, &default_db),
+    ] {
+        for args in READ_ONLY {
+            let mut cmd = bin(dir.path());
+            if let Some(url) = &url {
+                cmd.env("DATABASE_URL", url);
+            }
+            let out = cmd.args(*args).output().unwrap();
+            assert_eq!(code(&out), 3, "{args:?} {url:?}: {}", stderr(&out));
+            assert_eq!(
+                stderr(&out).trim(),
+                format!(
+                    "error: no database at {} (ops-worker run or ops-worker migrate creates it)",
+                    file.display()
+                ),
+                "{args:?} {url:?}"
+            );
+            assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+            assert!(
+                !file.exists(),
+                "{args:?} {url:?} created {}",
+                file.display()
+            );
+        }
+    }
+    assert!(!typo.exists(), "no directory is created either");
+
+    // `migrate` creates it (and its directory), and then reading works.
+    let typo_url = format!("sqlite://{}", typo_db.display());
+    let out = bin(dir.path())
+        .env("DATABASE_URL", &typo_url)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(typo_db.exists());
+    let out = bin(dir.path())
+        .env("DATABASE_URL", &typo_url)
+        .arg("list")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // So does `run-job`, on the unset default.
+    let out = bin(dir.path()).args(["run-job", "ok"]).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(default_db.exists());
+    let out = bin(dir.path()).args(["history", "ok"]).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("success"), "{}", stdout(&out));
+}
+
 #[test]
 fn json_logs_on_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -546,17 +618,23 @@ fn rust_log_filters_by_target_and_a_bad_value_is_reported_once() {
         "{}",
         stderr(&quiet)
     );
-    // A level that is not one: one warning naming the variable, then the
-    // default (`info` for run-job) applies and the run is logged.
-    let bad = run("ops_worker=loud");
-    assert_eq!(code(&bad), 0);
-    let err = stderr(&bad);
-    assert_eq!(
-        err.matches("RUST_LOG=\"ops_worker=loud\"").count(),
-        1,
-        "{err}"
-    );
-    assert!(err.contains("run succeeded"), "{err}");
+    // A level that is not one, a directive that is neither a level nor
+    // target=level, a span filter: one warning naming the variable, then
+    // the default (`info` for run-job) applies and the run is logged (the
+    // last two used to be taken as targets no event has, which turned
+    // every line off).
+    for value in ["ops_worker=loud", "debug[x", "[span]=debug"] {
+        let bad = run(value);
+        assert_eq!(code(&bad), 0);
+        let err = stderr(&bad);
+        assert_eq!(
+            err.matches(&format!("RUST_LOG={value:?} is not a list"))
+                .count(),
+            1,
+            "{err}"
+        );
+        assert!(err.contains("run succeeded"), "{value}: {err}");
+    }
 }
 
 async fn history(db: &TestDb, job: &str) -> Vec<RunRecord> {
@@ -840,7 +918,7 @@ async fn start_up_marks_this_workers_leftover_runs_abandoned(db: &TestDb) {
     assert!(err.contains("marked abandoned"), "{err}");
 }
 
-fn signal(child: &Child, sig: i32) {
+pub(crate) fn signal(child: &Child, sig: i32) {
     // SAFETY: kill(2) on a pid this test spawned and has not yet reaped.
     assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
 }

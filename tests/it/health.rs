@@ -43,14 +43,24 @@ async fn counters_and_since_follow_the_checks(db: &TestDb) {
         (HealthStatus::Degraded, 240, (0, 3), at(180)),
         (HealthStatus::Down, 300, (1, 0), at(300)),
     ];
-    for (status, secs, (fails, oks), since) in steps {
-        db.db()
+    for (i, (status, secs, (fails, oks), since)) in steps.into_iter().enumerate() {
+        let changed = db
+            .db()
             .record_health(&[
                 check("api", status, at(secs)),
                 check("db", HealthStatus::Up, at(secs)),
             ])
             .await
             .unwrap();
+        // What the kind logs: a status that changed, or a service's first.
+        let mut want = Vec::new();
+        if since == at(secs) {
+            want.push("api");
+        }
+        if i == 0 {
+            want.push("db");
+        }
+        assert_eq!(changed, want, "after a {status} check at +{secs}s");
         let rows = db.db().service_health().await.unwrap();
         assert_eq!(rows.len(), 2);
         let api = rows.iter().find(|r| r.service == "api").unwrap();

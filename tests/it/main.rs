@@ -15,6 +15,7 @@ mod report;
 mod retention;
 
 mod cli;
+mod daemon_log;
 mod db_runs;
 mod docs;
 mod first_hour;
@@ -23,5 +24,7 @@ mod outage;
 mod pause;
 mod runner;
 mod scheduler;
+mod signals;
 mod skew;
 mod tls;
+mod worker_id;

@@ -19,7 +19,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, MockServerBuilder, Request, ResponseTemplate};
 
-use crate::fixtures::{eventually, utc};
+use crate::fixtures::{eventually, utc, Capture};
 use crate::helpers::TestDb;
 use crate::http::unused_port;
 
@@ -709,19 +709,6 @@ async fn two_senders_never_deliver_the_same_row_twice(db: &TestDb) {
 }
 
 // ---------------------------------------------------------------- secrets
-
-/// Everything logged on this thread while the guard lives.
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 async fn urls_and_tokens_never_appear_in_logs_or_errors(db: &TestDb) {
     const SECRET: &str = "s3cr3t-path-t0ken";
