@@ -22,6 +22,7 @@ diesel::table! {
         duration_ms -> Nullable<BigInt>,
         missed -> Integer,
         jitter_ms -> Nullable<BigInt>,
+        exclusive -> Bool,
     }
 }
 

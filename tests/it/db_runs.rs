@@ -95,6 +95,7 @@ backend_tests!(
     abandon_running_touches_only_this_workers_running_rows,
     runs_of_workers_without_a_fresh_heartbeat_are_abandoned,
     an_exclusive_claim_tells_taken_from_busy,
+    exclusive_claims_made_at_once_have_one_winner,
     last_slots_ignores_manual_and_retry_and_takes_the_latest,
     job_summaries_pick_newest_run_and_last_success,
     history_order_limit_and_filter,
@@ -421,6 +422,45 @@ async fn an_exclusive_claim_tells_taken_from_busy(t: &TestDb) {
             .unwrap(),
         ExclusiveClaim::Won(_)
     ));
+}
+
+/// Workers whose clocks disagree claim different slots of one job at the
+/// same instant; with the overlap check, at most one of them may run it.
+/// Repeated, since one round rarely hits the window between the check and
+/// the insert (before the unique index it failed within a few rounds on
+/// PostgreSQL).
+async fn exclusive_claims_made_at_once_have_one_winner(t: &TestDb) {
+    use ops_worker::db::ExclusiveClaim;
+    let claimers = 8;
+    for round in 0..25 {
+        let job = format!("exclusive-{round}");
+        let barrier = Arc::new(tokio::sync::Barrier::new(claimers));
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..claimers {
+            let db = t.db().clone();
+            let barrier = barrier.clone();
+            let mut run = run(&job, [T1, T2, T3, T4, T5][i % 5]);
+            run.worker_id = format!("w{i}");
+            run.attempt = 1 + i32::try_from(i / 5).unwrap();
+            tasks.spawn(async move {
+                barrier.wait().await;
+                db.claim_run_exclusive(&run).await
+            });
+        }
+        let mut won = 0;
+        while let Some(result) = tasks.join_next().await {
+            if let ExclusiveClaim::Won(_) = result.expect("task").expect("claim") {
+                won += 1;
+            }
+        }
+        assert_eq!(won, 1, "round {round}: {won} workers run {job} at once");
+        let running = all_runs(t.db())
+            .await
+            .into_iter()
+            .filter(|r| r.job_name == job && r.finished_at.is_none())
+            .count();
+        assert_eq!(running, 1, "round {round}");
+    }
 }
 
 async fn last_slots_ignores_manual_and_retry_and_takes_the_latest(t: &TestDb) {
@@ -768,7 +808,7 @@ async fn postgres_and_sqlite_schemas_agree() {
 
     // (table, columns, indexes created by the migrations)
     for (table, columns, indexes) in [
-        ("job_runs", 15, 5),
+        ("job_runs", 16, 6),
         ("service_health", 10, 0),
         ("health_checks", 8, 2),
         ("metric_samples", 6, 2),
@@ -804,6 +844,7 @@ async fn postgres_and_sqlite_schemas_agree() {
                     "text" => "text",
                     "timestamp without time zone" => "timestamp",
                     "double precision" => "double",
+                    "boolean" => "boolean",
                     other => panic!("unmapped PostgreSQL type {other} of {}", c.name),
                 };
                 (c.name.clone(), c.nullable, ty)
@@ -819,6 +860,7 @@ async fn postgres_and_sqlite_schemas_agree() {
                     ("TEXT", _) => "text",
                     ("TIMESTAMP", _) => "timestamp",
                     ("REAL", _) => "double",
+                    ("BOOLEAN", _) => "boolean",
                     (other, _) => panic!("unmapped SQLite type {other} of {}", c.name),
                 };
                 // The rowid cannot be NULL though pragma reports notnull = 0.

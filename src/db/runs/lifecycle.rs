@@ -146,8 +146,13 @@ where
 /// statement, written out as a query type of its own so both backends keep
 /// it prepared (it runs once per run, like the claim): `INSERT ... SELECT
 /// ... WHERE NOT EXISTS (a run of the job going on another worker)`, on the
-/// index `job_runs_running` (job, worker; unfinished rows only). SQLite needs the `WHERE` that an upsert
-/// after `INSERT ... SELECT` requires anyway.
+/// index `job_runs_running` (job, worker; unfinished rows only). SQLite
+/// needs the `WHERE` that an upsert after `INSERT ... SELECT` requires
+/// anyway. The row is marked `exclusive`: the unique index
+/// `job_runs_one_exclusive` admits one unfinished exclusive run per job, so
+/// two workers claiming different slots at once (each statement seeing no
+/// running row, as READ COMMITTED allows) cannot both win. `ON CONFLICT DO
+/// NOTHING` has no target so that either index's conflict means "not won".
 struct ClaimExclusiveQuery<'a>(NewRow<'a>);
 
 impl QueryId for ClaimExclusiveQuery<'_> {
@@ -177,7 +182,7 @@ where
         use diesel::sql_types::Integer;
         let r = &self.0;
         out.push_sql(
-            "INSERT INTO job_runs (job_name, kind, scheduled_for, \"trigger\", attempt, worker_id, started_at, status, missed, jitter_ms) SELECT ",
+            "INSERT INTO job_runs (job_name, kind, scheduled_for, \"trigger\", attempt, worker_id, started_at, status, missed, jitter_ms, exclusive) SELECT ",
         );
         out.push_bind_param::<Text, _>(r.job_name)?;
         out.push_sql(", ");
@@ -198,11 +203,11 @@ where
         out.push_bind_param::<Integer, _>(&r.missed)?;
         out.push_sql(", ");
         out.push_bind_param::<Nullable<BigInt>, _>(&r.jitter_ms)?;
-        out.push_sql(" WHERE NOT EXISTS (SELECT 1 FROM job_runs WHERE job_name = ");
+        out.push_sql(", TRUE WHERE NOT EXISTS (SELECT 1 FROM job_runs WHERE job_name = ");
         out.push_bind_param::<Text, _>(r.job_name)?;
         out.push_sql(" AND finished_at IS NULL AND worker_id <> ");
         out.push_bind_param::<Text, _>(r.worker_id)?;
-        out.push_sql(") ON CONFLICT (job_name, scheduled_for, attempt) DO NOTHING RETURNING id");
+        out.push_sql(") ON CONFLICT DO NOTHING RETURNING id");
         Ok(())
     }
 }

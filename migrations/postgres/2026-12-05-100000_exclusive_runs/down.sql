@@ -1,0 +1,2 @@
+DROP INDEX job_runs_one_exclusive;
+ALTER TABLE job_runs DROP COLUMN exclusive;
