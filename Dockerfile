@@ -8,9 +8,6 @@
 #   docker run --init --rm ops-worker run-job heartbeat              # one job once
 # (--init, as compose's `init: true`: a PID 1 that reaps the command kind's
 # orphaned grandchildren. Without DATABASE_URL it uses SQLite in the WORKDIR.)
-#
-# .ci/smoke reads this file (the runtime stage's ENV lines, the last `RUN cargo
-# build`, the binary's path, HEALTHCHECK and CMD) and checks them without Docker.
 
 # ---------------------------------------------------------------- build ----
 FROM rust:1.95-bookworm AS build
