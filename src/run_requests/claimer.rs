@@ -69,8 +69,8 @@ impl Claimer {
             }
         }
         let mut listener: Option<Listener> = None;
-        // When a LISTEN was last tried, so a failing one is retried at the
-        // poll's pace, not in a loop.
+        // When a LISTEN was last tried, so a failing one is retried every
+        // heartbeat, not in a loop.
         let mut listen_tried: Option<tokio::time::Instant> = None;
         let mut failing = false;
         // Since when every look has reached the database: dead workers are
@@ -78,39 +78,59 @@ impl Claimer {
         // does, so after an outage every worker first beats again.
         let mut healthy_since: Option<DateTime<Utc>> = None;
         let mut next_release = tokio::time::Instant::now();
+        let mut next_look = tokio::time::Instant::now();
         loop {
-            if listener.is_none()
-                && listen_tried.is_none_or(|t| t.elapsed() >= self.poll.min(HEARTBEAT_EVERY))
-            {
+            if listener.is_none() && listen_tried.is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY) {
                 listen_tried = Some(tokio::time::Instant::now());
                 match db.listen(RUN_REQUESTS_CHANNEL).await {
-                    Ok(l) => listener = l,
+                    // What was announced while nobody listened: look now.
+                    Ok(Some(l)) => {
+                        listener = Some(l);
+                        next_look = tokio::time::Instant::now();
+                    }
+                    Ok(None) => {}
                     Err(e) => {
                         tracing::debug!(error = %crate::error_chain(&e), "cannot LISTEN for run requests; polling")
                     }
                 }
             }
+            let at = tokio::time::Instant::now();
             let now = self.runner.clock().now();
-            let looked = self
-                .look(&db, now, &mut healthy_since, &mut next_release)
-                .await;
+            let mut looked = Ok(());
+            if at >= next_release {
+                next_release = at + HEARTBEAT_EVERY;
+                looked = self.release_dead(&db, now, healthy_since).await;
+            }
+            if looked.is_ok() && at >= next_look {
+                looked = self.claim_pending(&db).await;
+            }
+            // Without a LISTEN connection (SQLite, or PostgreSQL while it is
+            // down) a worker polls at least every second.
+            let poll = match listener {
+                Some(_) => self.poll,
+                None if db.backend() == crate::db::Backend::Postgres => {
+                    self.poll.min(Duration::from_secs(1))
+                }
+                None => self.poll,
+            };
             match looked {
                 Ok(()) => {
                     healthy_since.get_or_insert(now);
                     if std::mem::take(&mut failing) {
                         tracing::info!("run requests can be read again");
                     }
+                    if at >= next_look {
+                        next_look = at + poll;
+                    }
                 }
                 Err(e) => {
                     healthy_since = None;
+                    next_look = at + poll;
                     if !std::mem::replace(&mut failing, true) {
                         tracing::warn!(error = %crate::error_chain(&e), "cannot read run requests; retrying");
                     }
                 }
             }
-            let nap = self
-                .poll
-                .min(next_release.saturating_duration_since(tokio::time::Instant::now()));
             let woken = async {
                 match listener.as_mut() {
                     Some(l) => l.notified().await,
@@ -119,9 +139,11 @@ impl Claimer {
             };
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(nap) => {}
+                _ = tokio::time::sleep_until(next_look.min(next_release)) => {}
                 alive = woken => {
-                    if !alive {
+                    if alive {
+                        next_look = tokio::time::Instant::now();
+                    } else {
                         tracing::debug!("the LISTEN connection for run requests dropped; opening another");
                         listener = None;
                     }
@@ -130,27 +152,29 @@ impl Claimer {
         }
     }
 
-    /// One look: hand back dead workers' claims when due, then claim and
-    /// start every pending request this worker wins.
-    async fn look(
+    /// Hands back the claims of workers dead for `dead_after`, once this
+    /// worker has reached the database for that long itself. A request put
+    /// back to `pending` is announced (PostgreSQL) or found by a poll.
+    async fn release_dead(
         &self,
         db: &Db,
         now: DateTime<Utc>,
-        healthy_since: &mut Option<DateTime<Utc>>,
-        next_release: &mut tokio::time::Instant,
+        healthy_since: Option<DateTime<Utc>>,
     ) -> Result<(), DbError> {
         let dead_after =
             chrono::Duration::from_std(self.dead_after).unwrap_or(chrono::Duration::MAX);
-        if tokio::time::Instant::now() >= *next_release {
-            *next_release = tokio::time::Instant::now() + HEARTBEAT_EVERY;
-            if healthy_since.is_some_and(|since| now - since >= dead_after) {
-                let lost = "its worker stopped heartbeating before the run finished (the run is marked abandoned)";
-                let released = db
-                    .release_run_requests(Holder::DeadSince(now - dead_after), now, lost)
-                    .await?;
-                log_released(&released, &self.worker_id);
-            }
+        if healthy_since.is_some_and(|since| now - since >= dead_after) {
+            let lost = "its worker stopped heartbeating before the run finished (the run is marked abandoned)";
+            let released = db
+                .release_run_requests(Holder::DeadSince(now - dead_after), now, lost)
+                .await?;
+            log_released(&released, &self.worker_id);
         }
+        Ok(())
+    }
+
+    /// Claims every pending request this worker wins and starts it.
+    async fn claim_pending(&self, db: &Db) -> Result<(), DbError> {
         loop {
             let pending = db.pending_run_requests(BATCH).await?;
             let full = pending.len() as i64 == BATCH;
@@ -176,10 +200,10 @@ impl Claimer {
 
 fn log_released(released: &crate::db::Released, by: &str) {
     if !released.pending_again.is_empty() {
-        tracing::warn!(requests = ?released.pending_again, worker_id = %by, "run requests claimed by a worker that went away before starting them are pending again");
+        tracing::warn!(requests = ?released.pending_again, released_by = %by, "run requests claimed by a worker that went away before starting them are pending again");
     }
     if !released.lost.is_empty() {
-        tracing::warn!(requests = ?released.lost, worker_id = %by, "run requests whose worker went away during the run are finished with an error");
+        tracing::warn!(requests = ?released.lost, released_by = %by, "run requests whose worker went away during the run are finished with an error");
     }
 }
 
