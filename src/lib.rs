@@ -16,6 +16,7 @@ pub mod memory;
 pub mod notify;
 pub mod reload;
 pub mod retention;
+pub mod run_requests;
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;
