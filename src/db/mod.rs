@@ -30,6 +30,7 @@ mod reports;
 mod run_store;
 mod runs;
 pub mod schema;
+mod silences;
 mod text_enum;
 mod tls;
 mod workers;
