@@ -81,6 +81,26 @@ pub fn validate(config: &Config, now: DateTime<Utc>) {
             s.timezone()
         );
     }
+    for m in &config.maintenance {
+        let when = match &m.window {
+            crate::schedule::Window::Recurring { start, duration } => format!(
+                "{start} for {} ({})",
+                humantime::format_duration(*duration),
+                m.timezone
+            ),
+            crate::schedule::Window::Once { .. } => "once".to_string(),
+        };
+        let state = match (m.window.covering(now), m.window.next_after(now)) {
+            (Some((_, end)), _) => format!("open until {}", ts(Some(end))),
+            (None, Some((start, end))) => format!("next {} to {}", ts(Some(start)), ts(Some(end))),
+            (None, None) => "over".to_string(),
+        };
+        println!(
+            "  maintenance {}: {when}, {state}; match {}",
+            m.name,
+            m.matches.join(", ")
+        );
+    }
     let mut warnings = cron_warnings(config, now);
     warnings.extend(config.warnings.iter().cloned());
     // In file order, as errors are.

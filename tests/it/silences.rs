@@ -317,6 +317,13 @@ command = ["true"]
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = with_db(dir.path(), db).arg("validate").output().unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        summary.contains("  maintenance always: cron * * * * * for 2m (UTC), open until ")
+            && summary.contains("; match system:service:web\n"),
+        "{summary}"
+    );
     let out = with_db(dir.path(), db)
         .args(["alerts", "list"])
         .output()
