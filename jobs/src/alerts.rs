@@ -33,6 +33,11 @@
 //! its schedule after the newest recorded one) passed `job_grace` ago with
 //! nothing recorded for it (for a job with `jitter`, `job_grace` after the
 //! slot's jittered start); it resolves when the job succeeds again.
+//!
+//! An alert silenced by a maintenance window or an ad-hoc silence
+//! ([`crate::silence`]) is not opened and gets no reminders; it may still
+//! resolve. Its cause is judged again on every run, so once the silence
+//! ends an alert whose service is still down (or job still failing) opens.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -41,6 +46,7 @@ use async_trait::async_trait;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+use crate::silence::Quiet;
 use crate::store::{AlertSource, AlertStatus, NewAlert, Severity};
 use crate::{BuildError, Job, JobContext, JobError, JobOutput, Settings};
 
@@ -170,6 +176,8 @@ impl AlertsJob {
         &self,
         ctx: &JobContext,
         active: &HashMap<String, crate::store::Alert>,
+        quiet: &Quiet,
+        silenced: &mut Vec<String>,
     ) -> Result<(Vec<String>, Vec<String>), crate::StoreError> {
         let now = ctx.clock.now();
         let (mut opened, mut resolved) = (Vec::new(), Vec::new());
@@ -221,6 +229,9 @@ impl AlertsJob {
             };
             let is_active = active.contains_key(&fingerprint);
             match message {
+                Some(_) if !is_active && quiet.why(&fingerprint).is_some() => {
+                    silenced.push(format!("job:{job}"));
+                }
                 Some(message) if !is_active => {
                     let alert = NewAlert {
                         fingerprint,
@@ -274,9 +285,12 @@ impl Job for AlertsJob {
             .into_iter()
             .map(|a| (a.fingerprint.clone(), a))
             .collect();
+        let quiet = Quiet::load(&ctx, now).await.map_err(store)?;
 
         let (mut opened, mut resolved, mut reminded, mut stale) =
             (Vec::new(), Vec::new(), 0, Vec::new());
+        // Alerts that would open but are silenced: judged again next run.
+        let mut silenced = Vec::new();
         for s in services.iter().filter(|s| self.watches(&s.service)) {
             if now - s.checked_at > stale_after {
                 // Checks stopped arriving: neither open nor resolve on old news.
@@ -286,6 +300,10 @@ impl Job for AlertsJob {
             let fingerprint = service_fingerprint(&s.service);
             let is_active = active.contains_key(&fingerprint);
             if !s.status.is_healthy() && s.consecutive_failures >= self.fail_after && !is_active {
+                if quiet.why(&fingerprint).is_some() {
+                    silenced.push(fingerprint);
+                    continue;
+                }
                 let reason = s.error.as_deref().unwrap_or("down");
                 let alert = NewAlert {
                     fingerprint,
@@ -326,7 +344,10 @@ impl Job for AlertsJob {
             }
         }
 
-        let (jobs_opened, jobs_resolved) = self.watch_jobs(&ctx, &active).await.map_err(store)?;
+        let (jobs_opened, jobs_resolved) = self
+            .watch_jobs(&ctx, &active, &quiet, &mut silenced)
+            .await
+            .map_err(store)?;
 
         if let Some(every) = self.remind_every {
             let every = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
@@ -335,10 +356,12 @@ impl Job for AlertsJob {
                     AlertSource::Service => self.watches(&alert.subject),
                     AlertSource::Job => self.watches_job(&alert.subject),
                 };
-                // Acknowledged alerts are someone's job already: no reminders.
+                // Acknowledged alerts are someone's job already, silenced
+                // ones are being worked on: no reminders.
                 if !ours
                     || alert.status != AlertStatus::Open
                     || resolved.contains(&alert.subject.as_str())
+                    || quiet.why(&alert.fingerprint).is_some()
                 {
                     continue;
                 }
@@ -373,6 +396,9 @@ impl Job for AlertsJob {
         }
         if !stale.is_empty() {
             out.push_str(&format!("; no fresh checks for {}", stale.join(", ")));
+        }
+        if !silenced.is_empty() {
+            out.push_str(&format!("; silenced, not opened: {}", silenced.join(", ")));
         }
         Ok(JobOutput { output: Some(out) })
     }

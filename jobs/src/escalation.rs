@@ -26,7 +26,10 @@
 //! notifications in the same transaction, so a second run, a catch-up run, a
 //! restart or a concurrent replica never pages a step twice.
 //!
-//! - Only `open` alerts escalate: acknowledging (`ops-worker alerts ack`)
+//! - Only `open` alerts escalate, and none while a maintenance window or an
+//!   ad-hoc silence covers it ([`crate::silence`]): when the silence ends,
+//!   the steps due by then are paged (at most one per level, as after a
+//!   pause). Acknowledging (`ops-worker alerts ack`)
 //!   or resolving one stops it, and a re-opened incident is a new alert that
 //!   starts at step 0.
 //! - A level's references resolve at the moment of paging: `oncall:NAME` to
@@ -376,11 +379,14 @@ impl Job for EscalationJob {
         let store = |e: crate::StoreError| JobError::new(format!("storage: {e}"));
         let now = ctx.clock.now();
         let alerts = ctx.store.active_alerts().await.map_err(store)?;
+        let quiet = crate::silence::Quiet::load(&ctx, now)
+            .await
+            .map_err(store)?;
         let (mut matched, mut escalated, mut pages_sent) = (0, Vec::new(), 0);
         let mut unreached = Vec::new();
         for alert in alerts.iter().filter(|a| self.matching.matches(a)) {
             matched += 1;
-            if alert.status != AlertStatus::Open {
+            if alert.status != AlertStatus::Open || quiet.why(&alert.fingerprint).is_some() {
                 continue;
             }
             let done = alert.escalation_level.max(0) as u32;

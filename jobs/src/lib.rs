@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod oncall;
 pub mod prom;
 pub mod report;
+pub mod silence;
 pub mod store;
 pub mod tls;
 pub mod tz;
@@ -111,6 +112,10 @@ pub trait Timeline: Send + Sync {
     /// `jitter` for that slot); zero for a job without jitter.
     fn slot_jitter(&self, _job: &str, _slot: DateTime<Utc>) -> std::time::Duration {
         std::time::Duration::ZERO
+    }
+    /// The `[maintenance.NAME]` windows open at `at`; none by default.
+    fn open_windows(&self, _at: DateTime<Utc>) -> Vec<silence::OpenWindow> {
+        Vec::new()
     }
 }
 

@@ -508,7 +508,7 @@ fn has_shape(s: &str, shape: &str) -> bool {
 
 /// `YYYY-MM-DDTHH:MM` or `YYYY-MM-DDTHH:MM:SS`, a space allowed for the `T`
 /// as in TOML.
-fn parse_local_datetime(s: &str) -> Result<NaiveDateTime, String> {
+pub fn parse_local_datetime(s: &str) -> Result<NaiveDateTime, String> {
     let norm = s.trim().replacen(' ', "T", 1);
     let format = if has_shape(&norm, "dddd-dd-ddTdd:dd") {
         "%Y-%m-%dT%H:%M"

@@ -278,6 +278,29 @@ pub trait AlertStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Open and acknowledged alerts, oldest first.
     async fn active_alerts(&self) -> Result<Vec<Alert>, StoreError>;
+    /// The ad-hoc silences active at `at` (`starts_at <= at < ends_at`), by id.
+    async fn active_silences(&self, at: DateTime<Utc>) -> Result<Vec<Silence>, StoreError>;
+}
+
+/// An ad-hoc silence (`ops-worker silence add`): alerts whose fingerprint
+/// matches `pattern` are silenced over `[starts_at, ends_at)` (see
+/// [`crate::silence`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Silence {
+    pub id: i64,
+    /// A fingerprint glob (`*` the only wildcard).
+    pub pattern: String,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub reason: String,
+    pub created_by: String,
+}
+
+impl Silence {
+    /// Whether it silences at `at`.
+    pub fn active(&self, at: DateTime<Utc>) -> bool {
+        self.starts_at <= at && at < self.ends_at
+    }
 }
 
 /// One notification of an escalation step.
@@ -576,6 +599,9 @@ impl AlertStore for MemoryStore {
         Err(no_alerts())
     }
     async fn active_alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        Err(no_alerts())
+    }
+    async fn active_silences(&self, _: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
         Err(no_alerts())
     }
 }

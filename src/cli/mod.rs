@@ -180,6 +180,16 @@ pub enum Command {
         #[command(subcommand)]
         command: AlertsCommand,
     },
+    /// Silence alerts by fingerprint for a while, on every worker: add, list, remove
+    #[command(after_help = exit_codes!(
+        "0  ok",
+        "2  bad usage, a bad --match glob or --for duration, no such silence, a malformed DATABASE_URL",
+        no_db!(),
+    ))]
+    Silence {
+        #[command(subcommand)]
+        command: SilenceCommand,
+    },
     /// Who is on call: `who` now or at a time, `show` the coming shifts
     #[command(after_help = exit_codes!(
         "0  ok",
@@ -315,6 +325,51 @@ pub enum AlertsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SilenceCommand {
+    /// Silence the alerts whose fingerprint matches --match for --for: none
+    /// opens, none is reminded or escalated
+    #[command(after_help = exit_codes!(
+        "0  added",
+        "2  bad usage, a bad --match glob or --for duration, a malformed DATABASE_URL",
+        no_db!(),
+    ))]
+    Add {
+        /// A fingerprint glob, `*` the only wildcard: system:service:api, job:backup, job:*, *
+        #[arg(long = "match", value_name = "GLOB")]
+        pattern: String,
+        /// How long from now, such as 2h or 30m
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why, shown by `silence list` and `alerts list`
+        #[arg(long)]
+        reason: String,
+        /// Who silences (default: $USER)
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// The active silences, by id
+    #[command(after_help = exit_codes!("0  ok, also when there are none", "2  bad usage, a malformed DATABASE_URL", no_db!()))]
+    List {
+        /// Ended ones too
+        #[arg(long)]
+        all: bool,
+        /// One JSON array of silences instead of the table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a silence: its alerts open, remind and escalate again
+    #[command(after_help = exit_codes!(
+        "0  removed",
+        "2  bad usage, no such silence, a malformed DATABASE_URL",
+        no_db!(),
+    ))]
+    Remove {
+        /// The silence's id, as `silence list` shows it
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum OncallCommand {
     /// Who is on call for SCHEDULE, and from when to when
     #[command(after_help = exit_codes!(
@@ -434,12 +489,18 @@ impl Command {
             | Command::Resume { .. }
             | Command::Alerts {
                 command: AlertsCommand::Ack { .. } | AlertsCommand::Resolve { .. },
+            }
+            | Command::Silence {
+                command: SilenceCommand::Add { .. } | SilenceCommand::Remove { .. },
             } => Some(Open::Create),
             Command::List { .. }
             | Command::History { .. }
             | Command::Next { .. }
             | Command::Alerts {
                 command: AlertsCommand::List { .. },
+            }
+            | Command::Silence {
+                command: SilenceCommand::List { .. },
             }
             | Command::Report { .. }
             | Command::Health { .. }
@@ -472,6 +533,23 @@ async fn connect_db(open: Option<Open>) -> anyhow::Result<Db> {
     let db = Db::connect_with(&url, url.pool_size(), open.unwrap_or(Open::Existing)).await?;
     db.migrate().await?;
     Ok(db)
+}
+
+/// `silence add --for`: a humantime duration of more than 0s, parsed here
+/// (not by clap) so a bad one is a one-line error.
+fn parse_silence_for(s: &str) -> anyhow::Result<chrono::Duration> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        UsageError(format!(
+            "--for: invalid duration {s:?}: {e} (examples: 30m, 2h, 1h 30m)"
+        ))
+    })?;
+    if d.is_zero() {
+        return Err(UsageError("--for: must be more than 0s".into()).into());
+    }
+    chrono::Duration::from_std(d)
+        .ok()
+        .filter(|d| *d < chrono::Duration::days(365 * 100))
+        .ok_or_else(|| UsageError(format!("--for: {s:?} is too long")).into())
 }
 
 /// `pause --until`: RFC 3339, or a humantime duration from `now`; it must
@@ -696,7 +774,17 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         .list_alerts(all, i64::from(limit))
                         .await
                         .context("cannot read alerts")?;
-                    show::alerts(&alerts, now, json)?;
+                    // Windows come from the file; without a valid one only
+                    // the stored silences are shown.
+                    let windows = Config::load(&cli.config)
+                        .map(|c| ops_worker_jobs::Timeline::open_windows(&c, now))
+                        .unwrap_or_default();
+                    let silences = db
+                        .silences(now, false)
+                        .await
+                        .context("cannot read silences")?;
+                    let quiet = ops_worker_jobs::silence::Quiet::new(windows, silences, now);
+                    show::alerts(&alerts, &quiet, now, json)?;
                 }
                 AlertsCommand::Ack { id, by } => {
                     let by = by
@@ -713,6 +801,64 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         Some(a) => println!("alert {}: resolved: {}", a.id, a.message),
                         None => return Err(not_changed(&db, id, "resolve").await),
                     }
+                }
+            }
+            Ok(ExitCode::Ok)
+        }
+        Command::Silence { command } => {
+            let db = open_db().await?;
+            let now = SystemClock.now();
+            match command {
+                SilenceCommand::Add {
+                    pattern,
+                    duration,
+                    reason,
+                    by,
+                } => {
+                    ops_worker_jobs::silence::check_glob(&pattern)
+                        .map_err(|msg| UsageError(format!("--match: {msg}")))?;
+                    let length = parse_silence_for(&duration)?;
+                    if reason.trim().is_empty() {
+                        return Err(UsageError(
+                            "--reason: say why, e.g. --reason \"db upgrade\"".into(),
+                        )
+                        .into());
+                    }
+                    let by = by
+                        .or_else(|| std::env::var("USER").ok())
+                        .filter(|s| !s.trim().is_empty())
+                        .unwrap_or_else(|| "cli".to_string());
+                    let until = now + length;
+                    let s = db
+                        .add_silence(&pattern, now, until, reason.trim(), &by)
+                        .await
+                        .context("cannot record the silence")?;
+                    println!(
+                        "silence {}: {} silenced by {by} until {}; every worker honours it from its next alerts or escalation run",
+                        s.id,
+                        s.pattern,
+                        s.ends_at.format("%Y-%m-%d %H:%M:%SZ")
+                    );
+                }
+                SilenceCommand::List { all, json } => {
+                    let silences = db
+                        .silences(now, all)
+                        .await
+                        .context("cannot read silences")?;
+                    show::silences(&silences, now, json)?;
+                }
+                SilenceCommand::Remove { id } => {
+                    if !db
+                        .remove_silence(id)
+                        .await
+                        .context("cannot remove the silence")?
+                    {
+                        return Err(UsageError(format!(
+                            "no silence {id} (see `ops-worker silence list --all`)"
+                        ))
+                        .into());
+                    }
+                    println!("silence {id}: removed; its alerts open, remind and escalate again");
                 }
             }
             Ok(ExitCode::Ok)

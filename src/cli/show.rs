@@ -81,6 +81,26 @@ pub fn validate(config: &Config, now: DateTime<Utc>) {
             s.timezone()
         );
     }
+    for m in &config.maintenance {
+        let when = match &m.window {
+            crate::schedule::Window::Recurring { start, duration } => format!(
+                "{start} for {} ({})",
+                humantime::format_duration(*duration),
+                m.timezone
+            ),
+            crate::schedule::Window::Once { .. } => "once".to_string(),
+        };
+        let state = match (m.window.covering(now), m.window.next_after(now)) {
+            (Some((_, end)), _) => format!("open until {}", ts(Some(end))),
+            (None, Some((start, end))) => format!("next {} to {}", ts(Some(start)), ts(Some(end))),
+            (None, None) => "over".to_string(),
+        };
+        println!(
+            "  maintenance {}: {when}, {state}; match {}",
+            m.name,
+            m.matches.join(", ")
+        );
+    }
     let mut warnings = cron_warnings(config, now);
     warnings.extend(config.warnings.iter().cloned());
     // In file order, as errors are.
@@ -365,11 +385,26 @@ pub fn next(spec: &JobSpec, last_slot: Option<DateTime<Utc>>, now: DateTime<Utc>
 
 pub fn alerts(
     alerts: &[ops_worker_jobs::store::Alert],
+    quiet: &ops_worker_jobs::silence::Quiet,
     now: DateTime<Utc>,
     json: bool,
 ) -> anyhow::Result<()> {
+    // What silences an active alert now: a resolved one is past silencing.
+    let silenced = |a: &ops_worker_jobs::store::Alert| {
+        (a.status != ops_worker_jobs::store::AlertStatus::Resolved)
+            .then(|| quiet.why(&a.fingerprint))
+            .flatten()
+    };
     if json {
-        println!("{}", serde_json::to_string_pretty(alerts)?);
+        let mut out = Vec::new();
+        for a in alerts {
+            let mut v = serde_json::to_value(a)?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("silenced".into(), silenced(a).map(|w| w.to_string()).into());
+            }
+            out.push(v);
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     if alerts.is_empty() {
@@ -377,7 +412,7 @@ pub fn alerts(
         return Ok(());
     }
     let mut out = vec![[
-        "ID", "STATUS", "SEVERITY", "SUBJECT", "OPENED", "FOR", "LEVEL", "MESSAGE",
+        "ID", "STATUS", "SEVERITY", "SUBJECT", "OPENED", "FOR", "LEVEL", "SILENCED", "MESSAGE",
     ]
     .map(String::from)
     .to_vec()];
@@ -405,7 +440,40 @@ pub fn alerts(
                 0 => "-".into(),
                 n => n.to_string(),
             },
+            silenced(a).map_or_else(|| "-".into(), |w| w.to_string()),
             a.message.clone(),
+        ]);
+    }
+    table(&out);
+    Ok(())
+}
+
+/// `silence list`: id, glob, from, until, who, why.
+pub fn silences(
+    silences: &[ops_worker_jobs::store::Silence],
+    now: DateTime<Utc>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(silences)?);
+        return Ok(());
+    }
+    if silences.is_empty() {
+        println!("no silences");
+        return Ok(());
+    }
+    let mut out = vec![["ID", "MATCH", "FROM", "UNTIL", "STATE", "BY", "REASON"]
+        .map(String::from)
+        .to_vec()];
+    for s in silences {
+        out.push(vec![
+            s.id.to_string(),
+            s.pattern.clone(),
+            ts(Some(s.starts_at)),
+            ts(Some(s.ends_at)),
+            if s.active(now) { "active" } else { "ended" }.to_string(),
+            s.created_by.clone(),
+            s.reason.clone(),
         ]);
     }
     table(&out);

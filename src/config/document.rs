@@ -1,6 +1,6 @@
 //! The document as a whole: `${VAR}` expansion of every string, then the
 //! top-level tables (`[defaults]`, `[jobs]`, `[notify]`, `[people]`,
-//! `[oncall]`) handed to the code that checks each.
+//! `[oncall]`, `[maintenance]`) handed to the code that checks each.
 
 use std::sync::Arc;
 
@@ -10,10 +10,17 @@ use toml::Spanned;
 
 use super::cx::{toml_message, valid_job_name, Cx};
 use super::job::JOB_KEYS;
-use super::{expand, keys, JobSpec, NotifyTarget, Person, Retention, Section};
+use super::{expand, keys, JobSpec, MaintenanceWindow, NotifyTarget, Person, Retention, Section};
 
 /// The tables a schedule file may have.
-const TOP_LEVEL: &[&str] = &["defaults", "jobs", "notify", "people", "oncall"];
+const TOP_LEVEL: &[&str] = &[
+    "defaults",
+    "jobs",
+    "notify",
+    "people",
+    "oncall",
+    "maintenance",
+];
 
 /// What a schedule file declares, checked.
 #[derive(Default)]
@@ -22,6 +29,7 @@ pub(super) struct Document {
     pub(super) notify: Vec<NotifyTarget>,
     pub(super) people: Vec<Person>,
     pub(super) oncall: Vec<(String, OnCallSchedule)>,
+    pub(super) maintenance: Vec<MaintenanceWindow>,
     pub(super) default_retention: Retention,
 }
 
@@ -45,6 +53,7 @@ impl Cx<'_> {
         let mut jobs = None;
         let mut notify = Vec::new();
         let (mut people_table, mut oncall_table) = (None, None);
+        let mut maintenance = Vec::new();
         for (key, value) in root {
             match key.get_ref().as_ref() {
                 "defaults" => match value.into_inner() {
@@ -92,6 +101,15 @@ impl Cx<'_> {
                         "must be a table of schedules: [oncall.NAME]",
                     ),
                 },
+                "maintenance" => match value.into_inner() {
+                    DeValue::Table(t) => maintenance = self.maintenance(t),
+                    _ => self.problem(
+                        key.span(),
+                        None,
+                        Some("maintenance"),
+                        "must be a table of windows: [maintenance.NAME]",
+                    ),
+                },
                 other => {
                     let meant = keys::nearest(other, TOP_LEVEL)
                         .map_or_else(String::new, |k| format!(", did you mean {k:?}?"));
@@ -99,7 +117,7 @@ impl Cx<'_> {
                         key.span(),
                         None,
                         None,
-                        format!("unknown top-level key {other:?}{meant} (expected [defaults], [jobs.NAME], [notify.NAME], [people.NAME] or [oncall.NAME])"),
+                        format!("unknown top-level key {other:?}{meant} (expected [defaults], [jobs.NAME], [notify.NAME], [people.NAME], [oncall.NAME] or [maintenance.NAME])"),
                     )
                 }
             }
@@ -149,6 +167,7 @@ impl Cx<'_> {
                 notify,
                 people,
                 oncall,
+                maintenance,
                 default_retention,
             };
         };
@@ -186,6 +205,7 @@ impl Cx<'_> {
             notify,
             people,
             oncall,
+            maintenance,
             default_retention,
         }
     }

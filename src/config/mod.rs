@@ -12,6 +12,7 @@ mod document;
 mod expand;
 mod job;
 mod keys;
+mod maintenance;
 mod notify;
 mod oncall;
 mod spec;
@@ -28,6 +29,7 @@ pub use cx::line_col;
 use cx::Cx;
 use document::Document;
 pub use expand::{expand, ExpandError};
+pub use maintenance::MaintenanceWindow;
 pub use notify::{NotifyFormat, NotifyTarget, Secret, DEFAULT_NOTIFY_TIMEOUT};
 pub use oncall::Person;
 pub use spec::{JobSpec, Retention};
@@ -47,6 +49,8 @@ pub struct Config {
     pub people: Vec<Person>,
     /// The `[oncall.NAME]` schedules, in name order.
     pub oncall: Vec<(String, OnCallSchedule)>,
+    /// The `[maintenance.NAME]` windows, in name order.
+    pub maintenance: Vec<MaintenanceWindow>,
     /// `history_retention` and `keep_last` of `[defaults]` (else the
     /// built-in defaults): how the runs of jobs no longer in the file are
     /// pruned.
@@ -94,6 +98,8 @@ pub enum Section {
     Person(String),
     /// `[oncall.NAME]`
     OnCall(String),
+    /// `[maintenance.NAME]`
+    Maintenance(String),
 }
 
 impl fmt::Display for Section {
@@ -103,6 +109,7 @@ impl fmt::Display for Section {
             Section::Notify(name) => write!(f, "notify {name:?}"),
             Section::Person(name) => write!(f, "person {name:?}"),
             Section::OnCall(name) => write!(f, "oncall {name:?}"),
+            Section::Maintenance(name) => write!(f, "maintenance {name:?}"),
         }
     }
 }
@@ -131,6 +138,23 @@ impl ops_worker_jobs::Timeline for Config {
         self.job(job)
             .and_then(|j| j.slot_jitter(slot))
             .unwrap_or_default()
+    }
+
+    fn open_windows(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<ops_worker_jobs::silence::OpenWindow> {
+        self.maintenance
+            .iter()
+            .filter_map(|m| {
+                let (_, until) = m.window.covering(at)?;
+                Some(ops_worker_jobs::silence::OpenWindow {
+                    name: m.name.clone(),
+                    matches: m.matches.clone(),
+                    until,
+                })
+            })
+            .collect()
     }
 }
 
@@ -258,6 +282,7 @@ impl Config {
             notify,
             people,
             oncall,
+            maintenance,
             default_retention,
         } = cx.document(env);
         // In file order, whichever table was checked first.
@@ -271,6 +296,7 @@ impl Config {
                 notify,
                 people,
                 oncall,
+                maintenance,
                 default_retention,
                 warnings: cx.warnings,
             })

@@ -41,7 +41,7 @@ struct PersonTable {
 
 impl Cx<'_> {
     /// Names of the tables in `table`, each checked; `(name, span, value)`.
-    fn named<'a>(
+    pub(super) fn named<'a>(
         &mut self,
         table: DeTable<'a>,
         section: fn(String) -> Section,

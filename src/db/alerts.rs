@@ -12,7 +12,7 @@ use diesel::{
 };
 use diesel_async::AsyncConnection;
 use ops_worker_jobs::store::{
-    Alert, AlertStatus, AlertStore, NewAlert, NotificationEvent, Page, StoreError,
+    Alert, AlertStatus, AlertStore, NewAlert, NotificationEvent, Page, Silence, StoreError,
 };
 
 use super::notifications::Outbox;
@@ -500,5 +500,9 @@ impl AlertStore for Db {
 
     async fn active_alerts(&self) -> Result<Vec<Alert>, StoreError> {
         self.list_alerts(false, i64::MAX).await.map_err(store_error)
+    }
+
+    async fn active_silences(&self, at: DateTime<Utc>) -> Result<Vec<Silence>, StoreError> {
+        self.silences(at, false).await.map_err(store_error)
     }
 }

@@ -32,6 +32,7 @@ mod run_requests;
 mod run_store;
 mod runs;
 pub mod schema;
+mod silences;
 mod text_enum;
 mod tls;
 mod workers;

@@ -126,6 +126,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    silences (id) {
+        id -> BigInt,
+        pattern -> Text,
+        starts_at -> Timestamp,
+        ends_at -> Timestamp,
+        reason -> Text,
+        created_by -> Text,
+    }
+}
+
+diesel::table! {
     workers (id) {
         id -> Text,
         host -> Text,

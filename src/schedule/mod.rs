@@ -1,7 +1,8 @@
 //! Schedule arithmetic and policies: which instants a job's slots are
 //! (`slots`), what runs of the slots that passed while the worker could not
 //! fire them (`catch_up`), a slot's `jitter` delay and hash (`jitter`), what
-//! DST changes do to cron slots (`dst`), and the `overlap` policy's values.
+//! DST changes do to cron slots (`dst`), when a maintenance window is open
+//! (`window`), and the `overlap` policy's values.
 //!
 //! A leaf: it imports nothing else of this crate, reads no clock and does no
 //! I/O, so every rule here is a pure function with its unit tests beside it.
@@ -12,8 +13,10 @@ pub mod catch_up;
 pub mod dst;
 pub mod jitter;
 mod slots;
+mod window;
 
 pub use slots::{whole_second, CronSyntaxError, IntervalError, NextBeyond, Schedule};
+pub use window::Window;
 
 /// What to do with a slot that comes due while the job's previous run is
 /// still going.

@@ -245,6 +245,7 @@ const PLACEHOLDERS: &[(&str, &str)] = &[
     ("PATH", "schedules.toml"),
     ("IP:PORT", "127.0.0.1:9464"),
     ("COMMAND", "run"),
+    ("GLOB", "system:service:*"),
 ];
 
 /// The arguments after the program in a command line the manual shows, if

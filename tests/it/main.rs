@@ -13,6 +13,7 @@ mod reload;
 mod replicas;
 mod report;
 mod retention;
+mod silences;
 
 mod cli;
 mod daemon_log;
