@@ -495,7 +495,7 @@ mod tests {
     #[test]
     fn text_forms_round_trip() {
         use NotificationEvent::*;
-        for e in [Opened, Resolved, Reminder, Escalated, Report] {
+        for e in [Opened, Acknowledged, Resolved, Reminder, Escalated, Report] {
             assert_eq!(e.as_str().parse::<NotificationEvent>().unwrap(), e);
             assert_eq!(serde_json::to_value(e).unwrap(), e.as_str());
         }
