@@ -152,7 +152,7 @@ text_enum!(
 );
 text_enum!(
     /// Why a notification is sent.
-    NotificationEvent { Opened = "opened", Resolved = "resolved", Reminder = "reminder", Escalated = "escalated", Report = "report" }
+    NotificationEvent { Opened = "opened", Acknowledged = "acknowledged", Resolved = "resolved", Reminder = "reminder", Escalated = "escalated", Report = "report" }
 );
 
 /// One row of `alerts`.
@@ -184,6 +184,11 @@ impl Alert {
     pub fn payload(&self, event: NotificationEvent) -> serde_json::Value {
         let text = match event {
             NotificationEvent::Opened => format!("[{}] {}", self.severity, self.message),
+            NotificationEvent::Acknowledged => format!(
+                "[acknowledged] {}: acknowledged by {}",
+                self.message,
+                self.acknowledged_by.as_deref().unwrap_or("someone")
+            ),
             NotificationEvent::Resolved => format!(
                 "[resolved] {}{}",
                 self.message,

@@ -63,11 +63,10 @@ pub fn validate(config: &Config, now: DateTime<Utc>) {
     }
     // Never the URL or headers: they may hold tokens.
     for t in &config.notify {
-        let format = match t.format {
-            crate::config::NotifyFormat::Json => "json",
-            crate::config::NotifyFormat::Slack => "slack",
-        };
-        println!("  notify {}: webhook ({format})", t.name);
+        match t.webhook() {
+            Some(hook) => println!("  notify {}: webhook ({})", t.name, hook.format.as_str()),
+            None => println!("  notify {}: {}", t.name, t.kind()),
+        }
     }
     for p in &config.people {
         println!("  person {}: {}", p.name, p.notify.join(", "));

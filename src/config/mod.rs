@@ -2,11 +2,13 @@
 //! and [`NotifyTarget`]s once, here. `validate`, `run`, `run-job` and the
 //! tests all call [`Config::load`], so they cannot disagree about what a file
 //! means. This file owns the document and the `[defaults]` and `[jobs.NAME]`
-//! tables; `notify.rs` owns `[notify.NAME]`.
+//! tables; `notify.rs` owns `[notify.NAME]` (`channels.rs` the email and
+//! PagerDuty settings).
 //!
 //! Every problem names the file, line, column, job (or notify target) and
 //! key. All problems of a file are reported together, one line each.
 
+mod channels;
 mod cx;
 mod document;
 mod expand;
@@ -25,12 +27,16 @@ use std::time::Duration;
 
 use ops_worker_jobs::oncall::OnCallSchedule;
 
+pub use channels::{EmailTarget, PagerDutyTarget, SmtpTls, PAGERDUTY_URL};
 pub use cx::line_col;
 use cx::Cx;
 use document::Document;
 pub use expand::{expand, ExpandError};
 pub use maintenance::MaintenanceWindow;
-pub use notify::{NotifyFormat, NotifyTarget, Secret, DEFAULT_NOTIFY_TIMEOUT};
+pub use notify::{
+    BodyTemplate, Channel, NotifyFormat, NotifyTarget, Secret, WebhookTarget,
+    DEFAULT_NOTIFY_TIMEOUT,
+};
 pub use oncall::Person;
 pub use spec::{JobSpec, Retention};
 

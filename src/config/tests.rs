@@ -310,7 +310,7 @@ fn a_misspelt_key_gets_the_valid_keys_and_a_suggestion() {
     ));
     assert_eq!(
         p,
-        ["schedules.toml:7:1: notify \"a\": unknown key \"urll\", did you mean \"url\"? (valid keys: type, url, format, headers, timeout)"]
+        ["schedules.toml:7:1: notify \"a\": unknown key \"urll\", did you mean \"url\"? (valid keys: type, url, format, headers, template, content_type, timeout)"]
     );
     // [people] and [oncall], nested tables too.
     let p = one_problem(&format!(
@@ -418,17 +418,23 @@ fn notify_targets_parse_with_defaults_and_env() {
     let c = parse(&text).unwrap();
     let names: Vec<_> = c.notify.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["chat", "ops-webhook"], "in name order");
-    let hook = c.notify_target("ops-webhook").unwrap();
+    let hook = c.notify_target("ops-webhook").unwrap().webhook().unwrap();
     assert_eq!(
         hook.url.expose(),
         "https://hooks.example.com/services/T0/B0/s3cr3t"
     );
     assert_eq!(hook.format, NotifyFormat::Json);
-    assert_eq!(hook.timeout, DEFAULT_NOTIFY_TIMEOUT);
+    assert_eq!(
+        c.notify_target("ops-webhook").unwrap().timeout,
+        DEFAULT_NOTIFY_TIMEOUT
+    );
     assert!(hook.headers.is_empty());
-    let chat = c.notify_target("chat").unwrap();
+    assert_eq!(
+        c.notify_target("chat").unwrap().timeout,
+        Duration::from_secs(3)
+    );
+    let chat = c.notify_target("chat").unwrap().webhook().unwrap();
     assert_eq!(chat.format, NotifyFormat::Slack);
-    assert_eq!(chat.timeout, Duration::from_secs(3));
     let headers: Vec<_> = chat
         .headers
         .iter()
@@ -462,12 +468,12 @@ fn notify_targets_debug_redacts_urls_and_header_values() {
 fn notify_problems_name_the_target_and_key() {
     let cases = [
         (
-            "[notify.a]\ntype = \"email\"\nurl = \"http://x/\"\n",
-            "schedules.toml:6:8: notify \"a\": type: unknown type \"email\" (known types: webhook)",
+            "[notify.a]\ntype = \"sms\"\nurl = \"http://x/\"\n",
+            "schedules.toml:6:8: notify \"a\": type: unknown type \"sms\" (known types: webhook, email, pagerduty)",
         ),
         (
             "[notify.a]\nurl = \"http://x/\"\n",
-            "schedules.toml:5:9: notify \"a\": missing key \"type\" (known types: webhook)",
+            "schedules.toml:5:9: notify \"a\": missing key \"type\" (known types: webhook, email, pagerduty)",
         ),
         (
             "[notify.a]\ntype = \"webhook\"\n",
@@ -475,11 +481,11 @@ fn notify_problems_name_the_target_and_key() {
         ),
         (
             "[notify.a]\ntype = \"webhook\"\nurl = \"http://x/\"\nretries = 3\n",
-            "schedules.toml:8:1: notify \"a\": unknown key \"retries\" (valid keys: type, url, format, headers, timeout)",
+            "schedules.toml:8:1: notify \"a\": unknown key \"retries\" (valid keys: type, url, format, headers, template, content_type, timeout)",
         ),
         (
             "[notify.a]\ntype = \"webhook\"\nurl = \"http://x/\"\nformat = \"teams\"\n",
-            "schedules.toml:8:10: notify \"a\": format: invalid value \"teams\" (expected one of: json, slack)",
+            "schedules.toml:8:10: notify \"a\": format: invalid value \"teams\" (expected one of: json, slack, template)",
         ),
         (
             "[notify.a]\ntype = \"webhook\"\nurl = \"http://x/\"\ntimeout = \"0s\"\n",
@@ -565,10 +571,10 @@ fn notify_problems_never_show_the_url_or_header_values() {
 
 #[test]
 fn notify_problems_are_reported_with_the_others() {
-    let p = problems("[jobs.a]\nkind = \"command\"\nevery = \"0s\"\ncommand = [\"true\"]\n[notify.n]\ntype = \"sms\"\nurl = \"x\"\n");
+    let p = problems("[jobs.a]\nkind = \"command\"\nevery = \"0s\"\ncommand = [\"true\"]\n[notify.n]\ntype = \"webhook\"\nformat = \"sms\"\nurl = \"x\"\n");
     assert_eq!(p.len(), 3, "{p:#?}");
     assert!(p[0].contains("job \"a\""), "{p:#?}");
-    assert!(p[1].contains("notify \"n\": type:"), "{p:#?}");
+    assert!(p[1].contains("notify \"n\": format:"), "{p:#?}");
     assert!(p[2].contains("notify \"n\": url: invalid URL"), "{p:#?}");
 }
 

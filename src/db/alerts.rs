@@ -1,5 +1,5 @@
 //! `alerts` and the enqueuing side of the `notifications` outbox: opening,
-//! resolving, reminding and escalating are each one transaction that changes the alert
+//! acknowledging, resolving, reminding and escalating are each one transaction that changes the alert
 //! and writes its notification rows, so a crash can neither lose nor repeat
 //! one. Implements the jobs crate's [`AlertStore`], plus what the CLI needs
 //! (`alerts list`, `ack`, `resolve`).
@@ -117,6 +117,26 @@ macro_rules! enqueue {
     }};
 }
 
+/// The targets told about alert `$id` when it opened or paged about it
+/// since, in the surrounding transaction (a macro for the same reason as
+/// `enqueue!`).
+macro_rules! paged {
+    ($conn:expr, $id:expr) => {{
+        let targets: Vec<String> = notifications::table
+            .filter(notifications::alert_id.eq($id))
+            .filter(notifications::event.eq_any([
+                NotificationEvent::Opened.as_str(),
+                NotificationEvent::Escalated.as_str(),
+            ]))
+            .select(notifications::target)
+            .distinct()
+            .order(notifications::target)
+            .load($conn)
+            .await?;
+        targets
+    }};
+}
+
 fn to_alert(row: Option<AlertRow>) -> Result<Option<Alert>, DbError> {
     row.map(AlertRow::into_alert).transpose()
 }
@@ -200,16 +220,7 @@ impl Db {
                 if let Some(row) = &row {
                     let alert = AlertRow::into_alert(clone_row(row)).map_err(db_to_diesel)?;
                     // Whoever heard it open, or was paged about it, hears it resolve.
-                    let told: Vec<String> = notifications::table
-                        .filter(notifications::alert_id.eq(alert.id))
-                        .filter(notifications::event.eq_any([
-                            NotificationEvent::Opened.as_str(),
-                            NotificationEvent::Escalated.as_str(),
-                        ]))
-                        .select(notifications::target)
-                        .distinct()
-                        .load(conn)
-                        .await?;
+                    let told = paged!(conn, alert.id);
                     enqueue!(conn, &alert, NotificationEvent::Resolved, None, &told, at);
                 }
                 Ok(row)
@@ -384,8 +395,11 @@ impl Db {
         }))
     }
 
-    /// Acknowledges an open alert: escalation stops, reminders stop. `None`
-    /// when it is not open (unknown, already acknowledged or resolved).
+    /// Acknowledges an open alert: escalation stops, reminders stop, and
+    /// every target that heard it open or was paged about it is told who
+    /// acknowledged it (once each), in the same transaction. `None` when it
+    /// is not open (unknown, already acknowledged or resolved). The CLI's
+    /// `alerts ack` and the API both call this.
     pub async fn ack_alert(
         &self,
         id: i64,
@@ -394,20 +408,36 @@ impl Db {
     ) -> Result<Option<Alert>, DbError> {
         use diesel_async::RunQueryDsl;
         let row: Option<AlertRow> = with_conn!(self, |conn| {
-            diesel::update(
-                alerts::table
-                    .filter(alerts::id.eq(id))
-                    .filter(alerts::status.eq(AlertStatus::Open.as_str())),
-            )
-            .set((
-                alerts::status.eq(AlertStatus::Acknowledged.as_str()),
-                alerts::acknowledged_at.eq(micros(at)),
-                alerts::acknowledged_by.eq(by),
-            ))
-            .returning(AlertRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                let row: Option<AlertRow> = diesel::update(
+                    alerts::table
+                        .filter(alerts::id.eq(id))
+                        .filter(alerts::status.eq(AlertStatus::Open.as_str())),
+                )
+                .set((
+                    alerts::status.eq(AlertStatus::Acknowledged.as_str()),
+                    alerts::acknowledged_at.eq(micros(at)),
+                    alerts::acknowledged_by.eq(by),
+                ))
+                .returning(AlertRow::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?;
+                if let Some(row) = &row {
+                    let alert = AlertRow::into_alert(clone_row(row)).map_err(db_to_diesel)?;
+                    let told = paged!(conn, alert.id);
+                    enqueue!(
+                        conn,
+                        &alert,
+                        NotificationEvent::Acknowledged,
+                        None,
+                        &told,
+                        at
+                    );
+                }
+                Ok(row)
+            })
+            .await?
         });
         to_alert(row)
     }

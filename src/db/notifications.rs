@@ -385,9 +385,35 @@ impl Notifications<'_> {
         });
         Ok(rows.into_iter().map(Notification::from).collect())
     }
+
+    /// Whether an earlier row told `row`'s target about `row`'s alert with
+    /// a trigger (`opened` or `escalated`) that is delivered or still
+    /// pending. A PagerDuty target is triggered once per alert.
+    pub async fn triggered_before(&self, row: &Notification) -> Result<bool, DbError> {
+        use diesel_async::RunQueryDsl;
+        let Some(alert_id) = row.alert_id else {
+            return Ok(false);
+        };
+        let n: i64 = with_conn!(self.db, |conn| {
+            notifications::table
+                .filter(notifications::alert_id.eq(alert_id))
+                .filter(notifications::target.eq(&row.target))
+                .filter(notifications::id.lt(row.id))
+                .filter(notifications::event.eq_any([
+                    EventColumn(NotificationEvent::Opened),
+                    EventColumn(NotificationEvent::Escalated),
+                ]))
+                .filter(notifications::status.ne(NotificationStatus::Failed))
+                .count()
+                .get_result(conn)
+                .await?
+        });
+        Ok(n > 0)
+    }
 }
 
 type ById = Filter<notifications::table, EqTo<notifications::id, i64>>;
+
 type StillClaimed = Filter<
     Filter<ById, EqTo<notifications::status, NotificationStatus>>,
     EqTo<notifications::attempts, i32>,
@@ -469,7 +495,7 @@ mod tests {
     #[test]
     fn text_forms_round_trip() {
         use NotificationEvent::*;
-        for e in [Opened, Resolved, Reminder, Escalated, Report] {
+        for e in [Opened, Acknowledged, Resolved, Reminder, Escalated, Report] {
             assert_eq!(e.as_str().parse::<NotificationEvent>().unwrap(), e);
             assert_eq!(serde_json::to_value(e).unwrap(), e.as_str());
         }

@@ -5,7 +5,9 @@
 //! before its attempt, retries with exponential backoff up to the retry
 //! horizon, and the loop the daemon runs. It does not enqueue (the code that
 //! changes state does, in the same transaction) and does not know SQL
-//! (`db::Notifications`) or HTTP (`webhook.rs`).
+//! (`db::Notifications`) or how a channel sends: each is a module behind
+//! [`Sender::attempt`]'s one `match` on the target's type (`webhook.rs`,
+//! `email.rs`, `pagerduty.rs`), rendering the row's [`Message`].
 //!
 //! Delivery is at least once. A row is claimed (a lease in the database)
 //! before its POST and marked delivered after a 2xx, so a restart or a
@@ -13,6 +15,10 @@
 //! process that dies between a receiver's 2xx and the mark leaves the row to
 //! be sent again when the lease ends, with the same `Idempotency-Key`.
 
+pub mod email;
+pub mod message;
+pub mod pagerduty;
+pub mod template;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -25,7 +31,9 @@ use ops_worker_jobs::{reqwest, Clock};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::NotifyTarget;
+pub use message::{Message, RenderError};
+
+use crate::config::{Channel, NotifyTarget};
 use crate::db::{Claimed, Db, DbError, Notification};
 
 /// How often the loop looks for due rows when nobody wakes it.
@@ -126,10 +134,27 @@ pub struct Sender {
     wake: Arc<Notify>,
 }
 
+/// How one attempt went wrong, in a short line without secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: String,
+    /// Retrying cannot help (the notification cannot even be rendered).
+    pub permanent: bool,
+}
+
+impl Failure {
+    fn permanent(reason: impl Into<String>) -> Failure {
+        Failure {
+            reason: reason.into(),
+            permanent: true,
+        }
+    }
+}
+
 /// How an attempt ended, before it is recorded.
 enum Attempt {
     Delivered,
-    Failed(webhook::Failure),
+    Failed(Failure),
 }
 
 fn by_name(targets: &[NotifyTarget]) -> HashMap<String, NotifyTarget> {
@@ -304,12 +329,9 @@ impl Sender {
             };
             let attempt = match target {
                 Some(target) => self.attempt(target, &row).await,
-                None => Attempt::Failed(webhook::Failure {
-                    reason: format!(
-                        "no target {target_name:?} in the schedule file (add [notify.{target_name}])"
-                    ),
-                    permanent: true,
-                }),
+                None => Attempt::Failed(Failure::permanent(format!(
+                    "no target {target_name:?} in the schedule file (add [notify.{target_name}])"
+                ))),
             };
             let retryable = self.record(&row, &claim, attempt, &mut pass).await?;
             if retryable {
@@ -319,17 +341,46 @@ impl Sender {
         Ok(pass)
     }
 
+    /// One delivery attempt of `row` to `target`: the one place that
+    /// chooses a channel.
     async fn attempt(&self, target: &NotifyTarget, row: &Notification) -> Attempt {
-        let body = match webhook::render(target.format, &row.payload) {
-            Ok(body) => body,
-            Err(e) => {
-                return Attempt::Failed(webhook::Failure {
-                    reason: e.to_string(),
-                    permanent: true,
-                })
+        let message = match Message::from_row(row) {
+            Ok(m) => m,
+            Err(e) => return Attempt::Failed(Failure::permanent(e.to_string())),
+        };
+        let sent = match &target.channel {
+            Channel::Webhook(hook) => {
+                webhook::send(&self.http, hook, target.timeout, &message).await
+            }
+            Channel::Email(mail) => email::send(mail, target.timeout, &message).await,
+            Channel::PagerDuty(pd) => {
+                if pagerduty::retriggers(&message) {
+                    match self.db.notifications().triggered_before(row).await {
+                        Ok(true) => {
+                            tracing::info!(
+                                notify_target = %row.target,
+                                event = %row.event,
+                                alert_id = row.alert_id,
+                                "not sent: PagerDuty already has a trigger for this alert and escalates it itself"
+                            );
+                            return Attempt::Delivered;
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            return Attempt::Failed(Failure {
+                                reason: format!(
+                                    "cannot read the outbox: {}",
+                                    crate::error_chain(&e)
+                                ),
+                                permanent: false,
+                            })
+                        }
+                    }
+                }
+                pagerduty::send(&self.http, pd, target.timeout, &message).await
             }
         };
-        match webhook::post(&self.http, target, &row.idempotency_key, body).await {
+        match sent {
             Ok(()) => Attempt::Delivered,
             Err(f) => Attempt::Failed(f),
         }

@@ -1,6 +1,7 @@
 //! Webhook targets: rendering a notification in the target's format and one
-//! POST of it. Knows nothing of the outbox, retries or the clock; the sender
-//! in `mod.rs` does.
+//! POST of it, and the POST itself for the other HTTP channels (PagerDuty).
+//! Knows nothing of the outbox, retries or the clock; the sender in
+//! `mod.rs` does.
 //!
 //! The URL and header values of a target may be credentials (a Slack
 //! incoming-webhook URL is one), so no reason this file produces contains
@@ -12,54 +13,78 @@ use std::time::Duration;
 
 use ops_worker_jobs::reqwest::{self, header, Url};
 
-use crate::config::{NotifyFormat, NotifyTarget};
+use super::message::{Message, RenderError};
+use super::template::{self, Escape};
+use super::Failure;
+use crate::config::{NotifyFormat, Secret, WebhookTarget};
 
 /// The most of an error response's body read for the reason.
 const MAX_ERROR_BODY: usize = 512;
 /// The longest reason kept (stored in `last_error` and logged).
 const MAX_REASON: usize = 200;
 
-/// Why a notification cannot be rendered: retrying will not help.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RenderError {
-    #[error("the payload is not a JSON object: {0}")]
-    NotAnObject(String),
-    #[error("the payload has no \"text\" string for the slack format")]
-    NoText,
-}
-
-/// The request body for `format`, from a notification's JSON payload:
-/// `json` sends the payload as it is, `slack` sends `{"text": payload.text}`
-/// (what a Slack incoming webhook accepts).
-pub fn render(format: NotifyFormat, payload: &str) -> Result<Vec<u8>, RenderError> {
-    let value: serde_json::Value =
-        serde_json::from_str(payload).map_err(|e| RenderError::NotAnObject(e.to_string()))?;
-    let serde_json::Value::Object(object) = value else {
-        return Err(RenderError::NotAnObject(format!(
-            "found {}",
-            json_type(&value)
-        )));
-    };
-    match format {
-        NotifyFormat::Json => Ok(payload.as_bytes().to_vec()),
-        NotifyFormat::Slack => match object.get("text") {
-            Some(serde_json::Value::String(text)) => {
-                Ok(serde_json::json!({ "text": text }).to_string().into_bytes())
-            }
+/// The request body and its content type for `hook`'s format: `json` sends
+/// the payload as it is, `slack` sends `{"text": payload.text}` (what a
+/// Slack incoming webhook accepts), `template` renders the target's template.
+pub fn render(hook: &WebhookTarget, m: &Message) -> Result<(Vec<u8>, String), RenderError> {
+    const JSON: &str = "application/json";
+    match (hook.format, &hook.template) {
+        (NotifyFormat::Json, _) => Ok((m.raw.as_bytes().to_vec(), JSON.into())),
+        (NotifyFormat::Slack, _) => match m.payload.get("text") {
+            Some(serde_json::Value::String(text)) => Ok((
+                serde_json::json!({ "text": text }).to_string().into_bytes(),
+                JSON.into(),
+            )),
             _ => Err(RenderError::NoText),
         },
+        (NotifyFormat::Template, Some(t)) => {
+            let vars = template::context(&m.payload, m.ack_url.as_deref());
+            let escape = Escape::for_content_type(&t.content_type);
+            let body = template::render(&t.source, escape, &vars).map_err(RenderError::Template)?;
+            Ok((body.into_bytes(), t.content_type.clone()))
+        }
+        (NotifyFormat::Template, None) => Err(RenderError::Template(
+            "format = \"template\" without a template".into(),
+        )),
     }
 }
 
-fn json_type(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
+/// One POST: where, what and how long, and the secrets no reason may show.
+pub struct Post<'a> {
+    pub url: &'a Secret,
+    pub headers: &'a [(String, Secret)],
+    pub content_type: &'a str,
+    pub idempotency_key: &'a str,
+    pub body: Vec<u8>,
+    pub timeout: Duration,
+    /// Secrets inside the body (a routing key), scrubbed from reasons too.
+    pub body_secrets: &'a [&'a Secret],
+}
+
+/// Renders `m` for `hook` and POSTs it.
+pub async fn send(
+    http: &reqwest::Client,
+    hook: &WebhookTarget,
+    timeout: Duration,
+    m: &Message,
+) -> Result<(), Failure> {
+    let (body, content_type) = render(hook, m).map_err(|e| Failure {
+        reason: e.to_string(),
+        permanent: true,
+    })?;
+    post(
+        http,
+        Post {
+            url: &hook.url,
+            headers: &hook.headers,
+            content_type: &content_type,
+            idempotency_key: &m.idempotency_key,
+            body,
+            timeout,
+            body_secrets: &[],
+        },
+    )
+    .await
 }
 
 /// The sender's client: the jobs' client, but following no redirects. A
@@ -72,24 +97,11 @@ pub fn client() -> reqwest::Client {
         .expect("the TLS backend is configured at build time")
 }
 
-/// How one POST went wrong, in a short line without secrets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub reason: String,
-    /// Retrying cannot help (the request cannot even be built).
-    pub permanent: bool,
-}
-
-/// POSTs `body` to the target under its timeout (connect, send, response
-/// headers and an error body), with `content-type: application/json`,
-/// `Idempotency-Key` and the target's own headers. Ok on any 2xx.
-pub async fn post(
-    http: &reqwest::Client,
-    target: &NotifyTarget,
-    idempotency_key: &str,
-    body: Vec<u8>,
-) -> Result<(), Failure> {
-    let Ok(key) = header::HeaderValue::from_str(idempotency_key) else {
+/// POSTs the body under the timeout (connect, send, response headers and
+/// an error body), with its content type, `Idempotency-Key` and the
+/// target's own headers. Ok on any 2xx.
+pub async fn post(http: &reqwest::Client, p: Post<'_>) -> Result<(), Failure> {
+    let Ok(key) = header::HeaderValue::from_str(p.idempotency_key) else {
         return Err(Failure {
             reason:
                 "the idempotency key cannot be sent as a header (non-ASCII or control characters)"
@@ -98,14 +110,14 @@ pub async fn post(
         });
     };
     let mut request = http
-        .post(target.url.expose())
-        .header(header::CONTENT_TYPE, "application/json")
+        .post(p.url.expose())
+        .header(header::CONTENT_TYPE, p.content_type)
         .header("idempotency-key", key)
-        .body(body);
-    for (name, value) in &target.headers {
+        .body(p.body);
+    for (name, value) in p.headers {
         request = request.header(name.as_str(), value.expose());
     }
-    let answer = tokio::time::timeout(target.timeout, async {
+    let answer = tokio::time::timeout(p.timeout, async {
         let mut response = request.send().await?;
         let status = response.status();
         let mut snippet = Vec::new();
@@ -135,10 +147,14 @@ pub async fn post(
             }
         }
         Ok(Err(e)) => reason(e),
-        Err(_) => format!("timed out after {}", format_duration(target.timeout)),
+        Err(_) => format!("timed out after {}", format_duration(p.timeout)),
     };
+    let mut reason = scrub(&reason, p.url, p.headers);
+    for secret in p.body_secrets {
+        reason = scrub_values(&reason, vec![secret.expose().to_string()]);
+    }
     Err(Failure {
-        reason: clip(&scrub(&reason, target)),
+        reason: clip(&reason),
         permanent: false,
     })
 }
@@ -173,11 +189,11 @@ fn reason(e: reqwest::Error) -> String {
     }
 }
 
-/// `reason` with the target's secrets replaced by `***`: the URL as written
+/// `reason` with a target's secrets replaced by `***`: the URL as written
 /// and as normalised, its path and query, its password, and each header
 /// value. Defence in depth: nothing should carry them here.
-pub fn scrub(reason: &str, target: &NotifyTarget) -> String {
-    let raw = target.url.expose();
+pub fn scrub(reason: &str, url: &Secret, headers: &[(String, Secret)]) -> String {
+    let raw = url.expose();
     let mut secrets: Vec<String> = vec![raw.to_string()];
     if let Ok(url) = Url::parse(raw) {
         secrets.push(url.as_str().to_string());
@@ -194,8 +210,13 @@ pub fn scrub(reason: &str, target: &NotifyTarget) -> String {
             secrets.push(password.to_string());
         }
     }
-    secrets.extend(target.headers.iter().map(|(_, v)| v.expose().to_string()));
-    // Longest first, so a URL goes whole before its path does.
+    secrets.extend(headers.iter().map(|(_, v)| v.expose().to_string()));
+    scrub_values(reason, secrets)
+}
+
+/// `reason` with each of `secrets` (of 4 characters or more) replaced by
+/// `***`, longest first, so a URL goes whole before its path does.
+pub fn scrub_values(reason: &str, mut secrets: Vec<String>) -> String {
     secrets.retain(|s| s.len() >= 4);
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let mut out = reason.to_string();
@@ -214,63 +235,120 @@ fn clip(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::db::{Notification, NotificationEvent, NotificationStatus};
 
     const PAYLOAD: &str = r#"{"event":"opened","alert_id":42,"fingerprint":"system:service:api","source":"service","subject":"api","severity":"critical","status":"open","message":"api is down","opened_at":"2026-05-01T10:00:00Z","text":"[critical] api is down"}"#;
 
+    fn message(payload: &str) -> Result<Message, RenderError> {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        Message::from_row(&Notification {
+            id: 1,
+            idempotency_key: "alert:42:opened:hook".into(),
+            target: "hook".into(),
+            alert_id: Some(42),
+            event: NotificationEvent::Opened,
+            payload: payload.into(),
+            status: NotificationStatus::Pending,
+            attempts: 0,
+            next_attempt_at: at,
+            created_at: at,
+            delivered_at: None,
+            last_error: None,
+        })
+    }
+
+    fn hook(format: NotifyFormat) -> WebhookTarget {
+        WebhookTarget {
+            url: Secret::new("http://127.0.0.1/hook"),
+            format,
+            headers: vec![("Authorization".into(), Secret::new("Bearer t0ken"))],
+            template: None,
+        }
+    }
+
+    fn body(format: NotifyFormat, payload: &str) -> Result<Vec<u8>, RenderError> {
+        render(&hook(format), &message(payload)?).map(|(b, _)| b)
+    }
+
     #[test]
     fn json_sends_the_payload_as_it_is() {
-        let body = render(NotifyFormat::Json, PAYLOAD).unwrap();
-        assert_eq!(body, PAYLOAD.as_bytes());
+        assert_eq!(
+            body(NotifyFormat::Json, PAYLOAD).unwrap(),
+            PAYLOAD.as_bytes()
+        );
     }
 
     #[test]
     fn slack_sends_only_the_text() {
-        let body = render(NotifyFormat::Slack, PAYLOAD).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let b = body(NotifyFormat::Slack, PAYLOAD).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v, serde_json::json!({ "text": "[critical] api is down" }));
         // Quotes and newlines survive as JSON escapes.
-        let body = render(NotifyFormat::Slack, r#"{"text":"a \"b\"\nc"}"#).unwrap();
-        assert_eq!(body, br#"{"text":"a \"b\"\nc"}"#);
+        let b = body(NotifyFormat::Slack, r#"{"text":"a \"b\"\nc"}"#).unwrap();
+        assert_eq!(b, br#"{"text":"a \"b\"\nc"}"#);
+    }
+
+    #[test]
+    fn a_template_renders_with_its_content_type() {
+        let mut h = hook(NotifyFormat::Template);
+        h.template = Some(crate::config::BodyTemplate {
+            source: "{{ severity | upper }}: {{ message }} ({{ alert_id }})".into(),
+            content_type: "text/plain".into(),
+        });
+        let (b, ct) = render(&h, &message(PAYLOAD).unwrap()).unwrap();
+        assert_eq!(
+            (b.as_slice(), ct.as_str()),
+            (&b"CRITICAL: api is down (42)"[..], "text/plain")
+        );
     }
 
     #[test]
     fn payloads_that_cannot_be_rendered() {
         assert_eq!(
-            render(NotifyFormat::Slack, r#"{"event":"opened"}"#),
+            body(NotifyFormat::Slack, r#"{"event":"opened"}"#),
             Err(RenderError::NoText)
         );
         assert_eq!(
-            render(NotifyFormat::Slack, r#"{"text":5}"#),
+            body(NotifyFormat::Slack, r#"{"text":5}"#),
             Err(RenderError::NoText)
         );
         assert_eq!(
-            render(NotifyFormat::Json, "[1]").unwrap_err().to_string(),
+            body(NotifyFormat::Json, "[1]").unwrap_err().to_string(),
             "the payload is not a JSON object: found an array"
         );
         assert!(matches!(
-            render(NotifyFormat::Json, "{nope"),
+            body(NotifyFormat::Json, "{nope"),
             Err(RenderError::NotAnObject(_))
         ));
     }
 
-    fn target(url: &str) -> NotifyTarget {
-        NotifyTarget {
-            name: "hook".into(),
-            url: Secret::new(url),
-            format: NotifyFormat::Json,
-            headers: vec![("Authorization".into(), Secret::new("Bearer t0ken"))],
+    fn post_to(url: &str) -> (Secret, Vec<(String, Secret)>) {
+        (
+            Secret::new(url),
+            vec![("Authorization".into(), Secret::new("Bearer t0ken"))],
+        )
+    }
+
+    fn request<'a>(url: &'a Secret, headers: &'a [(String, Secret)]) -> Post<'a> {
+        Post {
+            url,
+            headers,
+            content_type: "application/json",
+            idempotency_key: "k",
+            body: b"{}".to_vec(),
             timeout: Duration::from_secs(1),
+            body_secrets: &[],
         }
     }
 
     #[test]
     fn scrub_hides_the_url_its_parts_and_header_values() {
-        let t = target("https://user:pa55w0rd@hooks.example.com/services/T0/B0/s3cr3t?x=1");
+        let (url, headers) =
+            post_to("https://user:pa55w0rd@hooks.example.com/services/T0/B0/s3cr3t?x=1");
         let said =
             "error for url (https://user:pa55w0rd@hooks.example.com/services/T0/B0/s3cr3t?x=1): \
                     path /services/T0/B0/s3cr3t?x=1, password pa55w0rd, header Bearer t0ken";
-        let out = scrub(said, &t);
+        let out = scrub(said, &url, &headers);
         for secret in ["s3cr3t", "pa55w0rd", "t0ken", "hooks.example.com"] {
             assert!(!out.contains(secret), "{out}");
         }
@@ -278,7 +356,7 @@ mod tests {
             out,
             "error for url (***): path ***, password ***, header ***"
         );
-        assert_eq!(scrub("HTTP status 503", &t), "HTTP status 503");
+        assert_eq!(scrub("HTTP status 503", &url, &headers), "HTTP status 503");
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -290,8 +368,8 @@ mod tests {
             .respond_with(ResponseTemplate::new(301).insert_header("location", "/moved"))
             .mount(&server)
             .await;
-        let t = target(&format!("{}/hooks/s3cr3t", server.uri()));
-        let f = post(&client(), &t, "k", b"{}".to_vec()).await.unwrap_err();
+        let (url, headers) = post_to(&format!("{}/hooks/s3cr3t", server.uri()));
+        let f = post(&client(), request(&url, &headers)).await.unwrap_err();
         assert!(
             f.reason
                 .starts_with("HTTP status 301 Moved Permanently: redirects are not followed"),
@@ -314,9 +392,9 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        let t = target(&format!("http://127.0.0.1:{port}/hooks/s3cr3t"));
+        let (url, headers) = post_to(&format!("http://127.0.0.1:{port}/hooks/s3cr3t"));
         let http = ops_worker_jobs::health::http_client();
-        let f = post(&http, &t, "k", b"{}".to_vec()).await.unwrap_err();
+        let f = post(&http, request(&url, &headers)).await.unwrap_err();
         assert!(!f.permanent);
         assert!(f.reason.starts_with("cannot connect"), "{f:?}");
         assert!(!f.reason.contains("s3cr3t"), "{f:?}");

@@ -33,6 +33,16 @@ const ENV: &[(&str, &str)] = &[
     ("OPS_CHAT_WEBHOOK_URL", "https://chat.example.com/hooks/ops"),
     ("ALICE_PAGER_URL", "https://pager.example.com/hooks/alice"),
     ("BOB_PAGER_URL", "https://pager.example.com/hooks/bob"),
+    ("SMTP_USERNAME", "ops-worker"),
+    ("SMTP_PASSWORD", "smtp-password"),
+    ("PAGERDUTY_ROUTING_KEY", "R0UTINGKEY0123456789"),
+    ("NTFY_TOKEN", "tk_ntfy"),
+    (
+        "DISCORD_WEBHOOK_URL",
+        "https://discord.com/api/webhooks/1/discord",
+    ),
+    ("TEAMS_WEBHOOK_URL", "https://teams.example.com/workflows/1"),
+    ("TELEGRAM_BOT_TOKEN", "123456:telegram"),
 ];
 
 /// The markdown files of the manual: README.md and docs/*.md.

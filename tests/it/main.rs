@@ -2,6 +2,7 @@
 //! Database tests need PostgreSQL (see `helpers::pg_admin_url`).
 
 mod alerts;
+mod channels;
 mod escalation;
 mod fixtures;
 mod health;
@@ -28,5 +29,6 @@ mod runner;
 mod scheduler;
 mod signals;
 mod skew;
+mod smtp;
 mod tls;
 mod worker_id;

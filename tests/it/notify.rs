@@ -1019,16 +1019,25 @@ layers = [{{ members = ["alice"], rotation = "weekly", handoff = "2026-01-05T00:
     let (code, err) = crate::cli::exit_within(child, Duration::from_secs(20)).await;
     assert_eq!(code, 0, "{err}");
 
+    // Alice was paged about both and hears that db was acknowledged.
     let alice = paths(&rx, "/alice");
-    let mut about: Vec<i64> = alice
+    let (acks, pages): (Vec<_>, Vec<_>) = alice
+        .into_iter()
+        .partition(|b| b["event"] == "acknowledged");
+    let mut about: Vec<i64> = pages
         .iter()
         .map(|b| b["alert_id"].as_i64().unwrap())
         .collect();
     about.sort();
     assert_eq!(about, [api.min(dbs), api.max(dbs)]);
-    assert!(alice
+    assert!(pages
         .iter()
         .all(|b| b["event"] == "escalated" && b["level"] == 1));
+    assert_eq!(acks.len(), 1, "{acks:#?}");
+    assert_eq!(
+        (acks[0]["alert_id"].as_i64(), &acks[0]["acknowledged_by"]),
+        (Some(dbs), &serde_json::json!("alice"))
+    );
     let bob = paths(&rx, "/bob");
     assert_eq!(bob.len(), 1, "only api, once: {bob:#?}");
     assert_eq!(
@@ -1046,7 +1055,21 @@ layers = [{{ members = ["alice"], rotation = "weekly", handoff = "2026-01-05T00:
         )),
         "{text}"
     );
-    assert_eq!(paths(&rx, "/ops").len(), 2, "ops heard both open");
+    let ops: Vec<_> = paths(&rx, "/ops")
+        .iter()
+        .map(|b| {
+            (
+                b["event"].as_str().unwrap().to_string(),
+                b["alert_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops.len(),
+        3,
+        "ops heard both open and db acknowledged: {ops:?}"
+    );
+    assert!(ops.contains(&("acknowledged".to_string(), dbs)), "{ops:?}");
     let history = db.db().history(Some("escalate"), 1000).await.unwrap();
     assert!(
         history

@@ -1,0 +1,115 @@
+//! [`Message`]: one outbox row read once, what every channel renders from
+//! (a webhook body, an email, a PagerDuty event). Owns reading the stored
+//! payload and the wording shared by channels (the one-line subject); not
+//! how any channel sends.
+
+use serde_json::{Map, Value};
+
+use crate::db::Notification;
+
+/// Why a notification cannot be rendered: retrying will not help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("the payload is not a JSON object: {0}")]
+    NotAnObject(String),
+    #[error("the payload has no \"text\" string for the slack format")]
+    NoText,
+    #[error("{0}")]
+    Template(String),
+}
+
+/// A notification as channels see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// `opened`, `acknowledged`, `escalated`, `reminder`, `resolved`, `report`.
+    pub event: String,
+    pub alert_id: Option<i64>,
+    /// Also the outbox row's `Idempotency-Key`: the same on every attempt.
+    pub idempotency_key: String,
+    pub fingerprint: Option<String>,
+    /// `critical`, `warning` or `info` (alerts only).
+    pub severity: Option<String>,
+    /// The service or job name (alerts), the report's name (reports).
+    pub subject: Option<String>,
+    pub message: Option<String>,
+    /// The one-line human summary the payload carries.
+    pub text: Option<String>,
+    pub acknowledged_by: Option<String>,
+    /// The one-click acknowledge link. `None` until the API's signed links
+    /// are wired in.
+    pub ack_url: Option<String>,
+    /// The payload as stored (a `json` webhook sends it byte for byte).
+    pub raw: String,
+    pub payload: Map<String, Value>,
+}
+
+impl Message {
+    /// Reads a row's payload; a payload that is not a JSON object cannot be
+    /// sent anywhere.
+    pub fn from_row(row: &Notification) -> Result<Message, RenderError> {
+        let value: Value = serde_json::from_str(&row.payload)
+            .map_err(|e| RenderError::NotAnObject(e.to_string()))?;
+        let Value::Object(payload) = value else {
+            return Err(RenderError::NotAnObject(format!(
+                "found {}",
+                json_type(&value)
+            )));
+        };
+        let text = |k: &str| payload.get(k).and_then(Value::as_str).map(str::to_string);
+        Ok(Message {
+            event: row.event.as_str().to_string(),
+            alert_id: row.alert_id,
+            idempotency_key: row.idempotency_key.clone(),
+            fingerprint: text("fingerprint"),
+            severity: text("severity"),
+            subject: text("subject").or_else(|| text("report")),
+            message: text("message"),
+            text: text("text"),
+            acknowledged_by: text("acknowledged_by"),
+            ack_url: None,
+            raw: row.payload.clone(),
+            payload,
+        })
+    }
+
+    /// The summary, or what stands in for it.
+    pub fn summary(&self) -> &str {
+        self.text
+            .as_deref()
+            .or(self.message.as_deref())
+            .unwrap_or(&self.event)
+    }
+
+    /// A one-line title naming severity, subject and event, e.g.
+    /// `[critical] api opened: Service api is unhealthy: timed out after 5s`
+    /// (an email's subject, a PagerDuty summary).
+    pub fn title(&self) -> String {
+        let label = match (&self.severity, self.event.as_str()) {
+            (_, "report") => "report".to_string(),
+            (Some(s), _) => s.clone(),
+            (None, e) => e.to_string(),
+        };
+        let what = self.message.as_deref().unwrap_or(self.summary());
+        let line = match (&self.subject, self.event.as_str()) {
+            (Some(s), "report") => format!("[{label}] {s}: {what}"),
+            (Some(s), "acknowledged") => format!(
+                "[{label}] {s} acknowledged by {}: {what}",
+                self.acknowledged_by.as_deref().unwrap_or("someone")
+            ),
+            (Some(s), event) => format!("[{label}] {s} {event}: {what}"),
+            (None, event) => format!("[{label}] {event}: {what}"),
+        };
+        ops_worker_jobs::first_line_clipped(&line, 200)
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
