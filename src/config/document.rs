@@ -1,6 +1,6 @@
 //! The document as a whole: `${VAR}` expansion of every string, then the
 //! top-level tables (`[defaults]`, `[jobs]`, `[notify]`, `[people]`,
-//! `[oncall]`) handed to the code that checks each.
+//! `[oncall]`, `[api]`) handed to the code that checks each.
 
 use std::sync::Arc;
 
@@ -10,10 +10,10 @@ use toml::Spanned;
 
 use super::cx::{toml_message, valid_job_name, Cx};
 use super::job::JOB_KEYS;
-use super::{expand, keys, JobSpec, NotifyTarget, Person, Retention, Section};
+use super::{expand, keys, ApiConfig, JobSpec, NotifyTarget, Person, Retention, Section};
 
 /// The tables a schedule file may have.
-const TOP_LEVEL: &[&str] = &["defaults", "jobs", "notify", "people", "oncall"];
+const TOP_LEVEL: &[&str] = &["defaults", "jobs", "notify", "people", "oncall", "api"];
 
 /// What a schedule file declares, checked.
 #[derive(Default)]
@@ -23,6 +23,7 @@ pub(super) struct Document {
     pub(super) people: Vec<Person>,
     pub(super) oncall: Vec<(String, OnCallSchedule)>,
     pub(super) default_retention: Retention,
+    pub(super) api: ApiConfig,
 }
 
 impl Cx<'_> {
@@ -45,6 +46,7 @@ impl Cx<'_> {
         let mut jobs = None;
         let mut notify = Vec::new();
         let (mut people_table, mut oncall_table) = (None, None);
+        let mut api = ApiConfig::default();
         for (key, value) in root {
             match key.get_ref().as_ref() {
                 "defaults" => match value.into_inner() {
@@ -92,6 +94,7 @@ impl Cx<'_> {
                         "must be a table of schedules: [oncall.NAME]",
                     ),
                 },
+                "api" => api = self.api(key.span(), value.into_inner()),
                 other => {
                     let meant = keys::nearest(other, TOP_LEVEL)
                         .map_or_else(String::new, |k| format!(", did you mean {k:?}?"));
@@ -99,7 +102,7 @@ impl Cx<'_> {
                         key.span(),
                         None,
                         None,
-                        format!("unknown top-level key {other:?}{meant} (expected [defaults], [jobs.NAME], [notify.NAME], [people.NAME] or [oncall.NAME])"),
+                        format!("unknown top-level key {other:?}{meant} (expected [defaults], [jobs.NAME], [notify.NAME], [people.NAME], [oncall.NAME] or [api])"),
                     )
                 }
             }
@@ -150,6 +153,7 @@ impl Cx<'_> {
                 people,
                 oncall,
                 default_retention,
+                api,
             };
         };
         if jobs.is_empty() {
@@ -187,6 +191,7 @@ impl Cx<'_> {
             people,
             oncall,
             default_retention,
+            api,
         }
     }
 

@@ -7,6 +7,7 @@
 //! Every problem names the file, line, column, job (or notify target) and
 //! key. All problems of a file are reported together, one line each.
 
+mod api;
 mod cx;
 mod document;
 mod expand;
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 use ops_worker_jobs::oncall::OnCallSchedule;
 
+pub use api::{public_url, sha256, ApiConfig, ApiToken, Role};
 pub use cx::line_col;
 use cx::Cx;
 use document::Document;
@@ -56,6 +58,8 @@ pub struct Config {
     /// (with its warnings about cron jobs, which depend on the date), `run`
     /// logs them when it loads the file.
     pub warnings: Vec<Problem>,
+    /// The `[api]` table: tokens and `public_url`.
+    pub api: ApiConfig,
 }
 
 impl Config {
@@ -94,6 +98,8 @@ pub enum Section {
     Person(String),
     /// `[oncall.NAME]`
     OnCall(String),
+    /// `[api.tokens.NAME]`
+    ApiToken(String),
 }
 
 impl fmt::Display for Section {
@@ -103,6 +109,7 @@ impl fmt::Display for Section {
             Section::Notify(name) => write!(f, "notify {name:?}"),
             Section::Person(name) => write!(f, "person {name:?}"),
             Section::OnCall(name) => write!(f, "oncall {name:?}"),
+            Section::ApiToken(name) => write!(f, "api token {name:?}"),
         }
     }
 }
@@ -259,6 +266,7 @@ impl Config {
             people,
             oncall,
             default_retention,
+            api,
         } = cx.document(env);
         // In file order, whichever table was checked first.
         cx.problems.sort_by_key(|p| (p.line, p.column));
@@ -273,6 +281,7 @@ impl Config {
                 oncall,
                 default_retention,
                 warnings: cx.warnings,
+                api,
             })
         } else {
             Err(ConfigError::Invalid {

@@ -41,7 +41,7 @@ struct PersonTable {
 
 impl Cx<'_> {
     /// Names of the tables in `table`, each checked; `(name, span, value)`.
-    fn named<'a>(
+    pub(super) fn named<'a>(
         &mut self,
         table: DeTable<'a>,
         section: fn(String) -> Section,
@@ -74,7 +74,7 @@ impl Cx<'_> {
     }
 
     /// Deserializes a whole table, reporting serde's problems at their spans.
-    fn typed<T: for<'de> Deserialize<'de>>(
+    pub(super) fn typed<T: for<'de> Deserialize<'de>>(
         &mut self,
         section: &Section,
         name_span: Span,

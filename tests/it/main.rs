@@ -2,6 +2,10 @@
 //! Database tests need PostgreSQL (see `helpers::pg_admin_url`).
 
 mod alerts;
+mod api;
+mod api_input;
+mod api_reads;
+mod api_writes;
 mod escalation;
 mod fixtures;
 mod health;
