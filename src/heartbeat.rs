@@ -334,6 +334,16 @@ pub fn short_hash(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
 }
 
+/// A worker's state as `status` and the API show it: `running`, `stale`
+/// (no fresh heartbeat, not stopped) or `stopped`.
+pub fn state(w: &crate::db::Worker, now: DateTime<Utc>) -> &'static str {
+    match (w.stopped_at, judge(&w.id, Some(w), now, DEFAULT_MAX_AGE)) {
+        (Some(_), _) => "stopped",
+        (None, Ok(_)) => "running",
+        (None, Err(_)) => "stale",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,13 +3,11 @@
 //! no port unless asked).
 //!
 //! The runner and the scheduler update a [`Telemetry`] as runs happen; this
-//! file owns the metric names, their buckets and the HTTP side. Encoding is
+//! file owns the metric names and their buckets. Encoding is
 //! `prometheus-client`'s (OpenMetrics text, which Prometheus scrapes); the
-//! server is hyper, HTTP/1.1 only.
+//! route that serves it is `src/http`'s, on the same stack as the API.
 
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,7 +17,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use tokio_util::sync::CancellationToken;
 
 use crate::db::RunStatus;
 
@@ -236,7 +233,8 @@ impl Telemetry {
             .inc();
     }
 
-    /// The exposition text.
+    /// The exposition text (served with content type
+    /// `application/openmetrics-text; version=1.0.0; charset=utf-8`).
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
@@ -253,77 +251,6 @@ fn label(job: &str) -> JobLabel {
 
 fn unix(t: DateTime<Utc>) -> f64 {
     t.timestamp_micros() as f64 / 1e6
-}
-
-/// The content type of [`Telemetry::render`]'s output.
-const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// Binds `addr` now (so a taken port fails start-up) and serves `GET
-/// /metrics` until `stop` fires; anything else is a 404.
-pub async fn serve(
-    addr: SocketAddr,
-    telemetry: Arc<Telemetry>,
-    stop: CancellationToken,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "serving Prometheus metrics at /metrics");
-    Ok(tokio::spawn(async move {
-        loop {
-            let (sock, _) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "metrics: cannot accept a connection");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                _ = stop.cancelled() => return,
-            };
-            let telemetry = telemetry.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let telemetry = telemetry.clone();
-                    async move { Ok::<_, std::convert::Infallible>(respond(&req, &telemetry)) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .serve_connection(hyper_util::rt::TokioIo::new(sock), service);
-                // A scraper that hangs up early is not worth a log line.
-                let _ = conn.await;
-            });
-        }
-    }))
-}
-
-fn respond<B>(
-    req: &hyper::Request<B>,
-    telemetry: &Telemetry,
-) -> hyper::Response<http_body_util::Full<hyper::body::Bytes>> {
-    use hyper::{Method, StatusCode};
-    let (status, content_type, body) = match (req.method(), req.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/metrics") => {
-            (StatusCode::OK, CONTENT_TYPE, telemetry.render())
-        }
-        (_, "/metrics") => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "use GET\n".to_string(),
-        ),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "not found: metrics are at /metrics\n".to_string(),
-        ),
-    };
-    let mut resp = hyper::Response::new(http_body_util::Full::new(body.into()));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(content_type),
-    );
-    resp
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ pub struct Options {
     pub grace: Duration,
     /// Where to serve `/metrics`, if anywhere.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Where to serve the API (and `/metrics`), if anywhere (`--http-addr`).
+    pub http_addr: Option<std::net::SocketAddr>,
     /// After how long without a heartbeat another worker's runs count as
     /// abandoned.
     pub dead_after: Duration,
@@ -104,6 +106,7 @@ struct Daemon {
     sender: Task,
     heartbeat: Task,
     metrics: Option<Task>,
+    api: Option<Task>,
 }
 
 impl Daemon {
@@ -122,6 +125,7 @@ impl Daemon {
         let Options {
             grace: _,
             metrics_addr,
+            http_addr,
             dead_after,
             watch_config,
             request_poll,
@@ -133,21 +137,30 @@ impl Daemon {
         // here, before it touches the other's runs, row or metrics port.
         let me = crate::heartbeat::this_worker(worker_id, &config.hash, now);
         crate::heartbeat::claim(&db, &me, dead_after).await?;
+        let (running_config, retrier_config) = tokio::sync::watch::channel(config.clone());
         let metrics = match metrics_addr {
             Some(addr) => {
-                let stop = CancellationToken::new();
-                match crate::telemetry::serve(addr, runner.telemetry().clone(), stop.clone()).await
-                {
-                    Ok(handle) => Some(Task { stop, handle }),
-                    Err(e) => {
-                        // Stopped, not left looking alive for --dead-after.
-                        if let Err(stop) = db.worker_stopped(&me.id, me.pid, clock.now()).await {
-                            tracing::warn!(error = %crate::error_chain(&stop), "cannot record the stop in workers");
-                        }
-                        return Err(anyhow::Error::from(e)
-                            .context(format!("cannot serve metrics on METRICS_ADDR={addr}")));
-                    }
-                }
+                let router = crate::http::metrics_router(runner.telemetry().clone());
+                Some(
+                    serve_or_stop(&db, &me, &clock, addr, router, "metrics on METRICS_ADDR")
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let api = match http_addr {
+            Some(addr) => {
+                let state = crate::http::AppState::new(
+                    db.clone(),
+                    running_config.subscribe(),
+                    clock.clone(),
+                );
+                let router = crate::http::api_router(state)
+                    .merge(crate::http::metrics_router(runner.telemetry().clone()));
+                let task =
+                    serve_or_stop(&db, &me, &clock, addr, router, "the API on --http-addr").await?;
+                crate::http::announce(addr, &config.api);
+                Some(task)
             }
             None => None,
         };
@@ -202,7 +215,6 @@ impl Daemon {
         };
         let firing = CancellationToken::new();
         let runs = TaskTracker::new();
-        let (running_config, retrier_config) = tokio::sync::watch::channel(config.clone());
         let retrier = tokio::spawn(retry_abandoned(
             retrier_config,
             runner.clone(),
@@ -273,6 +285,7 @@ impl Daemon {
             sender: sending,
             heartbeat,
             metrics,
+            api,
         })
     }
 
@@ -293,6 +306,7 @@ impl Daemon {
             sender,
             heartbeat,
             metrics,
+            api,
         } = self;
         tracing::info!(running = runs.len(), grace = %humantime::format_duration(grace), "shutting down: no new runs; waiting for running jobs");
         // 1. Nothing new starts: no timer fires, no retry, no reload, no
@@ -363,7 +377,37 @@ impl Daemon {
         if let Some(metrics) = metrics {
             metrics.stop().await;
         }
+        if let Some(api) = api {
+            api.stop().await;
+        }
         tracing::info!("worker stopped");
+    }
+}
+
+/// Serves `router` at `addr`; a taken port fails start-up, with this
+/// worker's row marked stopped rather than left looking alive for
+/// --dead-after. `what` says what and names the setting ("metrics on
+/// METRICS_ADDR").
+async fn serve_or_stop(
+    db: &crate::db::Db,
+    me: &crate::db::Worker,
+    clock: &Arc<dyn ops_worker_jobs::Clock>,
+    addr: std::net::SocketAddr,
+    router: axum::Router,
+    what: &str,
+) -> anyhow::Result<Task> {
+    let stop = CancellationToken::new();
+    match crate::http::serve(addr, router, stop.clone()).await {
+        Ok((local, handle)) => {
+            tracing::info!(addr = %local, "serving {what}");
+            Ok(Task { stop, handle })
+        }
+        Err(e) => {
+            if let Err(stop) = db.worker_stopped(&me.id, me.pid, clock.now()).await {
+                tracing::warn!(error = %crate::error_chain(&stop), "cannot record the stop in workers");
+            }
+            Err(anyhow::Error::from(e).context(format!("cannot serve {what}={addr}")))
+        }
     }
 }
 

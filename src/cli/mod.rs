@@ -4,7 +4,7 @@
 
 mod exit;
 mod logs;
-mod oncall;
+pub mod oncall;
 mod show;
 
 use std::path::PathBuf;
@@ -121,6 +121,23 @@ pub enum Command {
         /// 1s on SQLite, 10s on PostgreSQL, where LISTEN/NOTIFY wakes at once)
         #[arg(long, env = "OPS_WORKER_REQUEST_POLL", value_name = "DURATION", value_parser = parse_request_poll)]
         request_poll: Option<Duration>,
+        /// Also serve the HTTP API (and /metrics) at ADDR, e.g.
+        /// 127.0.0.1:8080; without [api.tokens] only a loopback address
+        #[arg(long, value_name = "ADDR", value_parser = parse_http_addr)]
+        http_addr: Option<std::net::SocketAddr>,
+    },
+    /// Serve the HTTP API (docs/api.md) until SIGTERM or SIGINT; runs no jobs
+    #[command(after_help = exit_codes!(
+        "0  stopped by SIGTERM or SIGINT",
+        "1  a runtime error, e.g. the port is taken",
+        concat!(usage!(), ", a non-loopback --addr without [api.tokens]"),
+        no_db!(),
+    ))]
+    Serve {
+        /// Where to listen; without [api.tokens] in schedules.toml only a
+        /// loopback address is accepted
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = parse_http_addr)]
+        addr: std::net::SocketAddr,
     },
     /// Run one job now, recorded like any other run (trigger "manual")
     #[command(after_help = exit_codes!(
@@ -461,6 +478,13 @@ fn parse_metrics_addr(s: &str) -> Result<MetricsAddr, String> {
     })
 }
 
+/// `--addr` / `--http-addr`: an IP and a port.
+fn parse_http_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080".to_string())
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
@@ -469,7 +493,7 @@ impl Command {
     /// Commands that print for people log only warnings unless RUST_LOG says otherwise.
     pub fn default_log_level(&self) -> &'static str {
         match self {
-            Command::Run { .. } | Command::RunJob { .. } => "info",
+            Command::Run { .. } | Command::RunJob { .. } | Command::Serve { .. } => "info",
             _ => "warn",
         }
     }
@@ -484,6 +508,7 @@ impl Command {
         match self {
             Command::Run { .. }
             | Command::RunJob { .. }
+            | Command::Serve { .. }
             | Command::Migrate
             | Command::Pause { .. }
             | Command::Resume { .. }
@@ -552,31 +577,19 @@ fn parse_silence_for(s: &str) -> anyhow::Result<chrono::Duration> {
         .ok_or_else(|| UsageError(format!("--for: {s:?} is too long")).into())
 }
 
-/// `pause --until`: RFC 3339, or a humantime duration from `now`; it must
-/// lie after `now`.
-fn parse_until(
-    s: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    let t = s.trim();
-    let until = match chrono::DateTime::parse_from_rfc3339(t) {
-        Ok(at) => at.to_utc(),
-        Err(rfc) => {
-            let d = humantime::parse_duration(t).map_err(|dur| {
-                UsageError(format!(
-                    "--until {s:?}: neither an RFC 3339 time ({rfc}) nor a duration such as 2h ({dur})"
-                ))
-            })?;
-            chrono::TimeDelta::from_std(d)
-                .ok()
-                .and_then(|d| now.checked_add_signed(d))
-                .ok_or_else(|| UsageError(format!("--until {s:?}: too far in the future")))?
-        }
-    };
-    if until <= now {
-        return Err(UsageError(format!("--until {s:?} is not in the future")).into());
+/// An [`OpError`](crate::ops::OpError) as the CLI reports it: bad input
+/// and unknown names are usage errors (exit 2), the rest exit 1 or 3.
+fn op_error(e: crate::ops::OpError) -> anyhow::Error {
+    use crate::ops::OpError;
+    match e {
+        OpError::BadInput(m) => UsageError(m).into(),
+        OpError::NoAlert(id) => UsageError(format!(
+            "no alert {id} (see `ops-worker alerts list --all`)"
+        ))
+        .into(),
+        OpError::UnknownJob(_) | OpError::AlertState { .. } => anyhow::anyhow!(e.to_string()),
+        OpError::Db(e) => e.into(),
     }
-    Ok(until)
 }
 
 fn find<'c>(config: &'c Config, name: &str) -> anyhow::Result<&'c Arc<JobSpec>> {
@@ -617,8 +630,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             dead_after,
             watch_config,
             request_poll,
+            http_addr,
         } => {
             let config = Arc::new(Config::load(&cli.config)?);
+            if let Some(addr) = http_addr {
+                crate::http::check_bind(addr, &config.api)
+                    .map_err(|e| UsageError(e.to_string()))?;
+            }
             let db = open_db().await?;
             let worker_id = worker_id();
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -630,11 +648,32 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = crate::worker::Options {
                 grace,
                 metrics_addr: metrics_addr.and_then(|m| m.0),
+                http_addr,
                 dead_after,
                 watch_config,
                 request_poll,
             };
             crate::worker::run(config, runner, &worker_id, options, signals).await?;
+            Ok(ExitCode::Ok)
+        }
+        Command::Serve { addr } => {
+            let config = Arc::new(Config::load(&cli.config)?);
+            crate::http::check_bind(addr, &config.api).map_err(|e| UsageError(e.to_string()))?;
+            let signals = crate::signals::Signals::listen()?;
+            let db = open_db().await?;
+            // No sender: the config of a serving process changes only by restart.
+            let (_keep, configs) = tokio::sync::watch::channel(config.clone());
+            let state = crate::http::AppState::new(db, configs, Arc::new(SystemClock));
+            let stop = tokio_util::sync::CancellationToken::new();
+            let (local, server) =
+                crate::http::serve(addr, crate::http::api_router(state), stop.clone())
+                    .await
+                    .with_context(|| format!("cannot serve the API on --addr {addr}"))?;
+            crate::http::announce(local, &config.api);
+            tracing::info!(addr = %local, "serving the API at http://{local}/api/v1");
+            signals.received(1).await;
+            stop.cancel();
+            let _ = server.await;
             Ok(ExitCode::Ok)
         }
         Command::RunJob { name } => {
@@ -710,15 +749,19 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Config::load(&cli.config)?;
             find(&config, &name)?;
             let now = SystemClock.now();
-            let until = until.map(|u| parse_until(&u, now)).transpose()?;
+            let until = until
+                .map(|u| crate::ops::parse_until("--until", &u, now))
+                .transpose()
+                .map_err(op_error)?;
             let by = by
                 .or_else(|| std::env::var("USER").ok())
                 .filter(|s| !s.trim().is_empty())
                 .unwrap_or_else(|| "cli".to_string());
             let reason = reason.filter(|r| !r.trim().is_empty());
             let db = open_db().await?;
-            db.pause(&name, now, until, reason.as_deref(), &by)
+            crate::ops::pause(&config, &db, &name, now, until, reason.as_deref(), &by)
                 .await
+                .map_err(op_error)
                 .context("cannot record the pause")?;
             let until = until.map_or_else(
                 || "until resumed".to_string(),
@@ -732,9 +775,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Config::load(&cli.config)?;
             find(&config, &name)?;
             let db = open_db().await?;
-            if db
-                .resume(&name, SystemClock.now())
+            if crate::ops::resume(&config, &db, &name, SystemClock.now())
                 .await
+                .map_err(op_error)
                 .context("cannot end the pause")?
             {
                 println!("{name}: resumed; every worker runs its slots again within 5s");
@@ -791,16 +834,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         .or_else(|| std::env::var("USER").ok())
                         .filter(|s| !s.trim().is_empty())
                         .unwrap_or_else(|| "cli".to_string());
-                    match db.ack_alert(id, &by, now).await? {
-                        Some(a) => println!("alert {}: acknowledged by {by}: {}", a.id, a.message),
-                        None => return Err(not_changed(&db, id, "acknowledge").await),
-                    }
+                    let a = crate::ops::ack(&db, id, &by, now).await.map_err(op_error)?;
+                    println!("alert {}: acknowledged by {by}: {}", a.id, a.message);
                 }
                 AlertsCommand::Resolve { id, note } => {
-                    match db.resolve_alert_by_id(id, &note, now).await? {
-                        Some(a) => println!("alert {}: resolved: {}", a.id, a.message),
-                        None => return Err(not_changed(&db, id, "resolve").await),
-                    }
+                    let a = crate::ops::resolve(&db, id, &note, now)
+                        .await
+                        .map_err(op_error)?;
+                    println!("alert {}: resolved: {}", a.id, a.message);
                 }
             }
             Ok(ExitCode::Ok)
@@ -947,18 +988,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             show::next(spec, last_slot, SystemClock.now(), count);
             Ok(ExitCode::Ok)
         }
-    }
-}
-
-/// Why an alert could not be acknowledged or resolved.
-async fn not_changed(db: &Db, id: i64, what: &str) -> anyhow::Error {
-    match db.get_alert(id).await {
-        Ok(Some(a)) => anyhow::anyhow!("cannot {what} alert {id}: it is {}", a.status),
-        Ok(None) => UsageError(format!(
-            "no alert {id} (see `ops-worker alerts list --all`)"
-        ))
-        .into(),
-        Err(e) => e.into(),
     }
 }
 

@@ -29,6 +29,12 @@ pub fn schedule<'c>(config: &'c Config, name: &str) -> Result<&'c OnCallSchedule
 /// `--at`: RFC 3339 (`2026-11-24T10:00:00Z`, any offset) or a local time in
 /// the schedule's zone (`2026-11-24T10:00`, `2026-11-24 10:00:30`).
 pub fn parse_at(s: &str, tz: Tz) -> Result<DateTime<Utc>, UsageError> {
+    parse_time("--at", s, tz)
+}
+
+/// [`parse_at`] for the input called `param` (`--at`, `at`), which the
+/// message names.
+pub fn parse_time(param: &str, s: &str, tz: Tz) -> Result<DateTime<Utc>, UsageError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s.trim()) {
         return Ok(t.to_utc());
     }
@@ -37,7 +43,7 @@ pub fn parse_at(s: &str, tz: Tz) -> Result<DateTime<Utc>, UsageError> {
         .find_map(|f| NaiveDateTime::parse_from_str(s.trim(), f).ok())
         .ok_or_else(|| {
             UsageError(format!(
-                "--at {s:?}: expected RFC 3339 (2026-11-24T10:00:00Z) or a local time (2026-11-24T10:00)"
+                "{param} {s:?}: expected RFC 3339 (2026-11-24T10:00:00Z) or a local time (2026-11-24T10:00)"
             ))
         })?;
     tz.from_local_datetime(&local)
@@ -45,7 +51,7 @@ pub fn parse_at(s: &str, tz: Tz) -> Result<DateTime<Utc>, UsageError> {
         .map(|t| t.to_utc())
         .ok_or_else(|| {
             UsageError(format!(
-                "--at {s:?}: that local time does not exist in {tz} (a DST gap)"
+                "{param} {s:?}: that local time does not exist in {tz} (a DST gap)"
             ))
         })
 }
@@ -54,13 +60,18 @@ fn local(t: DateTime<Utc>, tz: Tz) -> String {
     t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
 }
 
+/// The whole shift `at` lies in, if the schedule has one then.
+pub fn shift_at(schedule: &OnCallSchedule, at: DateTime<Utc>) -> Option<Shift> {
+    schedule
+        .shifts(at - SHIFT_SEARCH, at + SHIFT_SEARCH)
+        .into_iter()
+        .find(|s| s.start <= at && at < s.end)
+}
+
 /// `primary (Europe/Berlin) at 2026-11-24 10:00 CET: alice, from ... to ...`
 pub fn who(name: &str, schedule: &OnCallSchedule, at: DateTime<Utc>) -> String {
     let tz = schedule.timezone();
-    let shift: Option<Shift> = schedule
-        .shifts(at - SHIFT_SEARCH, at + SHIFT_SEARCH)
-        .into_iter()
-        .find(|s| s.start <= at && at < s.end);
+    let shift = shift_at(schedule, at);
     let head = format!("{name} ({tz}) at {}", local(at, tz));
     match shift {
         Some(Shift {

@@ -196,21 +196,6 @@ pub fn run_job(name: &str, outcome: &Outcome) -> ExitCode {
     super::outcome_code(outcome)
 }
 
-#[derive(serde::Serialize)]
-struct ListRow<'a> {
-    name: &'a str,
-    kind: &'a str,
-    schedule: String,
-    timezone: String,
-    enabled: bool,
-    last_status: Option<String>,
-    last_run: Option<DateTime<Utc>>,
-    last_success: Option<DateTime<Utc>>,
-    next_fire: Option<DateTime<Utc>>,
-    /// The job's pause, if one holds now (scheduled slots are not run).
-    paused: Option<Pause>,
-}
-
 /// The PAUSED column: `until 2026-11-26 12:00:00Z (reason)`, or `until
 /// resumed (...)` for a pause with no end.
 fn paused_cell(p: Option<&Pause>) -> String {
@@ -228,38 +213,7 @@ fn paused_cell(p: Option<&Pause>) -> String {
 }
 
 pub async fn list(config: &Config, db: &Db, now: DateTime<Utc>, json: bool) -> anyhow::Result<()> {
-    let summaries = db.job_summaries().await?;
-    let last_slots = db.last_slots().await?;
-    let pauses = db.pauses().await?;
-    let rows: Vec<ListRow> = config
-        .jobs
-        .iter()
-        .map(|j| {
-            let s = summaries.iter().find(|s| s.job_name == j.name);
-            let start = Start {
-                last_slot: last_slots.get(&j.name).copied(),
-                armed_at: now,
-            };
-            ListRow {
-                name: &j.name,
-                kind: &j.kind,
-                schedule: j.schedule.to_string(),
-                timezone: j.timezone.to_string(),
-                enabled: j.enabled,
-                last_status: s.and_then(|s| s.last_status).map(|st| st.to_string()),
-                last_run: s.and_then(|s| s.last_scheduled_for),
-                last_success: s.and_then(|s| s.last_success_at),
-                next_fire: j
-                    .enabled
-                    .then(|| j.schedule.next_after(now, start.anchor()))
-                    .flatten(),
-                paused: pauses
-                    .iter()
-                    .find(|p| p.job_name == j.name && p.active(now))
-                    .cloned(),
-            }
-        })
-        .collect();
+    let rows = crate::overview::jobs(config, db, now).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
@@ -279,8 +233,8 @@ pub async fn list(config: &Config, db: &Db, now: DateTime<Utc>, json: bool) -> a
     .to_vec()];
     for r in rows {
         out.push(vec![
-            r.name.to_string(),
-            r.kind.to_string(),
+            r.name,
+            r.kind,
             r.schedule,
             r.timezone,
             r.last_status.unwrap_or_else(|| "-".into()),
@@ -486,13 +440,8 @@ pub fn workers(
     now: DateTime<Utc>,
     json: bool,
 ) -> anyhow::Result<()> {
-    use crate::heartbeat::{judge, short_hash, DEFAULT_MAX_AGE};
-    let state =
-        |w: &crate::db::Worker| match (w.stopped_at, judge(&w.id, Some(w), now, DEFAULT_MAX_AGE)) {
-            (Some(_), _) => "stopped",
-            (None, Ok(_)) => "running",
-            (None, Err(_)) => "stale",
-        };
+    use crate::heartbeat::short_hash;
+    let state = |w: &crate::db::Worker| crate::heartbeat::state(w, now);
     if json {
         let list: Vec<serde_json::Value> = workers
             .iter()

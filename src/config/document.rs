@@ -1,6 +1,6 @@
 //! The document as a whole: `${VAR}` expansion of every string, then the
 //! top-level tables (`[defaults]`, `[jobs]`, `[notify]`, `[people]`,
-//! `[oncall]`, `[maintenance]`) handed to the code that checks each.
+//! `[oncall]`, `[maintenance]`, `[api]`) handed to the code that checks each.
 
 use std::sync::Arc;
 
@@ -10,7 +10,9 @@ use toml::Spanned;
 
 use super::cx::{toml_message, valid_job_name, Cx};
 use super::job::JOB_KEYS;
-use super::{expand, keys, JobSpec, MaintenanceWindow, NotifyTarget, Person, Retention, Section};
+use super::{
+    expand, keys, ApiConfig, JobSpec, MaintenanceWindow, NotifyTarget, Person, Retention, Section,
+};
 
 /// The tables a schedule file may have.
 const TOP_LEVEL: &[&str] = &[
@@ -20,6 +22,7 @@ const TOP_LEVEL: &[&str] = &[
     "people",
     "oncall",
     "maintenance",
+    "api",
 ];
 
 /// What a schedule file declares, checked.
@@ -31,6 +34,7 @@ pub(super) struct Document {
     pub(super) oncall: Vec<(String, OnCallSchedule)>,
     pub(super) maintenance: Vec<MaintenanceWindow>,
     pub(super) default_retention: Retention,
+    pub(super) api: ApiConfig,
 }
 
 impl Cx<'_> {
@@ -54,6 +58,7 @@ impl Cx<'_> {
         let mut notify = Vec::new();
         let (mut people_table, mut oncall_table) = (None, None);
         let mut maintenance = Vec::new();
+        let mut api = ApiConfig::default();
         for (key, value) in root {
             match key.get_ref().as_ref() {
                 "defaults" => match value.into_inner() {
@@ -110,6 +115,7 @@ impl Cx<'_> {
                         "must be a table of windows: [maintenance.NAME]",
                     ),
                 },
+                "api" => api = self.api(key.span(), value.into_inner()),
                 other => {
                     let meant = keys::nearest(other, TOP_LEVEL)
                         .map_or_else(String::new, |k| format!(", did you mean {k:?}?"));
@@ -117,7 +123,7 @@ impl Cx<'_> {
                         key.span(),
                         None,
                         None,
-                        format!("unknown top-level key {other:?}{meant} (expected [defaults], [jobs.NAME], [notify.NAME], [people.NAME], [oncall.NAME] or [maintenance.NAME])"),
+                        format!("unknown top-level key {other:?}{meant} (expected [defaults], [jobs.NAME], [notify.NAME], [people.NAME], [oncall.NAME], [maintenance.NAME] or [api])"),
                     )
                 }
             }
@@ -169,6 +175,7 @@ impl Cx<'_> {
                 oncall,
                 maintenance,
                 default_retention,
+                api,
             };
         };
         if jobs.is_empty() {
@@ -207,6 +214,7 @@ impl Cx<'_> {
             oncall,
             maintenance,
             default_retention,
+            api,
         }
     }
 

@@ -8,6 +8,7 @@
 //! Every problem names the file, line, column, job (or notify target) and
 //! key. All problems of a file are reported together, one line each.
 
+mod api;
 mod channels;
 mod cx;
 mod document;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use ops_worker_jobs::oncall::OnCallSchedule;
 
+pub use api::{public_url, sha256, ApiConfig, ApiToken, Role};
 pub use channels::{EmailTarget, PagerDutyTarget, SmtpTls, PAGERDUTY_URL};
 pub use cx::line_col;
 use cx::Cx;
@@ -66,6 +68,8 @@ pub struct Config {
     /// (with its warnings about cron jobs, which depend on the date), `run`
     /// logs them when it loads the file.
     pub warnings: Vec<Problem>,
+    /// The `[api]` table: tokens and `public_url`.
+    pub api: ApiConfig,
 }
 
 impl Config {
@@ -106,6 +110,8 @@ pub enum Section {
     OnCall(String),
     /// `[maintenance.NAME]`
     Maintenance(String),
+    /// `[api.tokens.NAME]`
+    ApiToken(String),
 }
 
 impl fmt::Display for Section {
@@ -116,6 +122,7 @@ impl fmt::Display for Section {
             Section::Person(name) => write!(f, "person {name:?}"),
             Section::OnCall(name) => write!(f, "oncall {name:?}"),
             Section::Maintenance(name) => write!(f, "maintenance {name:?}"),
+            Section::ApiToken(name) => write!(f, "api token {name:?}"),
         }
     }
 }
@@ -290,6 +297,7 @@ impl Config {
             oncall,
             maintenance,
             default_retention,
+            api,
         } = cx.document(env);
         // In file order, whichever table was checked first.
         cx.problems.sort_by_key(|p| (p.line, p.column));
@@ -305,6 +313,7 @@ impl Config {
                 maintenance,
                 default_retention,
                 warnings: cx.warnings,
+                api,
             })
         } else {
             Err(ConfigError::Invalid {

@@ -74,7 +74,7 @@ impl Cx<'_> {
     }
 
     /// Deserializes a whole table, reporting serde's problems at their spans.
-    fn typed<T: for<'de> Deserialize<'de>>(
+    pub(super) fn typed<T: for<'de> Deserialize<'de>>(
         &mut self,
         section: &Section,
         name_span: Span,

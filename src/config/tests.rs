@@ -1000,3 +1000,55 @@ fn a_health_jobs_timeout_leaves_room_for_its_targets() {
     let c = parse("[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n").unwrap();
     assert_eq!(c.jobs[0].timeout, Duration::from_secs(1));
 }
+
+#[test]
+fn api_tokens_and_public_url() {
+    let job = "[jobs.a]\nkind = \"command\"\nevery = \"1m\"\ncommand = [\"true\"]\n";
+    let ok = format!(
+        "{job}[api]\npublic_url = \"https://ops.example.com/\"\n[api.tokens.grafana]\nrole = \"viewer\"\ntoken = \"${{OPS_WEBHOOK_URL}}\"\n[api.tokens.alice]\nrole = \"operator\"\nsha256 = \"{}\"\n",
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    );
+    let config = parse(&ok).unwrap();
+    assert_eq!(
+        config.api.public_url.as_deref(),
+        Some("https://ops.example.com")
+    );
+    let names: Vec<_> = config
+        .api
+        .tokens
+        .iter()
+        .map(|t| (&*t.name, t.role))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("alice", Role::Operator), ("grafana", Role::Viewer)]
+    );
+    // The token itself is kept nowhere, not even in Debug.
+    assert!(!format!("{config:?}").contains("s3cr3t"));
+
+    let bad = format!(
+        "{job}[api]\npublic_url = \"ftp://x\"\n[api.tokens.a]\nrole = \"admin\"\ntoken = \"0123456789abcdef\"\n[api.tokens.b]\nrole = \"viewer\"\ntoken = \"short\"\n[api.tokens.c]\nrole = \"viewer\"\nsha256 = \"abc\"\n[api.tokens.d]\nrole = \"viewer\"\n[api.tokens.e]\nrole = \"viewer\"\ntokn = \"0123456789abcdef\"\n"
+    );
+    let p = problems(&bad);
+    let expect = [
+        "schedules.toml:6:14: api.public_url: must be an http:// or https:// URL",
+        "schedules.toml:8:8: api token \"a\": role: unknown variant `admin`, expected `viewer` or `operator`",
+        "schedules.toml:12:9: api token \"b\": token: a token must have at least 16 characters",
+        "schedules.toml:15:10: api token \"c\": sha256: expected 64 hex digits",
+        "schedules.toml:16:13: api token \"d\": missing key \"token\"",
+        "schedules.toml:20:1: api token \"e\": unknown key \"tokn\", did you mean \"token\"?",
+    ];
+    assert_eq!(p.len(), expect.len(), "{p:#?}");
+    for (got, want) in p.iter().zip(expect) {
+        assert!(
+            got.starts_with(want),
+            "{got}\n  does not start with\n{want}"
+        );
+    }
+    // A misspelt [api] key.
+    let p = problems(&format!("{job}[api]\npublic_ur = \"https://x\"\n"));
+    assert!(
+        p[0].contains("unknown key \"public_ur\" in [api], did you mean \"public_url\"?"),
+        "{p:?}"
+    );
+}

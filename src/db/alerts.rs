@@ -342,6 +342,33 @@ impl Db {
         rows.into_iter().map(AlertRow::into_alert).collect()
     }
 
+    /// Alerts with `status` (`None`: open or acknowledged), newest first,
+    /// at most `limit`, only ids below `before` when given.
+    pub async fn alerts_by_status(
+        &self,
+        status: Option<AlertStatus>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Alert>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let rows: Vec<AlertRow> = with_conn!(self, |conn| {
+            let mut q = alerts::table
+                .select(AlertRow::as_select())
+                .order(alerts::id.desc())
+                .limit(limit.max(0))
+                .into_boxed();
+            q = match status {
+                Some(s) => q.filter(alerts::status.eq(s.as_str())),
+                None => q.filter(alerts::status.ne(AlertStatus::Resolved.as_str())),
+            };
+            if let Some(before) = before {
+                q = q.filter(alerts::id.lt(before));
+            }
+            q.load(conn).await?
+        });
+        rows.into_iter().map(AlertRow::into_alert).collect()
+    }
+
     /// Alerts opened before `end` and not resolved before `start`, by id.
     pub(super) async fn alerts_overlapping(
         &self,

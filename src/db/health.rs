@@ -241,6 +241,33 @@ impl Db {
     }
 }
 
+impl Db {
+    /// The newest `limit` checks of `service`, newest first.
+    pub async fn recent_checks(
+        &self,
+        service: &str,
+        limit: i64,
+    ) -> Result<Vec<HealthCheck>, StoreError> {
+        use diesel_async::RunQueryDsl;
+        let rows: Result<Vec<StoredCheck>, DbError> = async {
+            Ok(with_conn!(self, |conn| {
+                health_checks::table
+                    .select(StoredCheck::as_select())
+                    .filter(health_checks::service.eq(service))
+                    .order((health_checks::checked_at.desc(), health_checks::id.desc()))
+                    .limit(limit.max(0))
+                    .load(conn)
+                    .await?
+            }))
+        }
+        .await;
+        rows.map_err(store_error)?
+            .into_iter()
+            .map(HealthCheck::try_from)
+            .collect()
+    }
+}
+
 #[async_trait]
 impl HealthStore for Db {
     async fn record_health(&self, checks: &[HealthCheck]) -> Result<Vec<String>, StoreError> {

@@ -22,6 +22,7 @@ pub(crate) fn store_error(e: DbError) -> ops_worker_jobs::StoreError {
 }
 
 mod alerts;
+mod audit;
 mod health;
 mod listen;
 mod metrics;
@@ -37,15 +38,18 @@ mod text_enum;
 mod tls;
 mod workers;
 
+pub use audit::{AuditEntry, NewAuditEntry};
 pub use listen::Listener;
 pub use notifications::{
     Claimed, NewNotification, Notification, NotificationStatus, Notifications,
 };
 pub use ops_worker_jobs::store::NotificationEvent;
 pub use pauses::Pause;
+pub use reports::ReportSummary;
 pub use run_requests::{Holder, Released, RequestStatus, RunRequest, RUN_REQUESTS_CHANNEL};
 pub use runs::{
-    AbandonedRun, ExclusiveClaim, Finish, JobSummary, NewRun, RunRecord, RunStatus, Trigger,
+    AbandonedRun, ExclusiveClaim, Finish, JobSummary, NewRun, RunRecord, RunStatus, RunsQuery,
+    Trigger,
 };
 pub use text_enum::UnknownValue;
 pub use tls::{PgUrl, SslMode, TlsSettings};

@@ -42,6 +42,16 @@ impl From<ReportRow> for StoredReport {
     }
 }
 
+/// A stored report without its bodies.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReportSummary {
+    pub name: String,
+    pub period: String,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub generated_at: DateTime<Utc>,
+}
+
 impl Db {
     async fn upsert_report(
         &self,
@@ -118,6 +128,44 @@ impl Db {
             q.load(conn).await?
         });
         Ok(rows.into_iter().next().map(StoredReport::from))
+    }
+
+    /// The stored reports without their bodies, newest period first: (name,
+    /// period, period start, period end, generated at), at most `limit`.
+    pub async fn report_list(
+        &self,
+        name: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ReportSummary>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let rows: Vec<(String, String, NaiveDateTime, NaiveDateTime, NaiveDateTime)> =
+            with_conn!(self, |conn| {
+                let mut q = reports::table
+                    .select((
+                        reports::name,
+                        reports::period,
+                        reports::period_start,
+                        reports::period_end,
+                        reports::generated_at,
+                    ))
+                    .order((reports::period_start.desc(), reports::name, reports::id))
+                    .limit(limit.max(0))
+                    .into_boxed();
+                if let Some(name) = name {
+                    q = q.filter(reports::name.eq(name.to_string()));
+                }
+                q.load(conn).await?
+            });
+        Ok(rows
+            .into_iter()
+            .map(|(name, period, start, end, at)| ReportSummary {
+                name,
+                period,
+                period_start: start.and_utc(),
+                period_end: end.and_utc(),
+                generated_at: at.and_utc(),
+            })
+            .collect())
     }
 
     /// How many reports are stored for `name`: what re-running a period

@@ -165,6 +165,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        source -> Text,
+        outcome -> Text,
+        detail -> Nullable<Text>,
+    }
+}
+
 // The dead-worker check selects `job_runs` rows by a subquery on `workers`.
 diesel::allow_tables_to_appear_in_same_query!(job_runs, workers);
 // A claim of a dead worker is released by a subquery on `workers`.

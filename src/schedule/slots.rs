@@ -44,6 +44,26 @@ impl fmt::Display for Schedule {
     }
 }
 
+impl Schedule {
+    /// As the file has it: `30s` (the `every` value, normalised) or the
+    /// cron expression.
+    pub fn as_written(&self) -> String {
+        match self {
+            Schedule::Every { every } => humantime::format_duration(*every).to_string(),
+            Schedule::Cron { expr, .. } => expr.clone(),
+        }
+    }
+
+    /// For people: `every 30s`, or croner's description of the cron
+    /// expression followed by its zone (`At 02:00 AM (Europe/Berlin)`).
+    pub fn in_words(&self) -> String {
+        match self {
+            Schedule::Every { .. } => self.to_string(),
+            Schedule::Cron { cron, tz, .. } => format!("{} ({tz})", cron.describe()),
+        }
+    }
+}
+
 /// Why a cron expression was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum CronSyntaxError {

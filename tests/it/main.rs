@@ -2,6 +2,11 @@
 //! Database tests need PostgreSQL (see `helpers::pg_admin_url`).
 
 mod alerts;
+mod api;
+mod api_binary;
+mod api_input;
+mod api_reads;
+mod api_writes;
 mod channels;
 mod escalation;
 mod fixtures;

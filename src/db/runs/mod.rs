@@ -21,6 +21,7 @@
 mod lifecycle;
 mod prune;
 mod reads;
+pub use reads::RunsQuery;
 
 use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use serde::Serialize;

@@ -216,4 +216,69 @@ impl Db {
         });
         Ok(rows.into_iter().map(RunRecord::from).collect())
     }
+
+    /// One page of a job's runs, newest first (`scheduled_for` DESC, then
+    /// id DESC): those with `status` (any when `None`), scheduled in
+    /// `[since, until)`, and strictly after the `after` cursor (the
+    /// `(scheduled_for, id)` of the previous page's last run). One range
+    /// scan of `job_runs_job_newest`.
+    pub async fn runs_page(&self, q: &RunsQuery<'_>) -> Result<Vec<RunRecord>, DbError> {
+        use diesel::BoolExpressionMethods;
+        use diesel_async::RunQueryDsl;
+        let limit = q.limit.max(0);
+        let rows: Vec<Row> = with_conn!(self, |conn| {
+            let mut query = job_runs::table
+                .select(Row::as_select())
+                .filter(job_runs::job_name.eq(q.job))
+                .order((job_runs::scheduled_for.desc(), job_runs::id.desc()))
+                .limit(limit)
+                .into_boxed();
+            if let Some(status) = q.status {
+                query = query.filter(job_runs::status.eq(status));
+            }
+            if let Some(since) = q.since {
+                query = query.filter(job_runs::scheduled_for.ge(since.naive_utc()));
+            }
+            if let Some(until) = q.until {
+                query = query.filter(job_runs::scheduled_for.lt(until.naive_utc()));
+            }
+            if let Some((at, id)) = q.after {
+                let at = at.naive_utc();
+                query = query.filter(
+                    job_runs::scheduled_for
+                        .lt(at)
+                        .or(job_runs::scheduled_for.eq(at).and(job_runs::id.lt(id))),
+                );
+            }
+            query.load(conn).await?
+        });
+        Ok(rows.into_iter().map(RunRecord::from).collect())
+    }
+
+    /// The run with this id.
+    pub async fn run(&self, id: i64) -> Result<Option<RunRecord>, DbError> {
+        use diesel::OptionalExtension;
+        use diesel_async::RunQueryDsl;
+        let row: Option<Row> = with_conn!(self, |conn| {
+            job_runs::table
+                .select(Row::as_select())
+                .filter(job_runs::id.eq(id))
+                .first(conn)
+                .await
+                .optional()?
+        });
+        Ok(row.map(RunRecord::from))
+    }
+}
+
+/// What [`Db::runs_page`] selects.
+#[derive(Debug, Clone, Copy)]
+pub struct RunsQuery<'a> {
+    pub job: &'a str,
+    pub status: Option<RunStatus>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// The `(scheduled_for, id)` of the last run of the previous page.
+    pub after: Option<(DateTime<Utc>, i64)>,
+    pub limit: i64,
 }

@@ -1,0 +1,280 @@
+//! Everything ops-worker serves over HTTP, on one stack (axum on hyper):
+//! the API under `/api/v1` (`ops-worker serve`, or `run --http-addr`),
+//! `/metrics` (`run --metrics-addr`, and `--http-addr` in the daemon) and
+//! `/healthz`.
+//!
+//! Handlers are thin: they parse and authorise a request, call the
+//! functions the CLI calls (`crate::overview`, `crate::ops`, `src/db`) and
+//! map their errors to a status (`error.rs`). `auth.rs` decides who is
+//! calling, `params.rs` reads query strings, `reads.rs` and `writes.rs`
+//! hold the routes. This file owns the router, the limits every request
+//! gets (body size, time, concurrency) and the accept loop.
+//!
+//! The accept loop is hyper's connection builder rather than `axum::serve`
+//! for one setting axum does not expose: a timeout on reading request
+//! headers, so a client that sends them byte by byte cannot hold a
+//! connection open.
+
+mod auth;
+mod error;
+mod params;
+mod reads;
+mod writes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use ops_worker_jobs::Clock;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::Caller;
+pub use error::ApiError;
+
+use crate::config::{ApiConfig, Config};
+use crate::db::Db;
+use crate::telemetry::Telemetry;
+
+/// The largest request body taken (413 beyond it).
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// How long a request may take, body included (408 beyond it).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Requests handled at once; more wait (within their timeout).
+const MAX_IN_FLIGHT: usize = 64;
+/// Open connections at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 512;
+
+/// What the API's handlers share.
+pub struct Inner {
+    pub db: Db,
+    /// The running schedules.toml: in the daemon, a reload shows here.
+    configs: tokio::sync::watch::Receiver<Arc<Config>>,
+    /// Tokens and `public_url` as loaded at start: a reload does not
+    /// change who may call (removing every token of a server bound to a
+    /// public address must not open it).
+    pub api: ApiConfig,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(
+        db: Db,
+        configs: tokio::sync::watch::Receiver<Arc<Config>>,
+        clock: Arc<dyn Clock>,
+    ) -> AppState {
+        let api = configs.borrow().api.clone();
+        AppState(Arc::new(Inner {
+            db,
+            configs,
+            api,
+            clock,
+        }))
+    }
+
+    /// The schedules.toml in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.configs.borrow().clone()
+    }
+}
+
+/// Why the API cannot listen where asked.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing to serve the API on {addr} without tokens: declare [api.tokens.NAME] in schedules.toml (docs/api.md) or bind a loopback address such as 127.0.0.1:8080")]
+pub struct OpenWithoutTokens {
+    pub addr: SocketAddr,
+}
+
+/// Without tokens the API trusts every caller as an operator, so it may
+/// only listen where only this host reaches it.
+pub fn check_bind(addr: SocketAddr, api: &ApiConfig) -> Result<(), OpenWithoutTokens> {
+    if api.tokens.is_empty() && !addr.ip().is_loopback() {
+        return Err(OpenWithoutTokens { addr });
+    }
+    Ok(())
+}
+
+/// Says at start who may call: the declared tokens (by name and role), or
+/// that every request from this host is an operator.
+pub fn announce(addr: SocketAddr, api: &ApiConfig) {
+    if api.tokens.is_empty() {
+        tracing::warn!(addr = %addr, "API: no [api.tokens] in schedules.toml: listening on loopback only, where every request is an operator");
+    } else {
+        let tokens: Vec<String> = api
+            .tokens
+            .iter()
+            .map(|t| format!("{} ({:?})", t.name, t.role).to_lowercase())
+            .collect();
+        tracing::info!(addr = %addr, tokens = %tokens.join(", "), "API: bearer tokens required");
+    }
+}
+
+/// The `/api/v1` routes and `/healthz`.
+pub fn api_router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/jobs", get(reads::jobs))
+        .route("/jobs/{name}", get(reads::job))
+        .route("/jobs/{name}/runs", get(reads::job_runs))
+        .route("/jobs/{name}/pause", post(writes::pause))
+        .route("/jobs/{name}/resume", post(writes::resume))
+        .route("/runs/{id}", get(reads::run))
+        .route("/services", get(reads::services))
+        .route("/alerts", get(reads::alerts))
+        .route("/alerts/{id}", get(reads::alert))
+        .route("/alerts/{id}/ack", post(writes::ack))
+        .route("/alerts/{id}/resolve", post(writes::resolve))
+        .route("/workers", get(reads::workers))
+        .route("/reports", get(reads::reports))
+        .route("/reports/{name}/{period}", get(reads::report))
+        .route("/oncall/{schedule}", get(reads::oncall))
+        .route("/audit", get(reads::audit))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone());
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .with_state(state)
+}
+
+/// `/metrics` alone.
+pub fn metrics_router(telemetry: Arc<Telemetry>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(telemetry)
+}
+
+/// The limits every request gets, and JSON 404s for what no route takes.
+pub fn finish(router: Router) -> Router {
+    router
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            MAX_IN_FLIGHT,
+        ))
+        .layer(middleware::from_fn(timeout))
+}
+
+async fn timeout(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!(
+                "the request took longer than {}s",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route (the API is under /api/v1, see /api/v1/openapi.json)")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+/// 200 while the database answers: the compose healthcheck.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.db.workers().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => ApiError::database(&e).into_response(),
+    }
+}
+
+/// The content type of [`Telemetry::render`]'s output.
+const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+async fn metrics(State(telemetry): State<Arc<Telemetry>>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+        telemetry.render(),
+    )
+        .into_response()
+}
+
+/// Binds `addr` now (so a taken port fails start-up) and serves `router`
+/// (after [`finish`]) until `stop` fires.
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    stop: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let router = finish(router);
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    Ok((
+        local,
+        tokio::spawn(async move {
+            loop {
+                let (sock, peer) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "http: cannot accept a connection");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    },
+                    _ = stop.cancelled() => return,
+                };
+                let Ok(permit) = connections.clone().try_acquire_owned() else {
+                    // Over the limit: closed at once rather than queued.
+                    drop(sock);
+                    continue;
+                };
+                let router = router.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |mut req: Request<hyper::body::Incoming>| {
+                            req.extensions_mut()
+                                .insert(axum::extract::ConnectInfo(peer));
+                            let router = router.clone();
+                            async move {
+                                use tower::ServiceExt;
+                                router.oneshot(req.map(axum::body::Body::new)).await
+                            }
+                        },
+                    );
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
+                        .serve_connection(hyper_util::rt::TokioIo::new(sock), service);
+                    // A client that hangs up early is not worth a log line.
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+        }),
+    ))
+}

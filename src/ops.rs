@@ -1,0 +1,131 @@
+//! The operator's writes, shared by the CLI and the HTTP API: pause and
+//! resume a job, acknowledge and resolve an alert. Each checks its input,
+//! calls `src/db` and says what went wrong in a way both fronts map (the
+//! CLI to an exit code, the API to a status). No printing, no HTTP.
+
+use chrono::{DateTime, Utc};
+use ops_worker_jobs::store::Alert;
+
+use crate::config::Config;
+use crate::db::{Db, DbError, Pause};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("unknown job {0:?}")]
+    UnknownJob(String),
+    /// A parameter that does not parse or is out of range; the message
+    /// names it.
+    #[error("{0}")]
+    BadInput(String),
+    #[error("no alert {0}")]
+    NoAlert(i64),
+    /// The alert is not in a state that allows it.
+    #[error("cannot {what} alert {id}: it is {status}")]
+    AlertState {
+        what: &'static str,
+        id: i64,
+        status: String,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// `until` of a pause (`--until` for the CLI, `until` for the API, as
+/// `param` says): RFC 3339, or a humantime duration from `now`; it must lie
+/// after `now`.
+pub fn parse_until(param: &str, s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, OpError> {
+    let t = s.trim();
+    let until = match DateTime::parse_from_rfc3339(t) {
+        Ok(at) => at.to_utc(),
+        Err(rfc) => {
+            let d = humantime::parse_duration(t).map_err(|dur| {
+                OpError::BadInput(format!(
+                    "{param} {s:?}: neither an RFC 3339 time ({rfc}) nor a duration such as 2h ({dur})"
+                ))
+            })?;
+            chrono::TimeDelta::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or_else(|| OpError::BadInput(format!("{param} {s:?}: too far in the future")))?
+        }
+    };
+    if until <= now {
+        return Err(OpError::BadInput(format!(
+            "{param} {s:?} is not in the future"
+        )));
+    }
+    Ok(until)
+}
+
+/// Pauses a job of `config` from `now` (see [`Db::pause`]); the pause as
+/// stored.
+pub async fn pause(
+    config: &Config,
+    db: &Db,
+    name: &str,
+    now: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+    reason: Option<&str>,
+    by: &str,
+) -> Result<Pause, OpError> {
+    if config.job(name).is_none() {
+        return Err(OpError::UnknownJob(name.to_string()));
+    }
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    db.pause(name, now, until, reason, by).await?;
+    let pause = db
+        .pauses()
+        .await?
+        .into_iter()
+        .find(|p| p.job_name == name)
+        .unwrap_or(Pause {
+            job_name: name.to_string(),
+            paused_at: now,
+            until,
+            reason: reason.map(str::to_string),
+            paused_by: by.to_string(),
+        });
+    Ok(pause)
+}
+
+/// Ends a job's pause; `false` when it was not paused.
+pub async fn resume(
+    config: &Config,
+    db: &Db,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, OpError> {
+    if config.job(name).is_none() {
+        return Err(OpError::UnknownJob(name.to_string()));
+    }
+    Ok(db.resume(name, now).await?)
+}
+
+/// Acknowledges an open alert as `by`.
+pub async fn ack(db: &Db, id: i64, by: &str, now: DateTime<Utc>) -> Result<Alert, OpError> {
+    match db.ack_alert(id, by, now).await? {
+        Some(a) => Ok(a),
+        None => Err(not_changed(db, id, "acknowledge").await),
+    }
+}
+
+/// Resolves an active alert with `note`.
+pub async fn resolve(db: &Db, id: i64, note: &str, now: DateTime<Utc>) -> Result<Alert, OpError> {
+    match db.resolve_alert_by_id(id, note, now).await? {
+        Some(a) => Ok(a),
+        None => Err(not_changed(db, id, "resolve").await),
+    }
+}
+
+/// Why an alert could not be acknowledged or resolved.
+async fn not_changed(db: &Db, id: i64, what: &'static str) -> OpError {
+    match db.get_alert(id).await {
+        Ok(Some(a)) => OpError::AlertState {
+            what,
+            id,
+            status: a.status.to_string(),
+        },
+        Ok(None) => OpError::NoAlert(id),
+        Err(e) => e.into(),
+    }
+}
