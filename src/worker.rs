@@ -115,7 +115,8 @@ impl Daemon {
     /// it), then metrics (a taken port fails start-up, with the row marked
     /// stopped), the runs its previous process left, the heartbeat, the
     /// notification sender (before the jobs, so what they enqueue goes out
-    /// at once), and the jobs.
+    /// at once), the claimer of run requests (whose runs the drain waits
+    /// for like the jobs') and the jobs.
     async fn start(
         config: Arc<Config>,
         runner: Arc<Runner>,

@@ -7,7 +7,9 @@
 //! backends, the embedded migrations and the error type ([`DbError`]).
 //! Queries live in one file per table family (`runs/` and `run_store.rs`
 //! for `job_runs`, `health.rs`, `alerts.rs`, `notifications.rs` for the
-//! outbox); nothing outside `src/db` sees Diesel, a connection or SQL.
+//! outbox, `run_requests.rs`); `listen.rs` keeps PostgreSQL's one
+//! connection outside the pool, for `LISTEN`. Nothing outside `src/db` sees
+//! Diesel, a connection or SQL.
 
 /// Timestamps other than slots are stored to the microsecond, what
 /// PostgreSQL keeps, so a value reads back the same on both backends.

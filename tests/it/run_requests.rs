@@ -297,10 +297,46 @@ async fn two_workers_one_request_one_manual_run(db: &TestDb) {
     }
 }
 
+/// `ops-worker request-run` in `dir` (whose schedules.toml has `backup`).
+fn request_run(dir: &Path, db: &TestDb, args: &[&str]) -> (i32, String, String) {
+    let out = crate::cli::with_db(dir, db)
+        .arg("request-run")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 async fn a_request_for_an_unknown_job_finishes_with_a_reason(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("schedules.toml"), JOBS).unwrap();
+    // The CLI: no daemon yet, so nothing is stored (exit 1); a job not in
+    // schedules.toml is bad usage (exit 2).
+    let (code, _, err) = request_run(dir.path(), db, &["backup", "--by", "gina"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("error: no live worker"), "{err}");
+    let (code, _, err) = request_run(dir.path(), db, &["nope"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown job \"nope\""), "{err}");
+    assert!(db.db().pending_run_requests(10).await.unwrap().is_empty());
+
     let w = worker(dir.path(), db, JOBS, "rr-unknown", "1s");
     live_workers(db, 1).await;
+    let (code, out, err) = request_run(dir.path(), db, &["backup", "--by", "gina"]);
+    assert_eq!(code, 0, "{err}");
+    let id: i64 = out
+        .strip_prefix("backup: run request ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    request_reaches(db, id, RequestStatus::Finished, Duration::from_secs(20)).await;
+    let by_cli = run_requests::get(db.db(), id).await.unwrap().unwrap();
+    assert_eq!((by_cli.requested_by.as_str(), by_cli.error), ("gina", None));
+    assert!(by_cli.run_id.is_some());
     // The API checks the job against its config; this worker's lacks it
     // (say a reload removed it meanwhile).
     let id = run_requests::submit(db.db(), "gone", "dave").await.unwrap();
@@ -313,6 +349,7 @@ async fn a_request_for_an_unknown_job_finishes_with_a_reason(db: &TestDb) {
     );
     assert_eq!(request.run_id, None);
     assert!(db.db().history(Some("gone"), 10).await.unwrap().is_empty());
+    assert_eq!(db.db().history(Some("backup"), 10).await.unwrap().len(), 1);
     // Finished once, not picked up again.
     let again = run_requests::get(db.db(), id).await.unwrap().unwrap();
     assert_eq!(again.finished_at, request.finished_at);
