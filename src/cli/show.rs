@@ -63,10 +63,19 @@ pub fn validate(config: &Config, now: DateTime<Utc>) {
     }
     // Never the URL or headers: they may hold tokens.
     for t in &config.notify {
-        match t.webhook() {
-            Some(hook) => println!("  notify {}: webhook ({})", t.name, hook.format.as_str()),
-            None => println!("  notify {}: {}", t.name, t.kind()),
-        }
+        let how = match &t.channel {
+            crate::config::Channel::Webhook(hook) => hook.format.as_str().to_string(),
+            crate::config::Channel::Email(mail) => format!(
+                "{}:{} {}, {} recipient{}",
+                mail.host,
+                mail.port,
+                mail.tls.as_str(),
+                mail.to.len(),
+                if mail.to.len() == 1 { "" } else { "s" }
+            ),
+            crate::config::Channel::PagerDuty(_) => "events API v2".to_string(),
+        };
+        println!("  notify {}: {} ({how})", t.name, t.kind());
     }
     for p in &config.people {
         println!("  person {}: {}", p.name, p.notify.join(", "));

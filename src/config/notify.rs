@@ -1,13 +1,16 @@
 //! `[notify.NAME]` tables of schedules.toml: where notifications are sent.
 //!
 //! This file owns turning those tables into typed [`NotifyTarget`]s and the
-//! problems they can have; the sender (`src/notify`) owns delivering to them.
+//! problems they can have: the table as a whole (`type`, `timeout`, unknown
+//! keys) and the webhook type (its template checked at load, problems at
+//! the template's own line and column); `channels.rs` reads the email and
+//! PagerDuty keys. The sender (`src/notify`) owns delivering.
 //!
 //! ```toml
 //! [notify.ops-webhook]
-//! type = "webhook"                 # required; the only type so far
+//! type = "webhook"                 # required: webhook, email or pagerduty
 //! url = "${OPS_WEBHOOK_URL}"       # required; http:// or https://
-//! format = "slack"                 # "json" (default) or "slack"
+//! format = "slack"                 # "json" (default), "slack" or "template"
 //! timeout = "10s"                  # default 10s
 //! headers = { Authorization = "Bearer ${OPS_WEBHOOK_TOKEN}" }
 //! ```

@@ -150,13 +150,21 @@ fn first_use(source: &str, name: &str) -> usize {
         .map_or(0, |(i, _)| i)
 }
 
-/// A payload with every field set, for [`check`].
+/// A payload with every field set, each of the type it has in a real
+/// payload, for [`check`].
 fn sample() -> Value {
     let mut payload = Map::new();
     for name in VARIABLES {
-        if !matches!(*name, "payload" | "ack_url") {
-            payload.insert((*name).to_string(), Value::String(format!("<{name}>")));
-        }
+        let value = match *name {
+            "payload" | "ack_url" => continue,
+            "alert_id" => Value::from(42),
+            "escalation_level" | "level" | "cycle" | "cycles" => Value::from(1),
+            "levels" => Value::from(2),
+            "open_for_secs" => Value::from(300),
+            "paging" => serde_json::json!(["alice"]),
+            other => Value::String(format!("<{other}>")),
+        };
+        payload.insert((*name).to_string(), value);
     }
     context(&payload, Some("https://ops.example.com/ack"))
 }
@@ -219,6 +227,12 @@ mod tests {
         assert!(e.is_err(), "strict: {e:?}");
         check(
             "{% if acknowledged_by %}{{ acknowledged_by }}{% endif %}{{ payload | tojson }}",
+            Escape::None,
+        )
+        .unwrap();
+        // Numbers are numbers and lists are lists when it is checked.
+        check(
+            "{{ level + 1 }} of {{ levels }}: {{ paging | join(\", \") }}",
             Escape::None,
         )
         .unwrap();

@@ -260,10 +260,12 @@ async fn reminds_open_alerts_once_per_interval_until_acknowledged(db: &TestDb) {
         "ack is for open alerts"
     );
     run(&job, db, t0 + TimeDelta::minutes(190)).await;
+    let told = db.alert_notifications(id).await.unwrap();
+    assert_eq!(told.len(), 4, "no reminders once acknowledged: {told:?}");
     assert_eq!(
-        db.alert_notifications(id).await.unwrap().len(),
-        3,
-        "no reminders once acknowledged"
+        told.last().unwrap(),
+        &("acknowledged".to_string(), "ops".to_string()),
+        "ops, who heard it open, heard it acknowledged"
     );
     // Still down while acknowledged: no second alert either.
     assert_eq!(db.list_alerts(true, 10).await.unwrap().len(), 1);
