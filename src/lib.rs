@@ -19,6 +19,7 @@ pub mod ops;
 pub mod overview;
 pub mod reload;
 pub mod retention;
+pub mod run_requests;
 pub mod runner;
 pub mod schedule;
 pub mod scheduler;

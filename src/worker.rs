@@ -1,6 +1,7 @@
 //! The daemon's lifecycle (`ops-worker run`): recover from the previous
 //! process, register and heartbeat in `workers`, arm every enabled job,
-//! start the notification sender and the pruning of old runs, and on
+//! start the notification sender, the claimer of run requests and the
+//! pruning of old runs, and on
 //! SIGTERM/SIGINT drain: stop firing, let running jobs finish within the
 //! grace, interrupt the rest, write every record, give the sender a last
 //! pass, exit.
@@ -39,6 +40,9 @@ pub struct Options {
     /// Reload schedules.toml when its directory reports a change (besides
     /// SIGHUP and the periodic check, which are always on).
     pub watch_config: bool,
+    /// How often to look for run requests without a wake-up; `None`: the
+    /// backend's default (`run_requests::claimer::default_poll`).
+    pub request_poll: Option<Duration>,
 }
 
 /// Runs until the first SIGTERM or SIGINT, then drains within
@@ -86,12 +90,14 @@ impl Task {
 struct Daemon {
     runner: Arc<Runner>,
     me: Worker,
-    /// The timers, live reload, the retrier of abandoned runs and the
-    /// pruner: everything that starts runs or deletes rows. One token stops
-    /// them all; the reloader hands back the armed job loops.
+    /// The timers, live reload, the retrier of abandoned runs, the claimer
+    /// of run requests and the pruner: everything that starts runs or
+    /// deletes rows. One token stops them all; the reloader hands back the
+    /// armed job loops.
     firing: CancellationToken,
     reloader: tokio::task::JoinHandle<Armed>,
     retrier: tokio::task::JoinHandle<()>,
+    claimer: tokio::task::JoinHandle<()>,
     pruner: tokio::task::JoinHandle<()>,
     /// The runs those started.
     runs: TaskTracker,
@@ -122,6 +128,7 @@ impl Daemon {
             http_addr,
             dead_after,
             watch_config,
+            request_poll,
         } = options;
         let db = runner.recorder().db().clone();
         let clock = runner.clock().clone();
@@ -215,6 +222,18 @@ impl Daemon {
             firing.clone(),
             runs.clone(),
         ));
+        let claimer = tokio::spawn(
+            crate::run_requests::Claimer {
+                runner: runner.clone(),
+                config: running_config.subscribe(),
+                worker_id: worker_id.to_string(),
+                dead_after,
+                poll: request_poll
+                    .unwrap_or_else(|| crate::run_requests::claimer::default_poll(db.backend())),
+                runs: runs.clone(),
+            }
+            .run(firing.clone()),
+        );
         let pruner = tokio::spawn(crate::retention::run(
             db.clone(),
             running_config.subscribe(),
@@ -259,6 +278,7 @@ impl Daemon {
             firing,
             reloader,
             retrier,
+            claimer,
             pruner,
             runs,
             flusher,
@@ -279,6 +299,7 @@ impl Daemon {
             firing,
             reloader,
             retrier,
+            claimer,
             pruner,
             runs,
             flusher,
@@ -288,14 +309,17 @@ impl Daemon {
             api,
         } = self;
         tracing::info!(running = runs.len(), grace = %humantime::format_duration(grace), "shutting down: no new runs; waiting for running jobs");
-        // 1. Nothing new starts: no timer fires, no retry, no reload; a
-        //    pruning batch under way finishes (one short statement).
+        // 1. Nothing new starts: no timer fires, no retry, no reload, no
+        //    run request is claimed (one claimed but not started goes back
+        //    to pending); a pruning batch under way finishes (one short
+        //    statement).
         firing.cancel();
         runner.stop();
         if let Ok(armed) = reloader.await {
             armed.stopped().await;
         }
         let _ = retrier.await;
+        let _ = claimer.await;
         let _ = pruner.await;
         // 2. Running jobs get the grace, then are interrupted; each stops
         //    within STOP_GRACE and records itself.

@@ -121,6 +121,10 @@ pub enum Command {
         /// 127.0.0.1:8080; without [api.tokens] only a loopback address
         #[arg(long, value_name = "ADDR", value_parser = parse_http_addr)]
         http_addr: Option<std::net::SocketAddr>,
+        /// How often to look for run requests without being woken (default:
+        /// 1s on SQLite, 10s on PostgreSQL, where LISTEN/NOTIFY wakes at once)
+        #[arg(long, env = "OPS_WORKER_REQUEST_POLL", value_name = "DURATION", value_parser = parse_request_poll)]
+        request_poll: Option<Duration>,
     },
     /// Serve the HTTP API (docs/api.md) until SIGTERM or SIGINT; runs no jobs
     #[command(after_help = exit_codes!(
@@ -393,6 +397,17 @@ fn parse_dead_after(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `OPS_WORKER_REQUEST_POLL` / `--request-poll`: a duration above zero.
+fn parse_request_poll(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("OPS_WORKER_REQUEST_POLL (or --request-poll) must be above zero".to_string()),
+        Err(e) => Err(format!(
+            "OPS_WORKER_REQUEST_POLL (or --request-poll): invalid duration {s:?}: {e}"
+        )),
+    }
+}
+
 /// `METRICS_ADDR` / `--metrics-addr`: an IP and a port, or empty for off
 /// (so a compose file can pass `${METRICS_ADDR:-}`).
 #[derive(Debug, Clone, Copy)]
@@ -537,6 +552,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             dead_after,
             watch_config,
             http_addr,
+            request_poll,
         } => {
             let config = Arc::new(Config::load(&cli.config)?);
             if let Some(addr) = http_addr {
@@ -557,6 +573,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 http_addr,
                 dead_after,
                 watch_config,
+                request_poll,
             };
             crate::worker::run(config, runner, &worker_id, options, signals).await?;
             Ok(ExitCode::Ok)
@@ -624,23 +641,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     runner.stop_now();
                 }
             });
-            // A manual run's slot is the current second; when that is taken
-            // (another manual run, or the scheduled run of this very second)
-            // it runs in the next one instead of failing.
-            let mut outcome = runner
-                .run(Slot::new(&spec, clock.now(), Trigger::Manual))
+            // The first signal also ends `run_now`'s tries of later seconds.
+            let outcome = runner
+                .run_now(Slot::new(&spec, clock.now(), Trigger::Manual))
                 .await;
-            for _ in 0..3 {
-                if outcome != Outcome::Taken || signals.first().is_some() {
-                    break;
-                }
-                let next_second =
-                    crate::schedule::whole_second(clock.now()) + chrono::TimeDelta::seconds(1);
-                clock.sleep_until(next_second).await;
-                outcome = runner
-                    .run(Slot::new(&spec, next_second, Trigger::Manual))
-                    .await;
-            }
             stopping.abort();
             stop_heartbeat.cancel();
             let _ = heartbeat.await;

@@ -24,10 +24,12 @@ pub(crate) fn store_error(e: DbError) -> ops_worker_jobs::StoreError {
 mod alerts;
 mod audit;
 mod health;
+mod listen;
 mod metrics;
 mod notifications;
 mod pauses;
 mod reports;
+mod run_requests;
 mod run_store;
 mod runs;
 pub mod schema;
@@ -36,12 +38,14 @@ mod tls;
 mod workers;
 
 pub use audit::{AuditEntry, NewAuditEntry};
+pub use listen::Listener;
 pub use notifications::{
     Claimed, NewNotification, Notification, NotificationStatus, Notifications,
 };
 pub use ops_worker_jobs::store::NotificationEvent;
 pub use pauses::Pause;
 pub use reports::ReportSummary;
+pub use run_requests::{Holder, Released, RequestStatus, RunRequest, RUN_REQUESTS_CHANNEL};
 pub use runs::{
     AbandonedRun, ExclusiveClaim, Finish, JobSummary, NewRun, RunRecord, RunStatus, RunsQuery,
     Trigger,
@@ -375,6 +379,8 @@ pub struct Db {
     url: Arc<str>,
     /// SQLite: the file, for connections outside the pool (read-only queries).
     sqlite_file: Option<Arc<str>>,
+    /// PostgreSQL: how to open a connection outside the pool (`LISTEN`).
+    pg: Option<tls::PgConnector>,
 }
 
 impl fmt::Debug for Db {
@@ -440,9 +446,11 @@ impl Db {
             source,
         };
         let mut sqlite_file = None;
+        let mut pg = None;
         let pool = match url {
             DatabaseUrl::Postgres(url) => {
                 let connector = url.connector()?;
+                pg = Some(connector.clone());
                 let mut config = ManagerConfig::default();
                 config.custom_setup = Box::new(move |_url| {
                     let connector = connector.clone();
@@ -495,6 +503,7 @@ impl Db {
             pool,
             url: redacted,
             sqlite_file,
+            pg,
         })
     }
 

@@ -151,5 +151,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    run_requests (id) {
+        id -> BigInt,
+        job_name -> Text,
+        requested_by -> Text,
+        requested_at -> Timestamp,
+        status -> Text,
+        claimed_by -> Nullable<Text>,
+        claimed_at -> Nullable<Timestamp>,
+        run_id -> Nullable<BigInt>,
+        finished_at -> Nullable<Timestamp>,
+        error -> Nullable<Text>,
+    }
+}
+
 // The dead-worker check selects `job_runs` rows by a subquery on `workers`.
 diesel::allow_tables_to_appear_in_same_query!(job_runs, workers);
+// A claim of a dead worker is released by a subquery on `workers`.
+diesel::allow_tables_to_appear_in_same_query!(run_requests, workers);

@@ -389,6 +389,17 @@ impl PgConnector {
     }
 }
 
+impl PgConnector {
+    /// A connection of its own, outside the pool, `LISTEN`ing on `channel`.
+    pub(super) async fn listen(
+        &self,
+        channel: &str,
+    ) -> Result<super::listen::Listener, Box<dyn std::error::Error + Send + Sync>> {
+        let (client, connection) = self.config.connect(self.tls.clone()).await?;
+        Ok(super::listen::start(client, connection, channel).await?)
+    }
+}
+
 /// `sslmode` and `sslrootcert` as written in a URL, percent-decoded.
 #[derive(Default)]
 struct FromUrl {

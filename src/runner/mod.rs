@@ -106,6 +106,9 @@ pub struct Slot {
     /// The attempt the first claim is for: 1, or the one after an
     /// abandoned attempt.
     pub attempt: u32,
+    /// Told the id of each `job_runs` row this slot's attempts claim, as
+    /// soon as it is claimed (a run request links its run this way).
+    pub claimed: Option<tokio::sync::mpsc::UnboundedSender<i64>>,
 }
 
 impl Slot {
@@ -118,6 +121,15 @@ impl Slot {
             trigger,
             missed: 0,
             attempt: 1,
+            claimed: None,
+        }
+    }
+
+    /// This slot, telling `claimed` the id of each run it claims.
+    pub fn telling(self, claimed: tokio::sync::mpsc::UnboundedSender<i64>) -> Slot {
+        Slot {
+            claimed: Some(claimed),
+            ..self
         }
     }
 
@@ -273,6 +285,11 @@ impl Runner {
         self.stopping.cancel();
     }
 
+    /// Whether shutdown has begun ([`Runner::stop`]).
+    pub fn stopping(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
     /// The grace is over: cancel running jobs and record them `interrupted`.
     pub fn interrupt(&self) {
         self.interrupt_because(SHUTDOWN);
@@ -386,6 +403,29 @@ impl Runner {
             },
         };
         self.attempts(slot).await
+    }
+
+    /// A manual run of `slot` (trigger `manual`, its slot the current
+    /// second): when that second is taken (another manual run, or the
+    /// scheduled run of this very second) it runs in the next one instead,
+    /// up to three times, unless shutdown began.
+    pub async fn run_now(&self, slot: Slot) -> Outcome {
+        let mut outcome = self.run(slot.clone()).await;
+        for _ in 0..3 {
+            if outcome != Outcome::Taken || self.stopping.is_cancelled() {
+                break;
+            }
+            let next_second =
+                crate::schedule::whole_second(self.clock.now()) + TimeDelta::seconds(1);
+            self.clock.sleep_until(next_second).await;
+            outcome = self
+                .run(Slot {
+                    at: next_second,
+                    ..slot.clone()
+                })
+                .await;
+        }
+        outcome
     }
 
     async fn skip(&self, slot: &Slot, why: &str) -> Outcome {
@@ -503,6 +543,9 @@ impl Runner {
             );
             if let Claim::Won(id) = claim {
                 span.record("run_id", id);
+                if let Some(claimed) = &slot.claimed {
+                    let _ = claimed.send(id);
+                }
             }
             let report = self.attempt(&slot, claim, &run).instrument(span).await;
             let retry = matches!(

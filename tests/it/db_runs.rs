@@ -777,6 +777,7 @@ async fn postgres_and_sqlite_schemas_agree() {
         ("workers", 9, 0),
         ("job_pauses", 5, 0),
         ("audit_log", 8, 1),
+        ("run_requests", 10, 1),
     ] {
         let pg_columns: Vec<PgColumn> = diesel::sql_query(format!(
             "SELECT column_name::text AS name, is_nullable = 'YES' AS nullable, \

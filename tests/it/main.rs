@@ -27,6 +27,7 @@ mod first_hour;
 mod notify;
 mod outage;
 mod pause;
+mod run_requests;
 mod runner;
 mod scheduler;
 mod signals;

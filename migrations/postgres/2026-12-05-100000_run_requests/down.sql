@@ -1,0 +1,2 @@
+DROP TABLE run_requests;
+DROP FUNCTION ops_worker_run_request_notify();

@@ -1,0 +1,311 @@
+//! "Run now" through a live worker (`ops_worker::run_requests`), on both
+//! backends: no live worker refuses the request; the guarded claim lets one
+//! of many claimers win; two real `ops-worker run` processes turn one
+//! request into exactly one manual run linked to it; PostgreSQL wakes a
+//! worker by NOTIFY long before its fallback poll; a request for a job the
+//! worker does not have finishes with a reason; a claim of a dead worker
+//! goes back to pending and is run by a live one.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use chrono::Utc;
+use ops_worker::db::{Backend, Holder, RequestStatus, RunStatus, Trigger, Worker};
+use ops_worker::run_requests::{self, SubmitError};
+
+use crate::fixtures::eventually;
+use crate::helpers::TestDb;
+
+crate::backend_tests!(
+    no_live_worker_refuses_the_request,
+    one_claimer_wins_and_a_dead_workers_claim_goes_back,
+    two_workers_one_request_one_manual_run,
+    a_request_for_an_unknown_job_finishes_with_a_reason,
+);
+
+/// A daemon's row with a heartbeat at `at` (no process behind it).
+fn worker_row(id: &str, at: chrono::DateTime<Utc>) -> Worker {
+    Worker {
+        id: id.into(),
+        host: "elsewhere".into(),
+        pid: 1,
+        version: "0".into(),
+        started_at: at,
+        heartbeat_at: at,
+        config_hash: String::new(),
+        stopped_at: None,
+        config_error: None,
+    }
+}
+
+async fn no_live_worker_refuses_the_request(db: &TestDb) {
+    let db = db.db();
+    let err = run_requests::submit(db, "backup", "alice")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SubmitError::NoLiveWorker), "{err:?}");
+    assert!(err.to_string().starts_with("no live worker"), "{err}");
+
+    // A stale heartbeat, a cleanly stopped daemon and a `run-job` process
+    // are no live worker either.
+    let now = Utc::now();
+    db.register_worker(&worker_row("stale", now - chrono::Duration::seconds(60)))
+        .await
+        .unwrap();
+    db.register_worker(&worker_row("host/run-job/42", now))
+        .await
+        .unwrap();
+    db.register_worker(&worker_row("stopped", now))
+        .await
+        .unwrap();
+    db.worker_stopped("stopped", 1, now).await.unwrap();
+    let err = run_requests::submit(db, "backup", "alice")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SubmitError::NoLiveWorker), "{err:?}");
+
+    db.register_worker(&worker_row("live", now)).await.unwrap();
+    let id = run_requests::submit(db, "backup", "alice").await.unwrap();
+    let request = run_requests::get(db, id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            request.job_name.as_str(),
+            request.requested_by.as_str(),
+            request.status
+        ),
+        ("backup", "alice", RequestStatus::Pending)
+    );
+    assert_eq!((request.claimed_by, request.run_id), (None, None));
+    assert!(run_requests::get(db, id + 1).await.unwrap().is_none());
+}
+
+async fn one_claimer_wins_and_a_dead_workers_claim_goes_back(db: &TestDb) {
+    let db = db.db();
+    let now = Utc::now();
+    let id = db.insert_run_request("backup", "bob", now).await.unwrap();
+    // Sixteen concurrent claimers: exactly one wins.
+    let claims = futures::future::join_all((0..16).map(|i| {
+        let db = db.clone();
+        async move {
+            db.claim_run_request(id, &format!("w{i}"), now)
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    assert_eq!(claims.iter().filter(|won| **won).count(), 1, "{claims:?}");
+    let winner = format!("w{}", claims.iter().position(|won| *won).unwrap());
+    let request = db.run_request(id).await.unwrap().unwrap();
+    assert_eq!(request.status, RequestStatus::Claimed);
+    assert_eq!(request.claimed_by.as_deref(), Some(winner.as_str()));
+
+    // The winner's heartbeat is stale: its claim (not started) goes back.
+    db.register_worker(&worker_row(&winner, now - chrono::Duration::seconds(60)))
+        .await
+        .unwrap();
+    // A request running on a dead worker is finished with the reason.
+    let running = db.insert_run_request("report", "bob", now).await.unwrap();
+    assert!(db.claim_run_request(running, &winner, now).await.unwrap());
+    assert!(db.run_request_started(running, &winner, 7).await.unwrap());
+    let released = db
+        .release_run_requests(
+            Holder::DeadSince(now - chrono::Duration::seconds(20)),
+            now,
+            "its worker died",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (released.pending_again, released.lost),
+        (vec![id], vec![running])
+    );
+    let request = db.run_request(id).await.unwrap().unwrap();
+    assert_eq!(
+        (request.status, request.claimed_by),
+        (RequestStatus::Pending, None)
+    );
+    let lost = db.run_request(running).await.unwrap().unwrap();
+    assert_eq!(
+        (lost.status, lost.run_id, lost.error.as_deref()),
+        (RequestStatus::Finished, Some(7), Some("its worker died"))
+    );
+    // Only the claimer's own transitions apply.
+    assert!(db.claim_run_request(id, "w-live", now).await.unwrap());
+    assert!(!db.run_request_started(id, "w-other", 8).await.unwrap());
+    assert!(!db
+        .finish_run_request(id, "w-other", now, None)
+        .await
+        .unwrap());
+    assert!(db
+        .finish_run_request(id, "w-live", now, None)
+        .await
+        .unwrap());
+    assert!(!db
+        .finish_run_request(id, "w-live", now, None)
+        .await
+        .unwrap());
+}
+
+/// An `ops-worker run` daemon with `config`, polling for requests every
+/// `poll`, logging to `dir/ID.log`.
+fn worker(dir: &Path, db: &TestDb, config: &str, id: &str, poll: &str) -> Child {
+    std::fs::write(dir.join("schedules.toml"), config).unwrap();
+    crate::cli::with_db(dir, db)
+        .args(["run", "--grace", "5s", "--request-poll", poll])
+        .env("OPS_WORKER_ID", id)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(format!("{id}.log"))).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Stops `child` with SIGTERM and waits for it.
+async fn stop(mut child: Child) {
+    crate::cli::sigterm(&child);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the worker did not stop");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `n` daemons have registered a heartbeat.
+async fn live_workers(db: &TestDb, n: usize) {
+    eventually(
+        Duration::from_secs(20),
+        "the workers to register",
+        || async {
+            let since = Utc::now() - chrono::Duration::seconds(20);
+            db.db().live_workers(since).await.unwrap().len() == n
+        },
+    )
+    .await;
+}
+
+/// Waits for request `id` to reach `status`.
+async fn request_reaches(db: &TestDb, id: i64, status: RequestStatus, limit: Duration) {
+    eventually(limit, &format!("request {id} to be {status}"), || async {
+        run_requests::get(db.db(), id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+            == status
+    })
+    .await;
+}
+
+const JOBS: &str = "[jobs.backup]\nkind = \"command\"\nevery = \"1h\"\nenabled = false\ncommand = [\"sh\", \"-c\", \"sleep 1; echo saved\"]\n";
+
+/// PostgreSQL: waits until `n` connections `LISTEN` for run requests.
+async fn listeners(db: &TestDb, n: i64) {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    use diesel_async::RunQueryDsl;
+    let mut conn = db.pg_conn().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let count: Count = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+        )
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        if count.n == n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n} workers LISTEN",
+            count.n
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn two_workers_one_request_one_manual_run(db: &TestDb) {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // PostgreSQL: a fallback poll of an hour, so once both workers have
+    // made their first look, a claim can only come from the NOTIFY. SQLite
+    // polls every second.
+    let poll = match db.backend() {
+        Backend::Postgres => "1h",
+        Backend::Sqlite => "1s",
+    };
+    let workers = [
+        worker(a.path(), db, JOBS, "rr-a", poll),
+        worker(b.path(), db, JOBS, "rr-b", poll),
+    ];
+    live_workers(db, 2).await;
+    if db.backend() == Backend::Postgres {
+        listeners(db, 2).await;
+    }
+    // Two requests one after the other: the second finds both workers
+    // long past their start-up look, waiting.
+    let mut linked = Vec::new();
+    for who in ["carol", "erin"] {
+        let id = run_requests::submit(db.db(), "backup", who).await.unwrap();
+        request_reaches(db, id, RequestStatus::Running, Duration::from_secs(20)).await;
+        let running = run_requests::get(db.db(), id).await.unwrap().unwrap();
+        let run_id = running.run_id.expect("a running request shows its run");
+        request_reaches(db, id, RequestStatus::Finished, Duration::from_secs(20)).await;
+        let done = run_requests::get(db.db(), id).await.unwrap().unwrap();
+        assert_eq!((done.run_id, done.error.as_deref()), (Some(run_id), None));
+        assert_eq!(done.requested_by, who);
+        let claimer = done.claimed_by.clone().unwrap();
+        assert!(claimer == "rr-a" || claimer == "rr-b", "{claimer}");
+        linked.push((run_id, claimer));
+    }
+
+    // Give the other worker every chance to run them too, then count.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut runs = db.db().history(Some("backup"), 10).await.unwrap();
+    runs.reverse();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for (run, (run_id, claimer)) in runs.iter().zip(&linked) {
+        assert_eq!(
+            (run.id, run.trigger, run.status, run.worker_id.as_str()),
+            (
+                *run_id,
+                Trigger::Manual,
+                RunStatus::Success,
+                claimer.as_str()
+            )
+        );
+        assert_eq!(run.output.as_deref().map(str::trim), Some("saved"));
+    }
+    for w in workers {
+        stop(w).await;
+    }
+}
+
+async fn a_request_for_an_unknown_job_finishes_with_a_reason(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let w = worker(dir.path(), db, JOBS, "rr-unknown", "1s");
+    live_workers(db, 1).await;
+    // The API checks the job against its config; this worker's lacks it
+    // (say a reload removed it meanwhile).
+    let id = run_requests::submit(db.db(), "gone", "dave").await.unwrap();
+    request_reaches(db, id, RequestStatus::Finished, Duration::from_secs(20)).await;
+    let request = run_requests::get(db.db(), id).await.unwrap().unwrap();
+    let error = request.error.unwrap();
+    assert!(
+        error.contains("job \"gone\" is not in the schedules.toml"),
+        "{error}"
+    );
+    assert_eq!(request.run_id, None);
+    assert!(db.db().history(Some("gone"), 10).await.unwrap().is_empty());
+    // Finished once, not picked up again.
+    let again = run_requests::get(db.db(), id).await.unwrap().unwrap();
+    assert_eq!(again.finished_at, request.finished_at);
+    stop(w).await;
+}
