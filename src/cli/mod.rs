@@ -240,6 +240,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask the live daemons to run a job now: one of them runs it, recorded
+    /// like any other run (trigger "manual"); prints the request's id
+    #[command(after_help = exit_codes!(
+        "0  the request is stored; a live daemon runs it within a second (PostgreSQL: at once)",
+        "1  no daemon is live (no heartbeat within 20s), so nobody would run it; nothing is stored",
+        concat!(usage!(), ", a job not in schedules.toml"),
+        no_db!(),
+    ))]
+    RequestRun {
+        /// The job, a [jobs.NAME] of schedules.toml
+        name: String,
+        /// Who asks, recorded with the request (default: $USER)
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Stop running a job's scheduled slots, on every worker, until resumed
     /// or --until (manual `run-job` still runs it)
     #[command(after_help = exit_codes!(
@@ -468,10 +483,18 @@ impl Command {
             }
             | Command::Report { .. }
             | Command::Health { .. }
-            | Command::Status { .. } => Some(Open::Existing),
+            | Command::Status { .. }
+            | Command::RequestRun { .. } => Some(Open::Existing),
             Command::Validate | Command::Oncall { .. } => None,
         }
     }
+}
+
+/// Who a command acts for: `--by`, else `$USER`, else "cli".
+fn by_or_user(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok())
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "cli".to_string())
 }
 
 /// This process's worker id: `OPS_WORKER_ID`, else the host name.
@@ -662,6 +685,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => code,
             })
         }
+        Command::RequestRun { name, by } => {
+            let config = Config::load(&cli.config)?;
+            find(&config, &name)?;
+            let by = by_or_user(by);
+            let db = open_db().await?;
+            // No live daemon is exit 1, the database's errors exit 3.
+            let id = crate::run_requests::submit(&db, &name, &by).await?;
+            println!("{name}: run request {id} stored for {by}; a live daemon runs it (ops-worker history {name} shows the run)");
+            Ok(ExitCode::Ok)
+        }
         Command::Pause {
             name,
             until,
@@ -675,10 +708,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map(|u| crate::ops::parse_until("--until", &u, now))
                 .transpose()
                 .map_err(op_error)?;
-            let by = by
-                .or_else(|| std::env::var("USER").ok())
-                .filter(|s| !s.trim().is_empty())
-                .unwrap_or_else(|| "cli".to_string());
+            let by = by_or_user(by);
             let reason = reason.filter(|r| !r.trim().is_empty());
             let db = open_db().await?;
             crate::ops::pause(&config, &db, &name, now, until, reason.as_deref(), &by)
@@ -742,10 +772,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     show::alerts(&alerts, now, json)?;
                 }
                 AlertsCommand::Ack { id, by } => {
-                    let by = by
-                        .or_else(|| std::env::var("USER").ok())
-                        .filter(|s| !s.trim().is_empty())
-                        .unwrap_or_else(|| "cli".to_string());
+                    let by = by_or_user(by);
                     let a = crate::ops::ack(&db, id, &by, now).await.map_err(op_error)?;
                     println!("alert {}: acknowledged by {by}: {}", a.id, a.message);
                 }

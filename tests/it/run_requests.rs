@@ -22,6 +22,7 @@ crate::backend_tests!(
     one_claimer_wins_and_a_dead_workers_claim_goes_back,
     two_workers_one_request_one_manual_run,
     a_request_for_an_unknown_job_finishes_with_a_reason,
+    a_request_claimed_by_a_dead_worker_runs_on_a_live_one,
 );
 
 /// A daemon's row with a heartbeat at `at` (no process behind it).
@@ -152,7 +153,15 @@ async fn one_claimer_wins_and_a_dead_workers_claim_goes_back(db: &TestDb) {
 fn worker(dir: &Path, db: &TestDb, config: &str, id: &str, poll: &str) -> Child {
     std::fs::write(dir.join("schedules.toml"), config).unwrap();
     crate::cli::with_db(dir, db)
-        .args(["run", "--grace", "5s", "--request-poll", poll])
+        .args([
+            "run",
+            "--grace",
+            "5s",
+            "--dead-after",
+            "10s",
+            "--request-poll",
+            poll,
+        ])
         .env("OPS_WORKER_ID", id)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -288,10 +297,46 @@ async fn two_workers_one_request_one_manual_run(db: &TestDb) {
     }
 }
 
+/// `ops-worker request-run` in `dir` (whose schedules.toml has `backup`).
+fn request_run(dir: &Path, db: &TestDb, args: &[&str]) -> (i32, String, String) {
+    let out = crate::cli::with_db(dir, db)
+        .arg("request-run")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 async fn a_request_for_an_unknown_job_finishes_with_a_reason(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("schedules.toml"), JOBS).unwrap();
+    // The CLI: no daemon yet, so nothing is stored (exit 1); a job not in
+    // schedules.toml is bad usage (exit 2).
+    let (code, _, err) = request_run(dir.path(), db, &["backup", "--by", "gina"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("error: no live worker"), "{err}");
+    let (code, _, err) = request_run(dir.path(), db, &["nope"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown job \"nope\""), "{err}");
+    assert!(db.db().pending_run_requests(10).await.unwrap().is_empty());
+
     let w = worker(dir.path(), db, JOBS, "rr-unknown", "1s");
     live_workers(db, 1).await;
+    let (code, out, err) = request_run(dir.path(), db, &["backup", "--by", "gina"]);
+    assert_eq!(code, 0, "{err}");
+    let id: i64 = out
+        .strip_prefix("backup: run request ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    request_reaches(db, id, RequestStatus::Finished, Duration::from_secs(20)).await;
+    let by_cli = run_requests::get(db.db(), id).await.unwrap().unwrap();
+    assert_eq!((by_cli.requested_by.as_str(), by_cli.error), ("gina", None));
+    assert!(by_cli.run_id.is_some());
     // The API checks the job against its config; this worker's lacks it
     // (say a reload removed it meanwhile).
     let id = run_requests::submit(db.db(), "gone", "dave").await.unwrap();
@@ -304,8 +349,57 @@ async fn a_request_for_an_unknown_job_finishes_with_a_reason(db: &TestDb) {
     );
     assert_eq!(request.run_id, None);
     assert!(db.db().history(Some("gone"), 10).await.unwrap().is_empty());
+    assert_eq!(db.db().history(Some("backup"), 10).await.unwrap().len(), 1);
     // Finished once, not picked up again.
     let again = run_requests::get(db.db(), id).await.unwrap().unwrap();
     assert_eq!(again.finished_at, request.finished_at);
     stop(w).await;
+}
+
+async fn a_request_claimed_by_a_dead_worker_runs_on_a_live_one(db: &TestDb) {
+    // A worker claimed the request and died before its run started: its
+    // heartbeat is a minute old.
+    let now = Utc::now();
+    db.db()
+        .register_worker(&worker_row("rr-died", now - chrono::Duration::seconds(60)))
+        .await
+        .unwrap();
+    let id = db
+        .db()
+        .insert_run_request("backup", "frank", now)
+        .await
+        .unwrap();
+    assert!(db.db().claim_run_request(id, "rr-died", now).await.unwrap());
+    // PostgreSQL: with an hour's poll, only the NOTIFY of the release wakes
+    // the worker that claims it again.
+    let poll = match db.backend() {
+        Backend::Postgres => "1h",
+        Backend::Sqlite => "1s",
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let w = worker(dir.path(), db, JOBS, "rr-live", poll);
+    // After --dead-after (10s) of its own healthy looks, the live worker
+    // hands the claim back and runs it.
+    request_reaches(db, id, RequestStatus::Finished, Duration::from_secs(30)).await;
+    let request = run_requests::get(db.db(), id).await.unwrap().unwrap();
+    assert_eq!(
+        (request.claimed_by.as_deref(), request.error.as_deref()),
+        (Some("rr-live"), None)
+    );
+    let runs = db.db().history(Some("backup"), 10).await.unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (
+            Some(runs[0].id),
+            runs[0].trigger,
+            runs[0].worker_id.as_str()
+        ),
+        (request.run_id, Trigger::Manual, "rr-live")
+    );
+    stop(w).await;
+    let log = std::fs::read_to_string(dir.path().join("rr-live.log")).unwrap();
+    assert!(
+        log.contains("are pending again"),
+        "the release is logged: {log}"
+    );
 }
