@@ -33,6 +33,7 @@ const ENV: &[(&str, &str)] = &[
     ("OPS_CHAT_WEBHOOK_URL", "https://chat.example.com/hooks/ops"),
     ("ALICE_PAGER_URL", "https://pager.example.com/hooks/alice"),
     ("BOB_PAGER_URL", "https://pager.example.com/hooks/bob"),
+    ("GRAFANA_API_TOKEN", "grafana-token-0123456789"),
 ];
 
 /// The markdown files of the manual: README.md and docs/*.md.
