@@ -125,6 +125,10 @@ pub enum Command {
         /// 127.0.0.1:8080; without [api.tokens] only a loopback address
         #[arg(long, value_name = "ADDR", value_parser = parse_http_addr)]
         http_addr: Option<std::net::SocketAddr>,
+        /// How often to look for run requests without being woken (default:
+        /// 1s on SQLite, 10s on PostgreSQL, where LISTEN/NOTIFY wakes at once)
+        #[arg(long, env = "OPS_WORKER_REQUEST_POLL", value_name = "DURATION", value_parser = parse_request_poll)]
+        request_poll: Option<Duration>,
     },
     /// Serve the HTTP API (docs/api.md) until SIGTERM or SIGINT; runs no jobs
     #[command(after_help = exit_codes!(
@@ -860,10 +864,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     show::alerts(&alerts, &quiet, now, json)?;
                 }
                 AlertsCommand::Ack { id, by } => {
-                    let by = by
-                        .or_else(|| std::env::var("USER").ok())
-                        .filter(|s| !s.trim().is_empty())
-                        .unwrap_or_else(|| "cli".to_string());
+                    let by = by_or_user(by);
                     let a = crate::ops::ack(&db, id, &by, now).await.map_err(op_error)?;
                     println!("alert {}: acknowledged by {by}: {}", a.id, a.message);
                 }

@@ -16,7 +16,8 @@
 //! sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 //! ```
 //!
-//! Only the SHA-256 of a token is kept in memory: a `token` is hashed as
+//! A `token` that is empty (an unset `${VAR:-}`) declares nothing. Only
+//! the SHA-256 of a token is kept in memory: a `token` is hashed as
 //! it is read, so neither `Debug` nor an error can show it.
 
 use std::fmt;
@@ -128,6 +129,9 @@ impl Cx<'_> {
                 continue;
             };
             let digest = match (raw.token, raw.sha256) {
+                // An unset `${VAR:-}`: this token is not declared, so a
+                // shipped file can name one that only some installs set.
+                (Some(token), None) if token.trim().is_empty() => continue,
                 (Some(token), None) => {
                     if token.trim().len() < MIN_TOKEN_LEN {
                         self.problem_in(

@@ -151,6 +151,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_log (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        source -> Text,
+        outcome -> Text,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     run_requests (id) {
         id -> BigInt,
         job_name -> Text,
@@ -162,19 +175,6 @@ diesel::table! {
         run_id -> Nullable<BigInt>,
         finished_at -> Nullable<Timestamp>,
         error -> Nullable<Text>,
-    }
-}
-
-diesel::table! {
-    audit_log (id) {
-        id -> BigInt,
-        at -> Timestamp,
-        actor -> Text,
-        action -> Text,
-        target -> Text,
-        source -> Text,
-        outcome -> Text,
-        detail -> Nullable<Text>,
     }
 }
 

@@ -134,6 +134,8 @@ pub fn api_router(state: AppState) -> Router {
         .route("/jobs/{name}/runs", get(reads::job_runs))
         .route("/jobs/{name}/pause", post(writes::pause))
         .route("/jobs/{name}/resume", post(writes::resume))
+        .route("/jobs/{name}/run", post(writes::run_now))
+        .route("/run-requests/{id}", get(reads::run_request))
         .route("/runs/{id}", get(reads::run))
         .route("/services", get(reads::services))
         .route("/alerts", get(reads::alerts))

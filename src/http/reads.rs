@@ -297,3 +297,18 @@ pub async fn audit(State(s): State<AppState>, p: Params) -> ApiResult<Page<crate
         items: entries,
     }))
 }
+
+/// `GET /api/v1/run-requests/{id}`: a "run now" request, with the worker
+/// that claimed it and its run once claimed.
+pub async fn run_request(
+    State(s): State<AppState>,
+    Path(request_id): Path<String>,
+    p: Params,
+) -> ApiResult<crate::db::RunRequest> {
+    p.only(&[])?;
+    let request_id = id("id", &request_id)?;
+    crate::run_requests::get(&s.db, request_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no run request {request_id}")))
+}

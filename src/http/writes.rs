@@ -197,3 +197,41 @@ pub async fn resolve(
     })
     .await
 }
+
+/// `POST /api/v1/jobs/{name}/run`: stores a "run now" request for a live
+/// worker to claim and run (trigger `manual`, requested by the caller);
+/// 202 with the request's id, 409 when no worker is live to run it.
+pub async fn run_now(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    p: Params,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let target = format!("job:{name}");
+    audited(&s, &caller, "run", &target, async {
+        p.only(&[])?;
+        let Empty {} = body(bytes)?;
+        if s.config().job(&name).is_none() {
+            return Err(super::reads::unknown_job(&name));
+        }
+        let id = crate::run_requests::submit(&s.db, &name, &caller.name)
+            .await
+            .map_err(|e| match e {
+                crate::run_requests::SubmitError::NoLiveWorker => {
+                    ApiError::new(StatusCode::CONFLICT, "no_live_worker", e.to_string())
+                }
+                crate::run_requests::SubmitError::Db(db) => ApiError::database(&db),
+            })?;
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "id": id,
+                "job": name,
+                "status": "pending",
+                "url": format!("/api/v1/run-requests/{id}"),
+            })),
+        ))
+    })
+    .await
+}

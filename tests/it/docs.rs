@@ -43,6 +43,7 @@ const ENV: &[(&str, &str)] = &[
     ),
     ("TEAMS_WEBHOOK_URL", "https://teams.example.com/workflows/1"),
     ("TELEGRAM_BOT_TOKEN", "123456:telegram"),
+    ("GRAFANA_API_TOKEN", "grafana-token-0123456789"),
 ];
 
 /// The markdown files of the manual: README.md and docs/*.md.

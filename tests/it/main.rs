@@ -6,6 +6,7 @@ mod api;
 mod api_binary;
 mod api_input;
 mod api_reads;
+mod api_run_now;
 mod api_writes;
 mod channels;
 mod escalation;
