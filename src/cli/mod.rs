@@ -117,10 +117,6 @@ pub enum Command {
             value_parser = clap::builder::BoolishValueParser::new()
         )]
         watch_config: bool,
-        /// How often to look for run requests without being woken (default:
-        /// 1s on SQLite, 10s on PostgreSQL, where LISTEN/NOTIFY wakes at once)
-        #[arg(long, env = "OPS_WORKER_REQUEST_POLL", value_name = "DURATION", value_parser = parse_request_poll)]
-        request_poll: Option<Duration>,
         /// Also serve the HTTP API (and /metrics) at ADDR, e.g.
         /// 127.0.0.1:8080; without [api.tokens] only a loopback address
         #[arg(long, value_name = "ADDR", value_parser = parse_http_addr)]
