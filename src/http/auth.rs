@@ -55,8 +55,36 @@ pub fn find_token<'t>(tokens: &'t [ApiToken], presented: &str) -> Option<&'t Api
     found
 }
 
+/// Whether a write comes from a page of another site, as browsers say:
+/// `Sec-Fetch-Site` (sent by every current browser), else an `Origin` whose
+/// host and port differ from the request's `Host`. A browser sends a form's
+/// or a script's cross-site POST with the user's network position (the
+/// loopback mode below has no token to withhold), so such writes are
+/// refused; clients that are not browsers send neither header.
+fn cross_site(req: &Request) -> bool {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    match (header("origin"), header("host")) {
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_none_or(|(_, authority)| !authority.eq_ignore_ascii_case(host)),
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
 /// Middleware of every `/api/v1` route.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    if !req.method().is_safe() && cross_site(&req) {
+        return ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "cross_site",
+            "cross-site write refused (Origin / Sec-Fetch-Site): call the API from a client, not from another site's page",
+        )
+        .into_response();
+    }
     let source = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -12,6 +12,7 @@ use crate::helpers::TestDb;
 crate::backend_tests!(
     every_write_needs_an_operator_token_and_is_audited,
     without_tokens_every_request_is_a_local_operator,
+    cross_site_writes_are_refused,
 );
 
 async fn open_alert(db: &TestDb, subject: &str) -> i64 {
@@ -155,4 +156,52 @@ async fn without_tokens_every_request_is_a_local_operator(db: &TestDb) {
     let log = audit(&api).await;
     assert_eq!(log.len(), 2);
     assert_eq!(log[0]["actor"], "local");
+}
+
+/// A page of another site may make the operator's browser POST to the
+/// loopback API, which has no token to withhold: such writes get 403 and
+/// are not carried out; the same request from the API's own origin, or from a
+/// client that sends no Origin, goes through.
+async fn cross_site_writes_are_refused(db: &TestDb) {
+    let api = Api::start(db, CONFIG).await;
+    let http = ops_worker_jobs::health::http_client();
+    let post = |headers: &[(&str, &str)]| {
+        let mut req = http.post(format!("{}/api/v1/jobs/backup/resume", api.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send()
+    };
+    for headers in [
+        vec![("origin", "https://evil.example")],
+        vec![("origin", "null")],
+        vec![("sec-fetch-site", "cross-site")],
+        vec![
+            ("sec-fetch-site", "same-site"),
+            ("origin", api.base.as_str()),
+        ],
+    ] {
+        let r = post(&headers).await.unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{headers:?}");
+        let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert_eq!(body["error"], "cross_site", "{headers:?}");
+    }
+    assert!(audit(&api).await.is_empty(), "refused before any write");
+    // Reads stay open to any page's GET (they change nothing).
+    let r = http
+        .get(format!("{}/api/v1/jobs", api.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    for headers in [
+        vec![("origin", api.base.as_str())],
+        vec![("sec-fetch-site", "same-origin")],
+        vec![],
+    ] {
+        let r = post(&headers).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{headers:?}");
+    }
+    assert_eq!(audit(&api).await.len(), 3);
 }
