@@ -194,7 +194,7 @@ async fn timeout(req: Request, next: Next) -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("no such route (the API is under /api/v1, see /api/v1/openapi.json)")
+    ApiError::not_found("no such route (the API is under /api/v1; its routes are in docs/api.md)")
 }
 
 async fn method_not_allowed() -> ApiError {
