@@ -1,10 +1,11 @@
 //! The operator's writes, shared by the CLI and the HTTP API: pause and
-//! resume a job, acknowledge and resolve an alert. Each checks its input,
+//! resume a job, acknowledge and resolve an alert, add and remove a
+//! silence. Each checks its input,
 //! calls `src/db` and says what went wrong in a way both fronts map (the
 //! CLI to an exit code, the API to a status). No printing, no HTTP.
 
 use chrono::{DateTime, Utc};
-use ops_worker_jobs::store::Alert;
+use ops_worker_jobs::store::{Alert, Silence};
 
 use crate::config::Config;
 use crate::db::{Db, DbError, Pause};
@@ -17,8 +18,17 @@ pub enum OpError {
     /// names it.
     #[error("{0}")]
     BadInput(String),
+    /// A field of the request that is not valid: `--FIELD` for the CLI,
+    /// `FIELD` of the API's body.
+    #[error("{field}: {message}")]
+    BadField {
+        field: &'static str,
+        message: String,
+    },
     #[error("no alert {0}")]
     NoAlert(i64),
+    #[error("no silence {0}")]
+    NoSilence(i64),
     /// The alert is not in a state that allows it.
     #[error("cannot {what} alert {id}: it is {status}")]
     AlertState {
@@ -127,5 +137,71 @@ async fn not_changed(db: &Db, id: i64, what: &'static str) -> OpError {
         },
         Ok(None) => OpError::NoAlert(id),
         Err(e) => e.into(),
+    }
+}
+
+/// When a new silence ends: `--for` / `for` (a duration from now) or the
+/// API's `until` (RFC 3339 or a duration, as [`parse_until`] reads it).
+#[derive(Debug, Clone, Copy)]
+pub enum SilenceEnd<'a> {
+    For(&'a str),
+    Until(&'a str),
+}
+
+/// `for` of a silence: a humantime duration of more than 0s.
+fn parse_silence_for(s: &str) -> Result<chrono::Duration, OpError> {
+    let bad = |message: String| OpError::BadField {
+        field: "for",
+        message,
+    };
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        bad(format!(
+            "invalid duration {s:?}: {e} (examples: 30m, 2h, 1h 30m)"
+        ))
+    })?;
+    if d.is_zero() {
+        return Err(bad("must be more than 0s".into()));
+    }
+    chrono::Duration::from_std(d)
+        .ok()
+        .filter(|d| *d < chrono::Duration::days(365 * 100))
+        .ok_or_else(|| bad(format!("{s:?} is too long")))
+}
+
+/// Silences the alerts matching `pattern` from `now` until `end`, as `by`
+/// (`ops-worker silence add`, `POST /api/v1/silences`). The input is
+/// checked in the order the CLI shows its flags: match, for, reason.
+pub async fn add_silence(
+    db: &Db,
+    pattern: &str,
+    end: SilenceEnd<'_>,
+    reason: &str,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Silence, OpError> {
+    ops_worker_jobs::silence::check_glob(pattern).map_err(|message| OpError::BadField {
+        field: "match",
+        message,
+    })?;
+    let until = match end {
+        SilenceEnd::For(s) => now + parse_silence_for(s)?,
+        SilenceEnd::Until(s) => parse_until("until", s, now)?,
+    };
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(OpError::BadField {
+            field: "reason",
+            message: "say why, such as \"db upgrade\"".into(),
+        });
+    }
+    Ok(db.add_silence(pattern, now, until, reason, by).await?)
+}
+
+/// Removes silence `id`: its alerts open, remind and escalate again.
+pub async fn remove_silence(db: &Db, id: i64) -> Result<(), OpError> {
+    if db.remove_silence(id).await? {
+        Ok(())
+    } else {
+        Err(OpError::NoSilence(id))
     }
 }

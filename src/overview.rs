@@ -11,7 +11,7 @@ use crate::db::{Db, DbError, JobSummary, Pause};
 use crate::scheduler::Start;
 
 /// One job as `list` and the API show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobOverview {
     pub name: String,
     pub kind: String,

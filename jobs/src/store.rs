@@ -18,6 +18,7 @@ use serde::Serialize;
 pub struct StoreError(pub String);
 
 /// A service's state as one check saw it.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
@@ -61,6 +62,7 @@ impl std::str::FromStr for HealthStatus {
 }
 
 /// One poll of one target.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HealthCheck {
     /// The target's `name`: the service.
@@ -76,6 +78,7 @@ pub struct HealthCheck {
 }
 
 /// The latest state of a service: what a dashboard reads (`service_health`).
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceHealth {
     pub service: String,
@@ -112,6 +115,7 @@ macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
@@ -156,6 +160,7 @@ text_enum!(
 );
 
 /// One row of `alerts`.
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Alert {
     pub id: i64,
@@ -290,6 +295,7 @@ pub trait AlertStore: Send + Sync {
 /// An ad-hoc silence (`ops-worker silence add`): alerts whose fingerprint
 /// matches `pattern` are silenced over `[starts_at, ends_at)` (see
 /// [`crate::silence`]).
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Silence {
     pub id: i64,

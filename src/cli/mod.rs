@@ -583,29 +583,17 @@ async fn connect_db(open: Option<Open>) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// `silence add --for`: a humantime duration of more than 0s, parsed here
-/// (not by clap) so a bad one is a one-line error.
-fn parse_silence_for(s: &str) -> anyhow::Result<chrono::Duration> {
-    let d = humantime::parse_duration(s.trim()).map_err(|e| {
-        UsageError(format!(
-            "--for: invalid duration {s:?}: {e} (examples: 30m, 2h, 1h 30m)"
-        ))
-    })?;
-    if d.is_zero() {
-        return Err(UsageError("--for: must be more than 0s".into()).into());
-    }
-    chrono::Duration::from_std(d)
-        .ok()
-        .filter(|d| *d < chrono::Duration::days(365 * 100))
-        .ok_or_else(|| UsageError(format!("--for: {s:?} is too long")).into())
-}
-
 /// An [`OpError`](crate::ops::OpError) as the CLI reports it: bad input
 /// and unknown names are usage errors (exit 2), the rest exit 1 or 3.
 fn op_error(e: crate::ops::OpError) -> anyhow::Error {
     use crate::ops::OpError;
     match e {
         OpError::BadInput(m) => UsageError(m).into(),
+        OpError::BadField { .. } => UsageError(format!("--{e}")).into(),
+        OpError::NoSilence(id) => UsageError(format!(
+            "no silence {id} (see `ops-worker silence list --all`)"
+        ))
+        .into(),
         OpError::NoAlert(id) => UsageError(format!(
             "no alert {id} (see `ops-worker alerts list --all`)"
         ))
@@ -883,24 +871,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     reason,
                     by,
                 } => {
-                    ops_worker_jobs::silence::check_glob(&pattern)
-                        .map_err(|msg| UsageError(format!("--match: {msg}")))?;
-                    let length = parse_silence_for(&duration)?;
-                    if reason.trim().is_empty() {
-                        return Err(UsageError(
-                            "--reason: say why, e.g. --reason \"db upgrade\"".into(),
-                        )
-                        .into());
-                    }
                     let by = by
                         .or_else(|| std::env::var("USER").ok())
                         .filter(|s| !s.trim().is_empty())
                         .unwrap_or_else(|| "cli".to_string());
-                    let until = now + length;
-                    let s = db
-                        .add_silence(&pattern, now, until, reason.trim(), &by)
-                        .await
-                        .context("cannot record the silence")?;
+                    let s = crate::ops::add_silence(
+                        &db,
+                        &pattern,
+                        crate::ops::SilenceEnd::For(&duration),
+                        &reason,
+                        &by,
+                        now,
+                    )
+                    .await
+                    .map_err(op_error)?;
                     println!(
                         "silence {}: {} silenced by {by} until {}; every worker honours it from its next alerts or escalation run",
                         s.id,
@@ -916,16 +900,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     show::silences(&silences, now, json)?;
                 }
                 SilenceCommand::Remove { id } => {
-                    if !db
-                        .remove_silence(id)
+                    crate::ops::remove_silence(&db, id)
                         .await
-                        .context("cannot remove the silence")?
-                    {
-                        return Err(UsageError(format!(
-                            "no silence {id} (see `ops-worker silence list --all`)"
-                        ))
-                        .into());
-                    }
+                        .map_err(op_error)?;
                     println!("silence {id}: removed; its alerts open, remind and escalate again");
                 }
             }

@@ -38,11 +38,12 @@ impl NewAuditEntry {
 }
 
 /// One row of `audit_log`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = audit_log)]
 pub struct AuditEntry {
     pub id: i64,
     #[serde(serialize_with = "utc")]
+    #[schema(value_type = chrono::DateTime<chrono::Utc>)]
     pub at: NaiveDateTime,
     pub actor: String,
     pub action: String,

@@ -16,7 +16,7 @@ use super::{micros, with_conn, Db, DbError};
 
 /// A job's pause: its slots in `[paused_at, until)` are not run and do not
 /// count as missed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Pause {
     pub job_name: String,
     pub paused_at: DateTime<Utc>,

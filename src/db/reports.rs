@@ -43,7 +43,7 @@ impl From<ReportRow> for StoredReport {
 }
 
 /// A stored report without its bodies.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ReportSummary {
     pub name: String,
     pub period: String,

@@ -43,7 +43,7 @@ text_enum! {
 }
 
 /// One "run now" request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RunRequest {
     pub id: i64,
     pub job_name: String,

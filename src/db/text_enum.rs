@@ -29,6 +29,7 @@ macro_rules! text_enum {
             Eq,
             Hash,
             serde::Serialize,
+            utoipa::ToSchema,
             diesel::expression::AsExpression,
             diesel::deserialize::FromSqlRow,
         )]

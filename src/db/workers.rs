@@ -16,7 +16,7 @@ use super::schema::workers;
 use super::{micros, with_conn, Db, DbError};
 
 /// One worker process, as registered and last heard of.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Worker {
     /// `OPS_WORKER_ID`, default the host name.
     pub id: String,

@@ -17,9 +17,14 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error (schema `Error` of the OpenAPI document).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    /// A stable code: `bad_parameter`, `unauthorized`, `forbidden`,
+    /// `cross_site`, `not_found`, `conflict`, `invalid_body`, ...
     error: &'a str,
+    /// One line for a person, naming the parameter or field at fault.
     message: &'a str,
 }
 
@@ -76,7 +81,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&Body {
+        let body = serde_json::to_vec(&ErrorBody {
             error: self.code,
             message: &self.message,
         })
@@ -97,8 +102,13 @@ impl IntoResponse for ApiError {
 impl From<OpError> for ApiError {
     fn from(e: OpError) -> Self {
         match &e {
-            OpError::UnknownJob(_) | OpError::NoAlert(_) => ApiError::not_found(e.to_string()),
+            OpError::UnknownJob(_) | OpError::NoAlert(_) | OpError::NoSilence(_) => {
+                ApiError::not_found(e.to_string())
+            }
             OpError::BadInput(m) => ApiError::new(StatusCode::BAD_REQUEST, "bad_parameter", m),
+            OpError::BadField { .. } => {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_parameter", e.to_string())
+            }
             OpError::AlertState { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }

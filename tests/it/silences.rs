@@ -400,7 +400,7 @@ async fn silence_commands_add_list_remove_and_reject_bad_input(db: &TestDb) {
         ),
         (
             vec!["--match", "job:*", "--for", "1h", "--reason", " "],
-            "error: --reason: say why, e.g. --reason \"db upgrade\"",
+            "error: --reason: say why, such as \"db upgrade\"",
         ),
     ] {
         let out = ops(&[&["silence", "add"], &args[..]].concat());

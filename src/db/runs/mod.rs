@@ -112,7 +112,7 @@ pub struct Finish {
 }
 
 /// One row of `job_runs`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RunRecord {
     pub id: i64,
     pub job_name: String,
