@@ -20,12 +20,12 @@ pub struct ApiError {
 /// The body of every error (schema `Error` of the OpenAPI document).
 #[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = Error)]
-pub struct ErrorBody<'a> {
+pub struct ErrorBody {
     /// A stable code: `bad_parameter`, `unauthorized`, `forbidden`,
     /// `cross_site`, `not_found`, `conflict`, `invalid_body`, ...
-    error: &'a str,
+    error: String,
     /// One line for a person, naming the parameter or field at fault.
-    message: &'a str,
+    message: String,
 }
 
 impl ApiError {
@@ -82,8 +82,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&ErrorBody {
-            error: self.code,
-            message: &self.message,
+            error: self.code.to_string(),
+            message: self.message,
         })
         .unwrap_or_default();
         let mut resp = (self.status, body).into_response();

@@ -6,9 +6,11 @@
 //! Handlers are thin: they parse and authorise a request, call the
 //! functions the CLI calls (`crate::overview`, `crate::ops`, `src/db`) and
 //! map their errors to a status (`error.rs`). `auth.rs` decides who is
-//! calling, `params.rs` reads query strings, `reads.rs` and `writes.rs`
-//! hold the routes. This file owns the router, the limits every request
-//! gets (body size, time, concurrency) and the accept loop.
+//! calling, `params.rs` reads query strings, `reads.rs`, `writes.rs` and
+//! `silences.rs` hold the routes, `openapi.rs` their OpenAPI document. This
+//! file owns the router (the `/api/v1` routes in one list, [`API_ROUTES`]),
+//! the limits every request gets (body size, time, concurrency) and the
+//! accept loop.
 //!
 //! The accept loop is hyper's connection builder rather than `axum::serve`
 //! for one setting axum does not expose: a timeout on reading request
@@ -17,8 +19,10 @@
 
 mod auth;
 mod error;
+mod openapi;
 mod params;
 mod reads;
+mod silences;
 mod writes;
 
 use std::net::SocketAddr;
@@ -29,7 +33,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use ops_worker_jobs::Clock;
 use tokio_util::sync::CancellationToken;
@@ -126,27 +130,48 @@ pub fn announce(addr: SocketAddr, api: &ApiConfig) {
     }
 }
 
+/// Declares the `/api/v1` routes once: [`API_ROUTES`] names them and
+/// `api_v1_routes` serves them, so the test of the OpenAPI document can
+/// check that it describes exactly what is served.
+macro_rules! api_v1 {
+    ($($method:ident $path:literal => $handler:path,)+) => {
+        /// Every `/api/v1` route, as (method, path under `/api/v1`).
+        pub const API_ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path),)+];
+
+        fn api_v1_routes(router: Router<AppState>) -> Router<AppState> {
+            router$(.route($path, axum::routing::$method($handler)))+
+        }
+    };
+}
+
+api_v1! {
+    get "/openapi.json" => openapi::openapi,
+    get "/jobs" => reads::jobs,
+    get "/jobs/{name}" => reads::job,
+    get "/jobs/{name}/runs" => reads::job_runs,
+    post "/jobs/{name}/pause" => writes::pause,
+    post "/jobs/{name}/resume" => writes::resume,
+    post "/jobs/{name}/run" => writes::run_now,
+    get "/run-requests/{id}" => reads::run_request,
+    get "/runs/{id}" => reads::run,
+    get "/services" => reads::services,
+    get "/alerts" => reads::alerts,
+    get "/alerts/{id}" => reads::alert,
+    post "/alerts/{id}/ack" => writes::ack,
+    post "/alerts/{id}/resolve" => writes::resolve,
+    get "/workers" => reads::workers,
+    get "/reports" => reads::reports,
+    get "/reports/{name}/{period}" => reads::report,
+    get "/oncall/{schedule}" => reads::oncall,
+    get "/audit" => reads::audit,
+    get "/silences" => silences::list,
+    post "/silences" => silences::add,
+    delete "/silences/{id}" => silences::remove,
+}
+
 /// The `/api/v1` routes and `/healthz`.
 pub fn api_router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/jobs", get(reads::jobs))
-        .route("/jobs/{name}", get(reads::job))
-        .route("/jobs/{name}/runs", get(reads::job_runs))
-        .route("/jobs/{name}/pause", post(writes::pause))
-        .route("/jobs/{name}/resume", post(writes::resume))
-        .route("/jobs/{name}/run", post(writes::run_now))
-        .route("/run-requests/{id}", get(reads::run_request))
-        .route("/runs/{id}", get(reads::run))
-        .route("/services", get(reads::services))
-        .route("/alerts", get(reads::alerts))
-        .route("/alerts/{id}", get(reads::alert))
-        .route("/alerts/{id}/ack", post(writes::ack))
-        .route("/alerts/{id}/resolve", post(writes::resolve))
-        .route("/workers", get(reads::workers))
-        .route("/reports", get(reads::reports))
-        .route("/reports/{name}/{period}", get(reads::report))
-        .route("/oncall/{schedule}", get(reads::oncall))
-        .route("/audit", get(reads::audit))
+    let api = api_v1_routes(Router::new())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -194,7 +219,7 @@ async fn timeout(req: Request, next: Next) -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found("no such route (the API is under /api/v1; its routes are in docs/api.md)")
+    ApiError::not_found("no such route (the API is under /api/v1; its routes are in /api/v1/openapi.json and docs/api.md)")
 }
 
 async fn method_not_allowed() -> ApiError {

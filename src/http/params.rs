@@ -78,6 +78,16 @@ impl Params {
         }
     }
 
+    /// `true` or `false`, or `default` when absent.
+    pub fn bool(&self, name: &str, default: bool) -> Result<bool, ApiError> {
+        match self.str(name).map(str::trim) {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(_) => Err(ApiError::bad_param(name, "expected true or false")),
+        }
+    }
+
     /// An RFC 3339 time.
     pub fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         self.str(name)

@@ -1,7 +1,9 @@
 //! The API's writes (operator role only): pause and resume a job,
 //! acknowledge and resolve an alert. Each is recorded in `audit_log`
 //! whatever its outcome (a viewer's attempt as `forbidden`), then carried
-//! out by the same `crate::ops` functions the CLI calls.
+//! out by the same `crate::ops` functions the CLI calls. Each handler
+//! carries its OpenAPI description; the statuses every write shares (401,
+//! 403, 413, 415, 422) are added by `openapi.rs`.
 
 use std::future::Future;
 
@@ -11,11 +13,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::params::{id, Params};
 use super::AppState;
 use crate::db::NewAuditEntry;
@@ -57,7 +59,7 @@ pub(super) async fn audited<T>(
 }
 
 /// A JSON body of `T`, where an empty body means `T::default()`.
-fn body<T: DeserializeOwned + Default>(
+pub(super) fn body<T: DeserializeOwned + Default>(
     bytes: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
     let bytes = bytes.map_err(|r| {
@@ -85,7 +87,7 @@ fn body<T: DeserializeOwned + Default>(
         .map_err(ApiError::from)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PauseBody {
     /// RFC 3339, or a duration from now such as `2h`; absent: until resumed.
@@ -94,6 +96,12 @@ pub struct PauseBody {
 }
 
 /// `POST /api/v1/jobs/{name}/pause` `{"until": "2h", "reason": "..."}`.
+#[utoipa::path(post, path = "/api/v1/jobs/{name}/pause", tag = "jobs",
+    params(("name" = String, Path, description = "The job's name in schedules.toml")),
+    request_body(content = Option<PauseBody>, description = "Optional; an empty body pauses until resumed"),
+    responses(
+        (status = 200, description = "The job's pause as stored", body = crate::db::Pause),
+        (status = 404, description = "No such job", body = ErrorBody)))]
 pub async fn pause(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -126,20 +134,36 @@ pub async fn pause(
     .await
 }
 
+/// What `resume` did.
+#[derive(Serialize, ToSchema)]
+pub struct Resumed {
+    pub job: String,
+    /// False when the job was not paused.
+    pub resumed: bool,
+}
+
 /// `POST /api/v1/jobs/{name}/resume`.
+#[utoipa::path(post, path = "/api/v1/jobs/{name}/resume", tag = "jobs",
+    params(("name" = String, Path, description = "The job's name in schedules.toml")),
+    responses(
+        (status = 200, description = "The pause ended (or there was none)", body = Resumed),
+        (status = 404, description = "No such job", body = ErrorBody)))]
 pub async fn resume(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     p: Params,
     bytes: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Resumed>, ApiError> {
     let target = format!("job:{name}");
     audited(&s, &caller, "resume", &target, async {
         p.only(&[])?;
         let Empty {} = body(bytes)?;
         let resumed = crate::ops::resume(&s.config(), &s.db, &name, s.clock.now()).await?;
-        Ok(Json(json!({"job": name, "resumed": resumed})))
+        Ok(Json(Resumed {
+            job: name.clone(),
+            resumed,
+        }))
     })
     .await
 }
@@ -150,6 +174,12 @@ pub struct Empty {}
 
 /// `POST /api/v1/alerts/{id}/ack`: acknowledged by the caller (the token's
 /// name).
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id", minimum = 1)),
+    responses(
+        (status = 200, description = "The alert, acknowledged", body = ops_worker_jobs::store::Alert),
+        (status = 404, description = "No such alert", body = ErrorBody),
+        (status = 409, description = "The alert is not open (already acknowledged or resolved)", body = ErrorBody)))]
 pub async fn ack(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -168,7 +198,7 @@ pub async fn ack(
     .await
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveBody {
     /// Why; stored with the alert and sent with the resolution.
@@ -176,6 +206,13 @@ pub struct ResolveBody {
 }
 
 /// `POST /api/v1/alerts/{id}/resolve` `{"note": "..."}`.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id", minimum = 1)),
+    request_body(content = Option<ResolveBody>, description = "Optional"),
+    responses(
+        (status = 200, description = "The alert, resolved", body = ops_worker_jobs::store::Alert),
+        (status = 404, description = "No such alert", body = ErrorBody),
+        (status = 409, description = "The alert is already resolved", body = ErrorBody)))]
 pub async fn resolve(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -201,13 +238,19 @@ pub async fn resolve(
 /// `POST /api/v1/jobs/{name}/run`: stores a "run now" request for a live
 /// worker to claim and run (trigger `manual`, requested by the caller);
 /// 202 with the request's id, 409 when no worker is live to run it.
+#[utoipa::path(post, path = "/api/v1/jobs/{name}/run", tag = "jobs",
+    params(("name" = String, Path, description = "The job's name in schedules.toml")),
+    responses(
+        (status = 202, description = "Stored for a live worker to run; follow `url`", body = RunNowAccepted),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "No live worker to run it (`no_live_worker`)", body = ErrorBody)))]
 pub async fn run_now(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     p: Params,
     bytes: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RunNowAccepted>), ApiError> {
     let target = format!("job:{name}");
     audited(&s, &caller, "run", &target, async {
         p.only(&[])?;
@@ -225,13 +268,24 @@ pub async fn run_now(
             })?;
         Ok((
             StatusCode::ACCEPTED,
-            Json(json!({
-                "id": id,
-                "job": name,
-                "status": "pending",
-                "url": format!("/api/v1/run-requests/{id}"),
-            })),
+            Json(RunNowAccepted {
+                id,
+                job: name.clone(),
+                status: "pending".to_string(),
+                url: format!("/api/v1/run-requests/{id}"),
+            }),
         ))
     })
     .await
+}
+
+/// A stored "run now" request.
+#[derive(Serialize, ToSchema)]
+pub struct RunNowAccepted {
+    pub id: i64,
+    pub job: String,
+    /// `pending` until a worker claims it.
+    pub status: String,
+    /// Where to follow it: `/api/v1/run-requests/{id}`.
+    pub url: String,
 }
