@@ -1,0 +1,198 @@
+//! `GET /api/v1/openapi.json` through real HTTP on both backends: the
+//! document parses, describes exactly the routes the router serves
+//! (`ops_worker::http::API_ROUTES`, the one list the router is built from),
+//! every write declares the bearer scheme, every path parameter is
+//! declared and every `$ref` resolves.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::api::{error_code, tokens, Api, CONFIG, OPERATOR, VIEWER};
+use crate::helpers::TestDb;
+
+crate::backend_tests!(
+    the_document_describes_exactly_the_routes_served,
+    the_document_is_behind_the_token_like_every_read,
+);
+
+const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
+
+/// `path` with each `{param}` replaced by a value no route knows, so a
+/// request reaches the handler (and gets its 404 or 400) without
+/// changing anything.
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if seg.starts_with('{') {
+                if seg == "{id}" {
+                    "987654321"
+                } else {
+                    "no-such-thing"
+                }
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Every `$ref` in `v`.
+fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) => out.push(r),
+                    _ => refs(v, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+async fn the_document_describes_exactly_the_routes_served(db: &TestDb) {
+    let api = Api::start(db, &format!("{CONFIG}{}", tokens())).await;
+    let r = api.get("/api/v1/openapi.json", Some(VIEWER)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.content_type.starts_with("application/json"), "{r:?}");
+    let doc = &r.json;
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "not an OpenAPI 3 document: {doc}"
+    );
+
+    // The document's operations and the router's routes are the same set.
+    let paths = doc["paths"].as_object().expect("paths");
+    let documented: BTreeSet<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            METHODS
+                .iter()
+                .filter(|m| item.get(**m).is_some())
+                .map(move |m| (m.to_string(), path.clone()))
+        })
+        .collect();
+    let served: BTreeSet<(String, String)> = ops_worker::http::API_ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), format!("/api/v1{p}")))
+        .collect();
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    let not_served: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        undocumented.is_empty() && not_served.is_empty(),
+        "served without documentation: {undocumented:?}; documented but not served: {not_served:?}"
+    );
+    assert!(served.contains(&("delete".into(), "/api/v1/silences/{id}".into())));
+
+    // The router really serves each of them: none gets the fallback's
+    // "no such route" or a 405.
+    for (method, path) in &served {
+        let r = api
+            .send(
+                &method.to_uppercase(),
+                &concrete(path),
+                Some(OPERATOR),
+                None,
+            )
+            .await;
+        assert_ne!(r.status, 405, "{method} {path}: {r:?}");
+        let message = r.json["message"].as_str().unwrap_or("");
+        assert!(
+            !message.starts_with("no such route"),
+            "{method} {path} is not served: {r:?}"
+        );
+    }
+    // ... which a route that does not exist does get, pointing here.
+    let r = api.get("/api/v1/no-such-route", Some(OPERATOR)).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(error_code(&r), "not_found");
+    let message = r.json["message"].as_str().unwrap();
+    assert!(message.contains("/api/v1/openapi.json"), "{message}");
+    assert!(message.contains("docs/api.md"), "{message}");
+
+    // The bearer scheme, declared and required by every write (and read).
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["type"], "http", "{scheme}");
+    assert_eq!(scheme["scheme"], "bearer", "{scheme}");
+    for (method, path) in &documented {
+        let op = &paths[path][method];
+        let security = op["security"].as_array().cloned().unwrap_or_default();
+        assert!(
+            security.iter().any(|s| s.get("bearer").is_some()),
+            "{method} {path} does not declare the bearer scheme: {op}"
+        );
+        let responses = op["responses"].as_object().expect("responses");
+        for status in ["400", "401"] {
+            assert!(
+                responses.contains_key(status),
+                "{method} {path} has no {status}"
+            );
+        }
+        if method != "get" {
+            assert!(
+                responses.contains_key("403"),
+                "{method} {path}: a write without 403"
+            );
+            assert!(
+                responses.contains_key("422"),
+                "{method} {path}: a write without 422"
+            );
+        }
+        // Every `{param}` of the path is declared as a path parameter.
+        let declared: BTreeSet<&str> = op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["in"] == "path")
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        let in_path: BTreeSet<&str> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        assert_eq!(declared, in_path, "{method} {path}: path parameters");
+    }
+    // The error body, as every error is sent.
+    let error = &doc["components"]["schemas"]["Error"];
+    assert_eq!(
+        error["required"],
+        serde_json::json!(["error", "message"]),
+        "{error}"
+    );
+
+    // Every reference resolves.
+    let mut all = Vec::new();
+    refs(doc, &mut all);
+    assert!(!all.is_empty());
+    for r in all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected $ref {r}"));
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "$ref {r} does not resolve"
+        );
+    }
+}
+
+async fn the_document_is_behind_the_token_like_every_read(db: &TestDb) {
+    let api = Api::start(db, &format!("{CONFIG}{}", tokens())).await;
+    for token in [None, Some("not-a-token-of-this-api")] {
+        let r = api.get("/api/v1/openapi.json", token).await;
+        assert_eq!(r.status, 401, "{token:?}: {r:?}");
+        assert_eq!(error_code(&r), "unauthorized");
+    }
+    let viewer = api.get("/api/v1/openapi.json", Some(VIEWER)).await;
+    let operator = api.get("/api/v1/openapi.json", Some(OPERATOR)).await;
+    assert_eq!((viewer.status, operator.status), (200, 200));
+    assert_eq!(viewer.json, operator.json);
+    let r = api
+        .get("/api/v1/openapi.json?format=yaml", Some(VIEWER))
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(error_code(&r), "bad_parameter");
+}
