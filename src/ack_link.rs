@@ -136,6 +136,15 @@ impl AckLinks {
         }
     }
 
+    /// [`AckLinks::from_env`] with the process environment, said at start
+    /// ([`AckLinks::announce`]): what `run` and `serve` use.
+    pub fn for_process(api: &ApiConfig) -> Result<Option<std::sync::Arc<AckLinks>>, SetupError> {
+        let env = |name: &str| std::env::var(name).ok();
+        let links = AckLinks::from_env(api, &env)?;
+        AckLinks::announce(links.as_ref(), api, &env);
+        Ok(links.map(std::sync::Arc::new))
+    }
+
     /// Logs at start whether messages carry acknowledge links, and why not
     /// when only half of what they need is set.
     pub fn announce(
