@@ -8,6 +8,7 @@
 //! `cli` is a thin front over all of them. `schedule` is the leaf every
 //! other module asks about slots.
 
+pub mod ack_link;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -43,6 +43,9 @@ pub struct Options {
     /// How often to look for run requests without a wake-up; `None`: the
     /// backend's default (`run_requests::claimer::default_poll`).
     pub request_poll: Option<Duration>,
+    /// Makes the acknowledge links the sender puts in messages and checks
+    /// them at `/ack/{token}` on `http_addr`; `None`: links are off.
+    pub ack_links: Option<Arc<crate::ack_link::AckLinks>>,
 }
 
 /// Runs until the first SIGTERM or SIGINT, then drains within
@@ -130,6 +133,7 @@ impl Daemon {
             dead_after,
             watch_config,
             request_poll,
+            ack_links,
         } = options;
         let db = runner.recorder().db().clone();
         let clock = runner.clock().clone();
@@ -155,7 +159,8 @@ impl Daemon {
                     db.clone(),
                     running_config.subscribe(),
                     clock.clone(),
-                );
+                )
+                .with_ack_links(ack_links.clone());
                 let router = crate::http::api_router(state)
                     .merge(crate::http::metrics_router(runner.telemetry().clone()));
                 let task =
@@ -204,12 +209,15 @@ impl Daemon {
             let recorder = runner.recorder().clone();
             tokio::spawn(async move { recorder.flush_loop().await })
         };
-        let sender = Arc::new(Sender::new(
-            db.clone(),
-            &config.notify,
-            crate::notify::webhook::client(),
-            clock.clone(),
-        ));
+        let sender = Arc::new(
+            Sender::new(
+                db.clone(),
+                &config.notify,
+                crate::notify::webhook::client(),
+                clock.clone(),
+            )
+            .with_ack_links(ack_links),
+        );
         let sending = {
             let sender = sender.clone();
             Task::spawn(|stop| async move { sender.run(stop).await })

@@ -648,6 +648,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::http::check_bind(addr, &config.api)
                     .map_err(|e| UsageError(e.to_string()))?;
             }
+            let ack_links = crate::ack_link::AckLinks::for_process(&config.api)
+                .map_err(|e| UsageError(e.to_string()))?;
             let db = open_db().await?;
             let worker_id = worker_id();
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -663,6 +665,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 dead_after,
                 watch_config,
                 request_poll,
+                ack_links,
             };
             crate::worker::run(config, runner, &worker_id, options, signals).await?;
             Ok(ExitCode::Ok)
@@ -670,11 +673,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { addr } => {
             let config = Arc::new(Config::load(&cli.config)?);
             crate::http::check_bind(addr, &config.api).map_err(|e| UsageError(e.to_string()))?;
+            let ack_links = crate::ack_link::AckLinks::for_process(&config.api)
+                .map_err(|e| UsageError(e.to_string()))?;
             let signals = crate::signals::Signals::listen()?;
             let db = open_db().await?;
             // No sender: the config of a serving process changes only by restart.
             let (_keep, configs) = tokio::sync::watch::channel(config.clone());
-            let state = crate::http::AppState::new(db, configs, Arc::new(SystemClock));
+            let state = crate::http::AppState::new(db, configs, Arc::new(SystemClock))
+                .with_ack_links(ack_links);
             let stop = tokio_util::sync::CancellationToken::new();
             let (local, server) =
                 crate::http::serve(addr, crate::http::api_router(state), stop.clone())

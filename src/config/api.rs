@@ -1,11 +1,12 @@
 //! The `[api]` table of schedules.toml: who may use the HTTP API
 //! (`[api.tokens.NAME]`) and the address acknowledge links point at
-//! (`public_url`). This file owns reading and checking them; `src/http`
+//! (`public_url`, `ack_link_ttl`). This file owns reading and checking them; `src/http`
 //! owns using them.
 //!
 //! ```toml
 //! [api]
 //! public_url = "https://ops.example.com"   # optional; OPS_WORKER_PUBLIC_URL overrides
+//! ack_link_ttl = "24h"                      # optional; how long acknowledge links last
 //!
 //! [api.tokens.grafana]
 //! role = "viewer"                # "viewer" (reads) or "operator" (reads and writes)
@@ -29,7 +30,7 @@ use super::cx::Span;
 use super::{keys, Cx, Section};
 
 /// The keys of `[api]`.
-const KEYS: &[&str] = &["public_url", "tokens"];
+const KEYS: &[&str] = &["public_url", "ack_link_ttl", "tokens"];
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -67,6 +68,9 @@ pub struct ApiConfig {
     pub tokens: Vec<ApiToken>,
     /// `public_url`, without a trailing `/`.
     pub public_url: Option<String>,
+    /// `ack_link_ttl`: how long an acknowledge link is valid (default
+    /// `crate::ack_link::DEFAULT_TTL`).
+    pub ack_link_ttl: Option<std::time::Duration>,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +100,20 @@ impl Cx<'_> {
                             Err(msg) => {
                                 self.problem(value.span(), None, Some("api.public_url"), msg)
                             }
+                        }
+                    }
+                }
+                "ack_link_ttl" => {
+                    if let Some(d) = self.duration(None, "api.ack_link_ttl", &value) {
+                        if d.is_zero() {
+                            self.problem(
+                                value.span(),
+                                None,
+                                Some("api.ack_link_ttl"),
+                                "must be longer than 0s",
+                            );
+                        } else {
+                            api.ack_link_ttl = Some(d);
                         }
                     }
                 }

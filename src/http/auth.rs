@@ -61,8 +61,8 @@ pub fn find_token<'t>(tokens: &'t [ApiToken], presented: &str) -> Option<&'t Api
 /// or a script's cross-site POST with the user's network position (the
 /// loopback mode below has no token to withhold), so such writes are
 /// refused; clients that are not browsers send neither header.
-fn cross_site(req: &Request) -> bool {
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+pub(super) fn cross_site(headers: &axum::http::HeaderMap) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = header("sec-fetch-site") {
         return !matches!(site, "same-origin" | "none");
     }
@@ -77,7 +77,7 @@ fn cross_site(req: &Request) -> bool {
 
 /// Middleware of every `/api/v1` route.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    if !req.method().is_safe() && cross_site(&req) {
+    if !req.method().is_safe() && cross_site(req.headers()) {
         return ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
             "cross_site",

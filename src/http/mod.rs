@@ -7,16 +7,17 @@
 //! functions the CLI calls (`crate::overview`, `crate::ops`, `src/db`) and
 //! map their errors to a status (`error.rs`). `auth.rs` decides who is
 //! calling, `params.rs` reads query strings, `reads.rs`, `writes.rs` and
-//! `silences.rs` hold the routes, `openapi.rs` their OpenAPI document. This
-//! file owns the router (the `/api/v1` routes in one list, [`API_ROUTES`]),
-//! the limits every request gets (body size, time, concurrency) and the
-//! accept loop.
+//! `silences.rs` hold the routes, `openapi.rs` their OpenAPI document,
+//! `ack.rs` the acknowledge links' pages. This file owns the router (the
+//! `/api/v1` routes in one list, [`API_ROUTES`]), the limits every request
+//! gets (body size, time, concurrency) and the accept loop.
 //!
 //! The accept loop is hyper's connection builder rather than `axum::serve`
 //! for one setting axum does not expose: a timeout on reading request
 //! headers, so a client that sends them byte by byte cannot hold a
 //! connection open.
 
+mod ack;
 mod auth;
 mod error;
 mod openapi;
@@ -41,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 pub use auth::Caller;
 pub use error::ApiError;
 
+use crate::ack_link::AckLinks;
 use crate::config::{ApiConfig, Config};
 use crate::db::Db;
 use crate::telemetry::Telemetry;
@@ -57,6 +59,7 @@ const MAX_IN_FLIGHT: usize = 64;
 const MAX_CONNECTIONS: usize = 512;
 
 /// What the API's handlers share.
+#[derive(Clone)]
 pub struct Inner {
     pub db: Db,
     /// The running schedules.toml: in the daemon, a reload shows here.
@@ -66,6 +69,9 @@ pub struct Inner {
     /// public address must not open it).
     pub api: ApiConfig,
     pub clock: Arc<dyn Clock>,
+    /// Checks the acknowledge links of `/ack/{token}`; `None`: links are
+    /// off and every one is refused.
+    pub ack_links: Option<Arc<AckLinks>>,
 }
 
 #[derive(Clone)]
@@ -90,7 +96,15 @@ impl AppState {
             configs,
             api,
             clock,
+            ack_links: None,
         }))
+    }
+
+    /// Serves `/ack/{token}` with `links` (made at start, like `api`).
+    pub fn with_ack_links(self, links: Option<Arc<AckLinks>>) -> AppState {
+        let mut inner = Arc::unwrap_or_clone(self.0);
+        inner.ack_links = links;
+        AppState(Arc::new(inner))
     }
 
     /// The schedules.toml in force now.
@@ -169,7 +183,7 @@ api_v1! {
     delete "/silences/{id}" => silences::remove,
 }
 
-/// The `/api/v1` routes and `/healthz`.
+/// The `/api/v1` routes, `/healthz` and the acknowledge links' `/ack/{token}`.
 pub fn api_router(state: AppState) -> Router {
     let api = api_v1_routes(Router::new())
         .route_layer(middleware::from_fn_with_state(
@@ -181,6 +195,7 @@ pub fn api_router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
+        .route("/ack/{token}", get(ack::page).post(ack::confirm))
         .with_state(state)
 }
 

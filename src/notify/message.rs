@@ -35,10 +35,11 @@ pub struct Message {
     /// The one-line human summary the payload carries.
     pub text: Option<String>,
     pub acknowledged_by: Option<String>,
-    /// The one-click acknowledge link. `None` until the API's signed links
-    /// are wired in.
+    /// The one-click acknowledge link for this message's recipient, when
+    /// acknowledge links are on (see [`Message::set_ack_url`]).
     pub ack_url: Option<String>,
-    /// The payload as stored (a `json` webhook sends it byte for byte).
+    /// The payload as stored (a `json` webhook sends it byte for byte), or
+    /// as [`Message::set_ack_url`] changed it.
     pub raw: String,
     pub payload: Map<String, Value>,
 }
@@ -70,6 +71,42 @@ impl Message {
             raw: row.payload.clone(),
             payload,
         })
+    }
+
+    /// Whether the message asks its reader to act on an open alert, so it
+    /// carries an acknowledge link when links are on: `opened`, `reminder`
+    /// and `escalated`.
+    pub fn asks_to_acknowledge(&self) -> bool {
+        self.alert_id.is_some()
+            && matches!(self.event.as_str(), "opened" | "reminder" | "escalated")
+    }
+
+    /// Puts the acknowledge link `url` in the message as every channel
+    /// sends it: `ack_url` (templates, email, PagerDuty's `links`), the
+    /// payload's `ack_url`, and its `text`, which says `Acknowledge: URL`
+    /// instead of the CLI command (`ack_command`), or at its end when it
+    /// named none. The outbox row keeps the payload without the link:
+    /// the link is made at send time, from the secret, and the stored
+    /// payload is shown by the API.
+    pub fn set_ack_url(&mut self, url: String) {
+        let said = format!("Acknowledge: {url}");
+        let text = match (
+            &self.text,
+            self.payload.get("ack_command").and_then(Value::as_str),
+        ) {
+            (Some(text), Some(cli)) if text.contains(&format!("Acknowledge: {cli}")) => {
+                text.replace(&format!("Acknowledge: {cli}"), &said)
+            }
+            (Some(text), _) => format!("{} {said}", text.trim_end()),
+            (None, _) => said,
+        };
+        self.payload
+            .insert("text".into(), Value::from(text.clone()));
+        self.payload
+            .insert("ack_url".into(), Value::from(url.clone()));
+        self.raw = Value::Object(self.payload.clone()).to_string();
+        self.text = Some(text);
+        self.ack_url = Some(url);
     }
 
     /// The summary, or what stands in for it.

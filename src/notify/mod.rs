@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use message::{Message, RenderError};
 
+use crate::ack_link::AckLinks;
 use crate::config::{Channel, NotifyTarget};
 use crate::db::{Claimed, Db, DbError, Notification};
 
@@ -132,6 +133,9 @@ pub struct Sender {
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    /// Puts a signed acknowledge link in the messages that ask someone to
+    /// act, when `public_url` and `OPS_WORKER_SECRET` are set.
+    ack_links: Option<Arc<AckLinks>>,
 }
 
 /// How one attempt went wrong, in a short line without secrets.
@@ -180,7 +184,14 @@ impl Sender {
             http,
             clock,
             wake: Arc::new(Notify::new()),
+            ack_links: None,
         }
+    }
+
+    /// Messages about open alerts carry acknowledge links made by `links`.
+    pub fn with_ack_links(mut self, links: Option<Arc<AckLinks>>) -> Sender {
+        self.ack_links = links;
+        self
     }
 
     /// The `[notify.NAME]` tables of a reloaded schedule file.
@@ -341,10 +352,23 @@ impl Sender {
         Ok(pass)
     }
 
+    /// The message every channel renders for `row`: its payload, with the
+    /// acknowledge link for the row's target when links are on (the same
+    /// link on every attempt: it expires a TTL after the row was enqueued).
+    fn message(&self, row: &Notification) -> Result<Message, RenderError> {
+        let mut message = Message::from_row(row)?;
+        if let (Some(links), Some(alert_id)) = (&self.ack_links, message.alert_id) {
+            if message.asks_to_acknowledge() {
+                message.set_ack_url(links.url(alert_id, &row.target, row.created_at));
+            }
+        }
+        Ok(message)
+    }
+
     /// One delivery attempt of `row` to `target`: the one place that
     /// chooses a channel.
     async fn attempt(&self, target: &NotifyTarget, row: &Notification) -> Attempt {
-        let message = match Message::from_row(row) {
+        let message = match self.message(row) {
             Ok(m) => m,
             Err(e) => return Attempt::Failed(Failure::permanent(e.to_string())),
         };
