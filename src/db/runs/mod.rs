@@ -142,6 +142,9 @@ pub struct JobSummary {
     pub last_finished_at: Option<DateTime<Utc>>,
     /// `finished_at` of the newest successful run.
     pub last_success_at: Option<DateTime<Utc>>,
+    /// The newest slot run by the schedule or catch-up (any status): the
+    /// anchor of the job's slot grid (see [`Db::last_slots`]).
+    pub last_slot: Option<DateTime<Utc>>,
 }
 
 fn whole_seconds(t: DateTime<Utc>) -> NaiveDateTime {

@@ -29,7 +29,7 @@ macro_rules! failure_statuses {
 /// the rows older than the cutoff (ids start at 1), and the (keep_last + 1)-th
 /// newest row. One range of `job_runs_job_newest`, read from the old end, so
 /// a call costs about what it deletes however long the history. Unfinished
-/// rows, the newest success (partial index `job_runs_job_last_success`) and
+/// rows, the newest success (`job_runs_job_status`) and
 /// the newest failure (`job_runs_job_last_failure`) are never among them;
 /// `COALESCE(.., 0)` because `id <> NULL` would match nothing.
 macro_rules! prunable_runs_sql {

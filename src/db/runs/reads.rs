@@ -69,6 +69,8 @@ struct SummaryRow {
     finished_at: Option<NaiveDateTime>,
     #[diesel(sql_type = Nullable<Timestamp>)]
     last_success_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    last_slot: Option<NaiveDateTime>,
 }
 
 /// The distinct job names, found by hopping along the `(job_name, ...)`
@@ -90,41 +92,40 @@ WITH RECURSIVE jobs (job_name) AS (
     };
 }
 
-/// Per job, the newest slot run by the schedule or catch-up: one probe of
-/// `job_runs_job_newest` per job, which stops at the first such row.
-const LAST_SLOTS_SQL: &str = concat!(
-    jobs_cte!(),
-    "
-SELECT jobs.job_name,
-       (SELECT r.scheduled_for FROM job_runs r
-        WHERE r.job_name = jobs.job_name AND r.\"trigger\" IN ('schedule', 'catch_up')
-        ORDER BY r.scheduled_for DESC LIMIT 1) AS last_slot
-FROM jobs
-WHERE jobs.job_name IS NOT NULL"
-);
-
-/// Per job, its newest run and its newest success, in one statement: one
-/// probe of `job_runs_job_newest` and one of the partial
-/// `job_runs_job_last_success` per job. 'success' is a literal so
-/// PostgreSQL can match that partial index.
-const JOB_SUMMARIES_SQL: &str = concat!(
-    jobs_cte!(),
-    ",
-latest (job_name, latest_id, last_success_at) AS (
-    SELECT jobs.job_name,
-           (SELECT r.id FROM job_runs r
-            WHERE r.job_name = jobs.job_name
-            ORDER BY r.scheduled_for DESC, r.id DESC LIMIT 1),
-           (SELECT r.finished_at FROM job_runs r
-            WHERE r.job_name = jobs.job_name AND r.status = 'success'
-            ORDER BY r.scheduled_for DESC, r.id DESC LIMIT 1)
-    FROM jobs
-    WHERE jobs.job_name IS NOT NULL
+/// Per job, its newest run (by `scheduled_for`, then id), the `finished_at`
+/// of its newest success and its newest slot run by the schedule or
+/// catch-up, in one statement. The recursive part hops from job to job along
+/// `job_runs_job_newest` (a "loose index scan" that lands on each job's
+/// newest row, one probe per job) carrying that row's id. The newest run is
+/// most often a scheduled success, which then is the other two answers too;
+/// only otherwise a `CASE` probes `job_runs_job_status` or
+/// `job_runs_job_newest` once more. 'success' is a literal so PostgreSQL can
+/// plan for it. At 1,000 jobs and 1,000,000 rows this is a third of the time
+/// of one probe per job per answer (docs/performance.md, "API").
+const JOB_SUMMARIES_SQL: &str = "\
+WITH RECURSIVE latest (id) AS (
+    SELECT (SELECT r.id FROM job_runs r
+            ORDER BY r.job_name, r.scheduled_for DESC, r.id DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT r.id FROM job_runs r
+            WHERE r.job_name > (SELECT p.job_name FROM job_runs p WHERE p.id = latest.id)
+            ORDER BY r.job_name, r.scheduled_for DESC, r.id DESC LIMIT 1)
+    FROM latest
+    WHERE latest.id IS NOT NULL
 )
-SELECT latest.job_name, r.status, r.scheduled_for, r.finished_at, latest.last_success_at
+SELECT r.job_name, r.status, r.scheduled_for, r.finished_at,
+       CASE WHEN r.status = 'success' THEN r.finished_at
+            ELSE (SELECT s.finished_at FROM job_runs s
+                  WHERE s.job_name = r.job_name AND s.status = 'success'
+                  ORDER BY s.scheduled_for DESC, s.id DESC LIMIT 1)
+       END AS last_success_at,
+       CASE WHEN r.\"trigger\" IN ('schedule', 'catch_up') THEN r.scheduled_for
+            ELSE (SELECT t.scheduled_for FROM job_runs t
+                  WHERE t.job_name = r.job_name AND t.\"trigger\" IN ('schedule', 'catch_up')
+                  ORDER BY t.scheduled_for DESC, t.id DESC LIMIT 1)
+       END AS last_slot
 FROM latest
-JOIN job_runs r ON r.id = latest.latest_id"
-);
+JOIN job_runs r ON r.id = latest.id";
 
 /// Every job name in `job_runs`.
 const JOB_NAMES_SQL: &str = concat!(
@@ -133,32 +134,23 @@ const JOB_NAMES_SQL: &str = concat!(
 SELECT job_name FROM jobs WHERE job_name IS NOT NULL"
 );
 
-#[derive(QueryableByName)]
-struct LastSlotRow {
-    #[diesel(sql_type = Text)]
-    job_name: String,
-    #[diesel(sql_type = Nullable<Timestamp>)]
-    last_slot: Option<NaiveDateTime>,
-}
-
 impl Db {
     /// The latest `scheduled_for` per job among runs triggered by the
     /// schedule or by catch-up (any status): the anchor of each job's slot
-    /// grid. Manual runs and retries do not move it. One statement.
+    /// grid. Manual runs and retries do not move it. One statement (that of
+    /// [`Db::job_summaries`]).
     pub async fn last_slots(&self) -> Result<HashMap<String, DateTime<Utc>>, DbError> {
-        use diesel_async::RunQueryDsl;
-        let rows: Vec<LastSlotRow> = with_conn!(self, |conn| {
-            diesel::sql_query(LAST_SLOTS_SQL).load(conn).await?
-        });
-        Ok(rows
+        Ok(self
+            .job_summaries()
+            .await?
             .into_iter()
-            .filter_map(|r| Some((r.job_name, r.last_slot?.and_utc())))
+            .filter_map(|s| Some((s.job_name, s.last_slot?)))
             .collect())
     }
 
     /// Per job that has runs, sorted by name: its newest run (by
-    /// `scheduled_for`, then id) and the `finished_at` of its newest success.
-    /// One statement.
+    /// `scheduled_for`, then id), the `finished_at` of its newest success
+    /// and its newest slot run by the schedule or catch-up. One statement.
     pub async fn job_summaries(&self) -> Result<Vec<JobSummary>, DbError> {
         use diesel_async::RunQueryDsl;
         let rows: Vec<SummaryRow> = with_conn!(self, |conn| {
@@ -172,6 +164,7 @@ impl Db {
                 last_scheduled_for: Some(r.scheduled_for.and_utc()),
                 last_finished_at: r.finished_at.map(|t| t.and_utc()),
                 last_success_at: r.last_success_at.map(|t| t.and_utc()),
+                last_slot: r.last_slot.map(|t| t.and_utc()),
             })
             .collect();
         // In Rust, not SQL: PostgreSQL would sort by its locale's collation,
@@ -221,7 +214,8 @@ impl Db {
     /// id DESC): those with `status` (any when `None`), scheduled in
     /// `[since, until)`, and strictly after the `after` cursor (the
     /// `(scheduled_for, id)` of the previous page's last run). One range
-    /// scan of `job_runs_job_newest`.
+    /// scan of `job_runs_job_newest`, or of `job_runs_job_status` with a
+    /// status.
     pub async fn runs_page(&self, q: &RunsQuery<'_>) -> Result<Vec<RunRecord>, DbError> {
         use diesel::BoolExpressionMethods;
         use diesel_async::RunQueryDsl;
@@ -244,7 +238,11 @@ impl Db {
             }
             if let Some((at, id)) = q.after {
                 let at = at.naive_utc();
-                query = query.filter(
+                // `<= at` is implied by the `OR`, but only a bound of its
+                // own starts the index scan at the cursor: with the `OR`
+                // alone a deep page read every newer row of the job first
+                // (53 ms 100,000 rows down, docs/performance.md).
+                query = query.filter(job_runs::scheduled_for.le(at)).filter(
                     job_runs::scheduled_for
                         .lt(at)
                         .or(job_runs::scheduled_for.eq(at).and(job_runs::id.lt(id))),
