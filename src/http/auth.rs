@@ -61,7 +61,7 @@ pub fn find_token<'t>(tokens: &'t [ApiToken], presented: &str) -> Option<&'t Api
 /// or a script's cross-site POST with the user's network position (the
 /// loopback mode below has no token to withhold), so such writes are
 /// refused; clients that are not browsers send neither header.
-fn cross_site(req: &Request) -> bool {
+pub(super) fn cross_site(req: &Request) -> bool {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = header("sec-fetch-site") {
         return !matches!(site, "same-origin" | "none");

@@ -16,6 +16,7 @@
 //! connection open.
 
 mod auth;
+mod console;
 mod error;
 mod params;
 mod reads;
@@ -156,6 +157,7 @@ pub fn api_router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
+        .merge(console::router(state.clone()))
         .with_state(state)
 }
 
