@@ -19,6 +19,18 @@ use super::notifications::Outbox;
 use super::schema::{alerts, notifications};
 use super::{micros, store_error, with_conn, Db, DbError, NewNotification};
 
+/// A notification about an alert and how far its delivery got.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AlertDelivery {
+    pub event: String,
+    pub target: String,
+    /// pending, delivered, failed (the outbox's states).
+    pub status: String,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = alerts)]
 struct AlertRow {
@@ -420,6 +432,47 @@ impl Db {
                 .load(conn)
                 .await?
         }))
+    }
+
+    /// The notifications about an alert with their delivery state, oldest
+    /// first: what the console's alerts feed shows.
+    pub async fn alert_deliveries(&self, alert_id: i64) -> Result<Vec<AlertDelivery>, DbError> {
+        use diesel_async::RunQueryDsl;
+        let rows: Vec<(
+            String,
+            String,
+            String,
+            i32,
+            NaiveDateTime,
+            Option<NaiveDateTime>,
+        )> = with_conn!(self, |conn| {
+            notifications::table
+                .filter(notifications::alert_id.eq(alert_id))
+                .order(notifications::id)
+                .select((
+                    notifications::event,
+                    notifications::target,
+                    notifications::status,
+                    notifications::attempts,
+                    notifications::created_at,
+                    notifications::delivered_at,
+                ))
+                .load(conn)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(
+                |(event, target, status, attempts, created_at, delivered_at)| AlertDelivery {
+                    event,
+                    target,
+                    status,
+                    attempts,
+                    created_at: created_at.and_utc(),
+                    delivered_at: delivered_at.map(|t| t.and_utc()),
+                },
+            )
+            .collect())
     }
 
     /// Acknowledges an open alert: escalation stops, reminders stop, and

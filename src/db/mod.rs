@@ -35,11 +35,13 @@ mod run_requests;
 mod run_store;
 mod runs;
 pub mod schema;
+mod sessions;
 mod silences;
 mod text_enum;
 mod tls;
 mod workers;
 
+pub use alerts::AlertDelivery;
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use listen::Listener;
 pub use notifications::{

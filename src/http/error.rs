@@ -117,6 +117,17 @@ impl From<OpError> for ApiError {
     }
 }
 
+impl From<crate::run_requests::SubmitError> for ApiError {
+    fn from(e: crate::run_requests::SubmitError) -> Self {
+        match e {
+            crate::run_requests::SubmitError::NoLiveWorker => {
+                ApiError::new(StatusCode::CONFLICT, "no_live_worker", e.to_string())
+            }
+            crate::run_requests::SubmitError::Db(db) => ApiError::database(&db),
+        }
+    }
+}
+
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
         ApiError::database(&e)

@@ -19,6 +19,7 @@
 
 mod ack;
 mod auth;
+mod console;
 mod error;
 mod openapi;
 mod params;
@@ -196,6 +197,7 @@ pub fn api_router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
         .route("/ack/{token}", get(ack::page).post(ack::confirm))
+        .merge(console::router(state.clone()))
         .with_state(state)
 }
 

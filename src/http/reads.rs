@@ -67,11 +67,11 @@ pub struct Page<T> {
 
 /// `cursor` of a runs page: `<scheduled_for as Unix seconds>.<id>` of the
 /// previous page's last run.
-fn runs_cursor(r: &RunRecord) -> String {
+pub(super) fn runs_cursor(r: &RunRecord) -> String {
     format!("{}.{}", r.scheduled_for.timestamp(), r.id)
 }
 
-fn parse_runs_cursor(s: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
+pub(super) fn parse_runs_cursor(s: &str) -> Result<(DateTime<Utc>, i64), ApiError> {
     let bad = || ApiError::bad_param("cursor", "not a cursor this API gave out");
     let (secs, id) = s.split_once('.').ok_or_else(bad)?;
     let at = secs

@@ -830,6 +830,7 @@ async fn postgres_and_sqlite_schemas_agree() {
         ("run_requests", 10, 1),
         ("silences", 6, 1),
         ("audit_log", 8, 1),
+        ("console_sessions", 4, 1),
     ] {
         let pg_columns: Vec<PgColumn> = diesel::sql_query(format!(
             "SELECT column_name::text AS name, is_nullable = 'YES' AS nullable, \

@@ -1,0 +1,324 @@
+//! A job's page (`/jobs/{name}`): its state, a timeline of its recent
+//! slots, its runs (newest first, paged, filtered by status) and the run
+//! now, pause and resume buttons; and a run's page (`/runs/{id}`) with
+//! every field, its output and the other attempts of its slot.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use axum::Extension;
+use chrono::{DateTime, TimeDelta, Utc};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde::Serialize;
+
+use super::session::{Fields, Session};
+use super::view::{duration_ms, render, when, when_opt, Fragment, PageResult, When};
+use crate::db::{RunRecord, RunStatus, RunsQuery};
+use crate::http::auth::Caller;
+use crate::http::params::{id, Params};
+use crate::http::reads::{parse_runs_cursor, runs_cursor, unknown_job};
+use crate::http::writes::audited;
+use crate::http::{ApiError, AppState};
+
+/// Runs per page of the table.
+const PAGE: i64 = 25;
+/// Slots in the timeline.
+const TIMELINE: i64 = 60;
+/// Missed slots drawn before one run, at most (the label gives the count).
+const MISSED_MARKS: i32 = 5;
+
+#[derive(Serialize)]
+struct RunRow {
+    id: i64,
+    scheduled: When,
+    started: When,
+    trigger: String,
+    attempt: i32,
+    status: String,
+    duration: Option<String>,
+    missed: i32,
+    worker_id: String,
+    error: Option<String>,
+}
+
+impl RunRow {
+    fn new(r: &RunRecord, now: DateTime<Utc>) -> Self {
+        RunRow {
+            id: r.id,
+            scheduled: when(r.scheduled_for, now),
+            started: when(r.started_at, now),
+            trigger: r.trigger.to_string(),
+            attempt: r.attempt,
+            status: r.status.to_string(),
+            duration: r.duration_ms.map(duration_ms),
+            missed: r.missed,
+            worker_id: r.worker_id.clone(),
+            error: r.error.clone(),
+        }
+    }
+}
+
+/// One mark of the timeline: a slot's outcome, or a slot not run.
+#[derive(Debug, Serialize, PartialEq)]
+struct Mark {
+    x: usize,
+    class: String,
+    label: String,
+}
+
+/// Width of a mark and the gap after it, in SVG units.
+const MARK_STEP: usize = 10;
+
+/// The timeline of `runs` (newest first): per slot its latest attempt,
+/// oldest on the left, each run preceded by the slots it says were missed.
+fn timeline(runs: &[RunRecord]) -> Vec<Mark> {
+    let mut slots: Vec<&RunRecord> = Vec::new();
+    for r in runs {
+        if slots
+            .last()
+            .is_none_or(|l| l.scheduled_for != r.scheduled_for)
+        {
+            slots.push(r);
+        }
+    }
+    let mut marks = Vec::new();
+    for r in slots.iter().rev() {
+        let utc = r.scheduled_for.format("%Y-%m-%d %H:%M:%S UTC");
+        for _ in 0..r.missed.clamp(0, MISSED_MARKS) {
+            marks.push(Mark {
+                x: 0,
+                class: "missed".into(),
+                label: format!("{} slot(s) missed before {utc}", r.missed),
+            });
+        }
+        marks.push(Mark {
+            x: 0,
+            class: r.status.to_string(),
+            label: format!("{utc}: {} ({}, attempt {})", r.status, r.trigger, r.attempt),
+        });
+    }
+    for (i, m) in marks.iter_mut().enumerate() {
+        m.x = i * MARK_STEP;
+    }
+    marks
+}
+
+#[derive(Serialize)]
+struct JobPage {
+    session: Session,
+    url: String,
+    job: crate::overview::JobOverview,
+    schedule: String,
+    last_run: Option<When>,
+    last_success: Option<When>,
+    next_fire: Option<When>,
+    paused_since: Option<When>,
+    paused_until: Option<When>,
+    timeline: Vec<Mark>,
+    timeline_width: usize,
+    runs: Vec<RunRow>,
+    status: Option<String>,
+    statuses: &'static [&'static str],
+    next_page: Option<String>,
+    requested: Option<i64>,
+}
+
+const STATUSES: &[&str] = &[
+    "running",
+    "success",
+    "failed",
+    "timeout",
+    "panicked",
+    "interrupted",
+    "skipped",
+    "abandoned",
+];
+
+/// `GET /jobs/{name}?status=&cursor=&requested=`.
+pub async fn page(
+    State(s): State<AppState>,
+    Extension(session): Extension<Session>,
+    fragment: Fragment,
+    Path(name): Path<String>,
+    p: Params,
+) -> PageResult {
+    p.only(&["status", "cursor", "requested"])?;
+    let status = p.parse::<RunStatus>("status", &STATUSES.join(", "))?;
+    let after = p.str("cursor").map(parse_runs_cursor).transpose()?;
+    let requested = p.str("requested").map(|r| id("requested", r)).transpose()?;
+    let now = s.clock.now();
+    let job = crate::overview::jobs(&s.config(), &s.db, now)
+        .await?
+        .into_iter()
+        .find(|j| j.name == name)
+        .ok_or_else(|| unknown_job(&name))?;
+    let query = |status, after, limit| RunsQuery {
+        job: &name,
+        status,
+        since: None,
+        until: None,
+        after,
+        limit,
+    };
+    let mut runs = s.db.runs_page(&query(status, after, PAGE + 1)).await?;
+    let next_page = (runs.len() as i64 > PAGE)
+        .then(|| {
+            runs.truncate(PAGE as usize);
+            runs.last().map(runs_cursor)
+        })
+        .flatten();
+    let recent = s.db.runs_page(&query(None, None, TIMELINE)).await?;
+    let timeline = timeline(&recent);
+    render(
+        "job.html",
+        fragment,
+        StatusCode::OK,
+        JobPage {
+            session,
+            url: job_url(&name),
+            schedule: job.schedule_words.clone(),
+            last_run: when_opt(job.last_run, now),
+            last_success: when_opt(job.last_success, now),
+            next_fire: when_opt(job.next_fire, now),
+            paused_since: job.paused.as_ref().map(|p| when(p.paused_at, now)),
+            paused_until: job.paused.as_ref().and_then(|p| when_opt(p.until, now)),
+            job,
+            timeline_width: (timeline.len() * MARK_STEP).max(MARK_STEP),
+            timeline,
+            runs: runs.iter().map(|r| RunRow::new(r, now)).collect(),
+            status: status.map(|s| s.to_string()),
+            statuses: STATUSES,
+            next_page,
+            requested,
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct RunPage {
+    session: Session,
+    run: RunRow,
+    kind: String,
+    job_name: String,
+    job_url: String,
+    finished: Option<When>,
+    jitter_ms: Option<i64>,
+    output: Option<String>,
+    attempts: Vec<RunRow>,
+}
+
+/// `GET /runs/{id}`.
+pub async fn run(
+    State(s): State<AppState>,
+    Extension(session): Extension<Session>,
+    fragment: Fragment,
+    Path(run_id): Path<String>,
+    p: Params,
+) -> PageResult {
+    p.only(&[])?;
+    let run_id = id("id", &run_id)?;
+    let r =
+        s.db.run(run_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))?;
+    let now = s.clock.now();
+    let attempts =
+        s.db.runs_page(&RunsQuery {
+            job: &r.job_name,
+            status: None,
+            since: Some(r.scheduled_for),
+            until: Some(r.scheduled_for + TimeDelta::seconds(1)),
+            after: None,
+            limit: 50,
+        })
+        .await?
+        .iter()
+        .filter(|a| a.id != r.id)
+        .map(|a| RunRow::new(a, now))
+        .collect();
+    render(
+        "run.html",
+        fragment,
+        StatusCode::OK,
+        RunPage {
+            session,
+            run: RunRow::new(&r, now),
+            kind: r.kind.clone(),
+            job_name: r.job_name.clone(),
+            job_url: job_url(&r.job_name),
+            finished: when_opt(r.finished_at, now),
+            jitter_ms: r.jitter_ms,
+            output: r.output.clone(),
+            attempts,
+        },
+    )
+}
+
+/// `/jobs/NAME`, with the name percent-encoded.
+pub(super) fn job_url(name: &str) -> String {
+    format!("/jobs/{}", utf8_percent_encode(name, NON_ALPHANUMERIC))
+}
+
+/// `POST /jobs/{name}/run`: a run-now request for a live worker, as the
+/// API's; back to the job's page, which shows the run once claimed.
+pub async fn run_now(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> PageResult {
+    let target = format!("job:{name}");
+    let request = audited(&s, &caller, "run", &target, async {
+        if s.config().job(&name).is_none() {
+            return Err(unknown_job(&name));
+        }
+        Ok(crate::run_requests::submit(&s.db, &name, &caller.name).await?)
+    })
+    .await?;
+    Ok(Redirect::to(&format!("{}?requested={request}", job_url(&name))).into_response())
+}
+
+/// `POST /jobs/{name}/pause` with `until` (RFC 3339 or a duration such as
+/// `2h`; blank: until resumed) and `reason`.
+pub async fn pause(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Extension(fields): Extension<Fields>,
+    Path(name): Path<String>,
+) -> PageResult {
+    let target = format!("job:{name}");
+    audited(&s, &caller, "pause", &target, async {
+        let now = s.clock.now();
+        let until = fields
+            .get("until")
+            .map(|u| crate::ops::parse_until("until", u, now))
+            .transpose()?;
+        crate::ops::pause(
+            &s.config(),
+            &s.db,
+            &name,
+            now,
+            until,
+            fields.get("reason"),
+            &caller.name,
+        )
+        .await?;
+        Ok(())
+    })
+    .await?;
+    Ok(Redirect::to(&job_url(&name)).into_response())
+}
+
+/// `POST /jobs/{name}/resume`.
+pub async fn resume(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> PageResult {
+    let target = format!("job:{name}");
+    audited(&s, &caller, "resume", &target, async {
+        crate::ops::resume(&s.config(), &s.db, &name, s.clock.now()).await?;
+        Ok(())
+    })
+    .await?;
+    Ok(Redirect::to(&job_url(&name)).into_response())
+}
