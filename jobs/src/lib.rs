@@ -18,6 +18,7 @@ pub mod localtime;
 pub mod metrics;
 pub mod oncall;
 pub mod prom;
+pub mod push;
 pub mod report;
 pub mod silence;
 pub mod store;
@@ -43,6 +44,7 @@ pub const KINDS: &[&str] = &[
     "escalation",
     "metrics",
     "report",
+    "push",
 ];
 
 /// One job, configured and ready to run any number of times.
@@ -257,6 +259,7 @@ pub fn build_in(
         "report" => Ok(Arc::new(report::ReportJob::from_settings(
             name, timezone, settings,
         )?)),
+        "push" => Ok(Arc::new(push::PushJob::from_settings(name, settings)?)),
         other => Err(BuildError::UnknownKind {
             kind: other.to_string(),
         }),

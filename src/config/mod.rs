@@ -18,6 +18,7 @@ mod keys;
 mod maintenance;
 mod notify;
 mod oncall;
+mod push;
 mod spec;
 
 use std::collections::BTreeSet;
@@ -40,6 +41,7 @@ pub use notify::{
     DEFAULT_NOTIFY_TIMEOUT,
 };
 pub use oncall::Person;
+pub use push::{PushSpec, DEFAULT_GRACE, MIN_PUSH_TOKEN_LEN};
 pub use spec::{JobSpec, Retention};
 
 /// A loaded schedules.toml.

@@ -90,6 +90,9 @@ pub enum Outcome {
     /// The job is paused at the slot's time or now, and the slot is not a
     /// manual run: nothing ran and nothing was recorded.
     Paused,
+    /// A `push` job: it runs elsewhere and its runs are the signals it
+    /// sends (`record_push_signal`); nothing ran and nothing was recorded.
+    Elsewhere,
 }
 
 /// One slot handed to the runner: which job, which slot, why it runs, and
@@ -337,6 +340,10 @@ impl Runner {
     /// Runs one slot: the one execution path.
     pub async fn run(&self, slot: Slot) -> Outcome {
         let job = &slot.job.name;
+        if slot.job.push.is_some() {
+            tracing::debug!(job = %job, scheduled_for = %slot.at, trigger = %slot.trigger, "slot not run: a push job runs elsewhere");
+            return Outcome::Elsewhere;
+        }
         if self.paused(job, slot.at, slot.trigger) {
             tracing::debug!(job = %job, scheduled_for = %slot.at, trigger = %slot.trigger, "slot not run: the job is paused");
             return Outcome::Paused;

@@ -61,6 +61,8 @@ text_enum! {
         Manual = "manual",
         /// An earlier attempt of the same slot failed.
         Retry = "retry",
+        /// A signal from a `push` job, which runs elsewhere (`/ping/...`).
+        Push = "push",
     }
 }
 

@@ -90,14 +90,15 @@ WITH RECURSIVE jobs (job_name) AS (
     };
 }
 
-/// Per job, the newest slot run by the schedule or catch-up: one probe of
+/// Per job, the newest slot run by the schedule or catch-up (or signalled,
+/// for a push job, whose slots are its runs): one probe of
 /// `job_runs_job_newest` per job, which stops at the first such row.
 const LAST_SLOTS_SQL: &str = concat!(
     jobs_cte!(),
     "
 SELECT jobs.job_name,
        (SELECT r.scheduled_for FROM job_runs r
-        WHERE r.job_name = jobs.job_name AND r.\"trigger\" IN ('schedule', 'catch_up')
+        WHERE r.job_name = jobs.job_name AND r.\"trigger\" IN ('schedule', 'catch_up', 'push')
         ORDER BY r.scheduled_for DESC LIMIT 1) AS last_slot
 FROM jobs
 WHERE jobs.job_name IS NOT NULL"
@@ -143,8 +144,9 @@ struct LastSlotRow {
 
 impl Db {
     /// The latest `scheduled_for` per job among runs triggered by the
-    /// schedule or by catch-up (any status): the anchor of each job's slot
-    /// grid. Manual runs and retries do not move it. One statement.
+    /// schedule, by catch-up or by a push signal (any status): the anchor of
+    /// each job's slot grid. Manual runs and retries do not move it. One
+    /// statement.
     pub async fn last_slots(&self) -> Result<HashMap<String, DateTime<Utc>>, DbError> {
         use diesel_async::RunQueryDsl;
         let rows: Vec<LastSlotRow> = with_conn!(self, |conn| {
