@@ -155,7 +155,8 @@ impl Daemon {
                     db.clone(),
                     running_config.subscribe(),
                     clock.clone(),
-                );
+                )
+                .with_telemetry(runner.telemetry().clone());
                 let router = crate::http::api_router(state)
                     .merge(crate::http::metrics_router(runner.telemetry().clone()));
                 let task =

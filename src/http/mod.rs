@@ -1,7 +1,7 @@
 //! Everything ops-worker serves over HTTP, on one stack (axum on hyper):
 //! the API under `/api/v1` (`ops-worker serve`, or `run --http-addr`),
-//! `/metrics` (`run --metrics-addr`, and `--http-addr` in the daemon) and
-//! `/healthz`.
+//! `/metrics` (`run --metrics-addr`, and `--http-addr` in the daemon),
+//! `/healthz` and the push jobs' `/ping/...` (`ping.rs`).
 //!
 //! Handlers are thin: they parse and authorise a request, call the
 //! functions the CLI calls (`crate::overview`, `crate::ops`, `src/db`) and
@@ -18,6 +18,7 @@
 mod auth;
 mod error;
 mod params;
+mod ping;
 mod reads;
 mod writes;
 
@@ -62,6 +63,10 @@ pub struct Inner {
     /// public address must not open it).
     pub api: ApiConfig,
     pub clock: Arc<dyn Clock>,
+    /// Push signals per job in the current second (`ping.rs`).
+    pings: ping::Limiter,
+    /// Where refused signals are counted: the daemon's, or one of its own.
+    telemetry: Arc<Telemetry>,
 }
 
 #[derive(Clone)]
@@ -86,7 +91,18 @@ impl AppState {
             configs,
             api,
             clock,
+            pings: ping::Limiter::default(),
+            telemetry: Arc::new(Telemetry::new()),
         }))
+    }
+
+    /// Counts what the handlers count in `telemetry` (the daemon's, which
+    /// its `/metrics` serves). Before the state is shared.
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.telemetry = telemetry;
+        }
+        self
     }
 
     /// The schedules.toml in force now.
@@ -155,6 +171,7 @@ pub fn api_router(state: AppState) -> Router {
         .with_state(state.clone());
     Router::new()
         .nest("/api/v1", api)
+        .merge(ping::routes())
         .route("/healthz", get(healthz))
         .with_state(state)
 }
