@@ -115,6 +115,12 @@ pub trait Timeline: Send + Sync {
     fn slot_jitter(&self, _job: &str, _slot: DateTime<Utc>) -> std::time::Duration {
         std::time::Duration::ZERO
     }
+    /// A `push` job's `grace`: its slot is missed when no signal came by
+    /// the slot plus this (instead of `job_grace`, which is for jobs
+    /// ops-worker runs). `None` for every other kind.
+    fn push_grace(&self, _job: &str) -> Option<std::time::Duration> {
+        None
+    }
     /// The `[maintenance.NAME]` windows open at `at`; none by default.
     fn open_windows(&self, _at: DateTime<Utc>) -> Vec<silence::OpenWindow> {
         Vec::new()

@@ -149,6 +149,10 @@ impl ops_worker_jobs::Timeline for Config {
         self.job(job)?.schedule.next_after(slot, slot)
     }
 
+    fn push_grace(&self, job: &str) -> Option<Duration> {
+        self.job(job)?.push.as_ref().map(|p| p.grace)
+    }
+
     fn slot_jitter(&self, job: &str, slot: chrono::DateTime<chrono::Utc>) -> Duration {
         self.job(job)
             .and_then(|j| j.slot_jitter(slot))

@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::Caller;
 pub use error::ApiError;
+pub use ping::{PINGS_PER_SECOND, PING_BODY_KEPT, PING_BODY_LIMIT};
 
 use crate::config::{ApiConfig, Config};
 use crate::db::Db;
