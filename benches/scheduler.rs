@@ -392,6 +392,7 @@ fn spec(name: String, job: Arc<dyn Job>) -> anyhow::Result<Arc<JobSpec>> {
         fingerprint: String::new(),
         enabled: base.enabled,
         retention: base.retention,
+        push: None,
         job,
     }))
 }

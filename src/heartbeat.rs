@@ -7,7 +7,9 @@
 //! Every live daemon also watches the others: with each beat the runner
 //! marks `abandoned` the `running` runs of workers whose heartbeat is older
 //! than `dead_after` (`Runner::abandon_runs_of_dead_workers`), so a run
-//! whose process died is never left `running`.
+//! whose process died is never left `running`; and ends `timeout` the
+//! starts of push jobs with no finish within their `timeout`
+//! (`Runner::time_out_push_starts`).
 //!
 //! With each heartbeat a daemon also re-reads the paused jobs
 //! ([`refresh_pauses`]), so a pause reaches every replica within
@@ -248,6 +250,7 @@ pub async fn beat(
             for run in runs {
                 let _ = r.abandoned.send(run);
             }
+            r.runner.time_out_push_starts(now).await;
             refresh_peers(&db, r.runner.peers(), now, r.dead_after).await;
         }
     }

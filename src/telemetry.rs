@@ -65,6 +65,7 @@ pub struct Telemetry {
     running: Family<JobLabel, Gauge>,
     missed: Family<JobLabel, Counter>,
     skipped: Family<JobLabel, Counter>,
+    ping_rate_limited: Family<JobLabel, Counter>,
     up: Gauge,
     info: Family<Info, Gauge>,
     reload_ok: Gauge,
@@ -89,6 +90,7 @@ impl Telemetry {
             running: Family::default(),
             missed: Family::default(),
             skipped: Family::default(),
+            ping_rate_limited: Family::default(),
             up: Gauge::default(),
             info: Family::default(),
             reload_ok: Gauge::default(),
@@ -130,6 +132,11 @@ impl Telemetry {
             "skipped_slots",
             "Slots skipped by the overlap policy, by job",
             t.skipped.clone(),
+        );
+        r.register(
+            "ping_rate_limited",
+            "Push signals refused with 429: more than the limit for the job in one second, by job",
+            t.ping_rate_limited.clone(),
         );
         r.register("up", "1 while the worker runs", t.up.clone());
         r.register(
@@ -189,6 +196,11 @@ impl Telemetry {
         if n > 0 {
             self.missed.get_or_create(&label(job)).inc_by(n);
         }
+    }
+
+    /// A push signal of `job` was refused: too many in one second.
+    pub fn ping_rate_limited(&self, job: &str) {
+        self.ping_rate_limited.get_or_create(&label(job)).inc();
     }
 
     pub fn skipped(&self, job: &str) {

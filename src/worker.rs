@@ -160,7 +160,8 @@ impl Daemon {
                     running_config.subscribe(),
                     clock.clone(),
                 )
-                .with_ack_links(ack_links.clone());
+                .with_ack_links(ack_links.clone())
+                .with_telemetry(runner.telemetry().clone());
                 let router = crate::http::api_router(state)
                     .merge(crate::http::metrics_router(runner.telemetry().clone()));
                 let task =

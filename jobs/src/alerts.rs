@@ -32,7 +32,9 @@
 //! job's last `fail_after` runs failed, or when its next slot (computed from
 //! its schedule after the newest recorded one) passed `job_grace` ago with
 //! nothing recorded for it (for a job with `jitter`, `job_grace` after the
-//! slot's jittered start); it resolves when the job succeeds again.
+//! slot's jittered start; for a `push` job, its own `grace` after the slot
+//! with no signal); it resolves when the job succeeds again. A push job's
+//! `fail` signals are failed runs like any other.
 //!
 //! An alert silenced by a maintenance window or an ad-hoc silence
 //! ([`crate::silence`]) is not opened and gets no reminders; it may still
@@ -193,7 +195,11 @@ impl AlertsJob {
                 .await?;
             let failing = runs.len() >= self.fail_after as usize
                 && runs.iter().all(|r| r.status != "success");
-            let grace = self.job_grace.unwrap_or(timeout + DEFAULT_JOB_GRACE_EXTRA);
+            // A push job's own `grace` says when its signal is overdue.
+            let grace = ctx
+                .timeline
+                .push_grace(&job)
+                .unwrap_or_else(|| self.job_grace.unwrap_or(timeout + DEFAULT_JOB_GRACE_EXTRA));
             let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
             // A job with no recorded slot has never been expected to run yet.
             // A jittered slot is claimed (and so recorded) only at its

@@ -18,6 +18,7 @@ pub mod localtime;
 pub mod metrics;
 pub mod oncall;
 pub mod prom;
+pub mod push;
 pub mod report;
 pub mod silence;
 pub mod store;
@@ -43,6 +44,7 @@ pub const KINDS: &[&str] = &[
     "escalation",
     "metrics",
     "report",
+    "push",
 ];
 
 /// One job, configured and ready to run any number of times.
@@ -112,6 +114,12 @@ pub trait Timeline: Send + Sync {
     /// `jitter` for that slot); zero for a job without jitter.
     fn slot_jitter(&self, _job: &str, _slot: DateTime<Utc>) -> std::time::Duration {
         std::time::Duration::ZERO
+    }
+    /// A `push` job's `grace`: its slot is missed when no signal came by
+    /// the slot plus this (instead of `job_grace`, which is for jobs
+    /// ops-worker runs). `None` for every other kind.
+    fn push_grace(&self, _job: &str) -> Option<std::time::Duration> {
+        None
     }
     /// The `[maintenance.NAME]` windows open at `at`; none by default.
     fn open_windows(&self, _at: DateTime<Utc>) -> Vec<silence::OpenWindow> {
@@ -257,6 +265,7 @@ pub fn build_in(
         "report" => Ok(Arc::new(report::ReportJob::from_settings(
             name, timezone, settings,
         )?)),
+        "push" => Ok(Arc::new(push::PushJob::from_settings(name, settings)?)),
         other => Err(BuildError::UnknownKind {
             kind: other.to_string(),
         }),

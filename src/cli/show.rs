@@ -201,6 +201,7 @@ pub fn run_job(name: &str, outcome: &Outcome) -> ExitCode {
         }
         // Manual runs are not held back by a pause; kept for completeness.
         Outcome::Paused => println!("{name}: not run: the job is paused"),
+        Outcome::Elsewhere => println!("{name}: not run: {}", ops_worker_jobs::push::NOT_RUN_HERE),
     }
     super::outcome_code(outcome)
 }

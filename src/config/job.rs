@@ -62,6 +62,8 @@ job_keys! {
     enabled: true,
     history_retention: true,
     keep_last: true,
+    grace: false,
+    token: false,
 }
 
 /// `key` of a job's `table`, removed from it; else, if `defaultable`, the
@@ -124,6 +126,8 @@ impl Cx<'_> {
             enabled,
             history_retention,
             keep_last,
+            grace,
+            token,
         } = JobKeys::take(&mut table, defaults);
 
         // A key missing because it is misspelt is reported once, as the
@@ -297,6 +301,13 @@ impl Cx<'_> {
                 self.check_target(item.span(), job, target);
             }
         }
+        let push = self.push_keys(
+            name,
+            name_span.clone(),
+            kind.as_ref().map(|(k, _)| k.as_str()),
+            grace.map(|(k, v)| (k.span(), v)),
+            token.map(|(k, v)| (k.span(), v)),
+        );
         if kind.as_ref().is_some_and(|(k, _)| k == "escalation") {
             self.escalation_references(job, &table);
         }
@@ -399,6 +410,7 @@ impl Cx<'_> {
             enabled: enabled?,
             fingerprint: String::new(),
             retention: retention?,
+            push,
             job: built?,
         };
         spec.fingerprint = sha256_hex(&format!("{}\n{settings_text}", spec.policies()));

@@ -18,6 +18,7 @@ mod keys;
 mod maintenance;
 mod notify;
 mod oncall;
+mod push;
 mod spec;
 
 use std::collections::BTreeSet;
@@ -40,6 +41,7 @@ pub use notify::{
     DEFAULT_NOTIFY_TIMEOUT,
 };
 pub use oncall::Person;
+pub use push::{PushSpec, DEFAULT_GRACE, MIN_PUSH_TOKEN_LEN};
 pub use spec::{JobSpec, Retention};
 
 /// A loaded schedules.toml.
@@ -145,6 +147,10 @@ impl ops_worker_jobs::Timeline for Config {
     ) -> Option<chrono::DateTime<chrono::Utc>> {
         // The interval grid is anchored at the recorded slot, as the scheduler anchors it.
         self.job(job)?.schedule.next_after(slot, slot)
+    }
+
+    fn push_grace(&self, job: &str) -> Option<Duration> {
+        self.job(job)?.push.as_ref().map(|p| p.grace)
     }
 
     fn slot_jitter(&self, job: &str, slot: chrono::DateTime<chrono::Utc>) -> Duration {

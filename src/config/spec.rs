@@ -10,6 +10,7 @@ use ops_worker_jobs::tz::Tz;
 use ops_worker_jobs::Job;
 use toml::de::DeValue;
 
+use super::push::PushSpec;
 use crate::schedule::{CatchUp, Overlap, Schedule};
 
 /// `history_retention` when neither the job nor `[defaults]` sets it.
@@ -68,6 +69,8 @@ pub struct JobSpec {
     pub fingerprint: String,
     /// How long its `job_runs` rows are kept.
     pub retention: Retention,
+    /// `grace` and the token of a `push` job; `None` for every other kind.
+    pub push: Option<PushSpec>,
     pub job: Arc<dyn Job>,
 }
 
@@ -77,7 +80,7 @@ impl JobSpec {
     /// change of it needs no re-arming.
     pub(super) fn policies(&self) -> String {
         format!(
-            "{} {:?} {} {:?} {:?} {:?} {:?} {} {:?} {} {} {:?}",
+            "{} {:?} {} {:?} {:?} {:?} {:?} {} {:?} {} {} {:?} {:?}",
             self.kind,
             self.schedule,
             self.timezone,
@@ -90,6 +93,7 @@ impl JobSpec {
             self.retry_abandoned,
             self.enabled,
             self.jitter,
+            self.push.as_ref().map(|p| (p.grace, p.token_digest)),
         )
     }
 }
@@ -150,6 +154,7 @@ impl fmt::Debug for JobSpec {
             .field("retry_abandoned", &self.retry_abandoned)
             .field("enabled", &self.enabled)
             .field("retention", &self.retention)
+            .field("push", &self.push)
             .finish_non_exhaustive()
     }
 }

@@ -10,6 +10,8 @@ fn env(name: &str) -> Option<String> {
         "OPS_WEBHOOK_URL" => Some("https://hooks.example.com/services/T0/B0/s3cr3t".into()),
         "OPS_TOKEN" => Some("t0ken-value".into()),
         "BAD_HEADER" => Some("line\nbreak-s3cr3t".into()),
+        "PING_TOKEN" => Some("ping-s3cr3t-0123456789".into()),
+        "SHORT_TOKEN" => Some("s3cr3t".into()),
         _ => None,
     }
 }
@@ -226,7 +228,7 @@ fn unknown_keys_and_kinds() {
 #[test]
 fn a_misspelt_key_gets_the_valid_keys_and_a_suggestion() {
     let job_keys = "kind, every, cron, timezone, timeout, overlap, catch_up, catch_up_window, \
-                    retries, retry_backoff, retry_abandoned, jitter, enabled, history_retention, keep_last";
+                    retries, retry_backoff, retry_abandoned, jitter, enabled, history_retention, keep_last, grace, token";
     // The schedule key misspelt: one problem, not also "missing schedule".
     let p = problems("[jobs.x]\nkind = \"command\"\nevrey = \"1m\"\ncommand = [\"true\"]\n");
     assert_eq!(
@@ -1050,5 +1052,84 @@ fn api_tokens_and_public_url() {
     assert!(
         p[0].contains("unknown key \"public_ur\" in [api], did you mean \"public_url\"?"),
         "{p:?}"
+    );
+}
+
+#[test]
+fn a_push_job_reads_grace_and_token_and_keeps_only_the_digest() {
+    let c = parse(
+        "[jobs.backup]\nkind = \"push\"\ncron = \"0 2 * * *\"\ntimezone = \"Europe/Berlin\"\n\
+         grace = \"15m\"\ntoken = \"${PING_TOKEN}\"\ntimeout = \"2h\"\n",
+    )
+    .unwrap();
+    let job = c.job("backup").unwrap();
+    let push = job.push.as_ref().expect("a push job");
+    assert_eq!(push.grace, Duration::from_secs(900));
+    assert_eq!(job.timeout, Duration::from_secs(7200));
+    assert!(push.token_matches("ping-s3cr3t-0123456789"));
+    assert!(!push.token_matches("ping-s3cr3t-012345678"));
+    assert!(!format!("{job:?}").contains("s3cr3t"), "{job:?}");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // grace defaults to 5 minutes; other kinds have no push settings.
+    let c = parse(
+        "[jobs.p]\nkind = \"push\"\nevery = \"1h\"\ntoken = \"${PING_TOKEN}\"\n\
+         [jobs.c]\nkind = \"command\"\nevery = \"1h\"\ncommand = [\"true\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.job("p").unwrap().push.as_ref().unwrap().grace,
+        DEFAULT_GRACE
+    );
+    assert!(c.job("c").unwrap().push.is_none());
+}
+
+#[test]
+fn push_problems_name_the_place_and_never_the_token() {
+    let p = one_problem("[jobs.backup]\nkind = \"push\"\nevery = \"1h\"\n");
+    assert!(
+        p.starts_with("schedules.toml:1:7: job \"backup\": missing key \"token\""),
+        "{p}"
+    );
+    let p =
+        one_problem("[jobs.backup]\nkind = \"push\"\nevery = \"1h\"\ntoken = \"${SHORT_TOKEN}\"\n");
+    assert!(
+        p.starts_with(
+            "schedules.toml:4:9: job \"backup\": token: a token must have at least 16 characters"
+        ),
+        "{p}"
+    );
+    assert!(!p.contains("s3cr3t"), "{p}");
+    let p = one_problem(
+        "[jobs.backup]\nkind = \"push\"\nevery = \"1h\"\ntoken = \"${PING_TOKEN}\"\ngrace = \"0s\"\n",
+    );
+    assert!(
+        p.starts_with(
+            "schedules.toml:5:9: job \"backup\": grace: must be a whole number of seconds"
+        ),
+        "{p}"
+    );
+    let p = one_problem(
+        "[jobs.c]\nkind = \"command\"\nevery = \"1h\"\ncommand = [\"true\"]\ngrace = \"1m\"\n",
+    );
+    assert!(
+        p.starts_with(
+            "schedules.toml:5:1: job \"c\": grace: \"grace\" is a key of kind \"push\" only"
+        ),
+        "{p}"
+    );
+    // The kind has no settings of its own.
+    let p = one_problem(
+        "[jobs.backup]\nkind = \"push\"\nevery = \"1h\"\ntoken = \"${PING_TOKEN}\"\ncommand = [\"true\"]\n",
+    );
+    assert!(p.contains("unknown"), "{p}");
+    // A token written in the file works, with a warning.
+    let c =
+        parse("[jobs.p]\nkind = \"push\"\nevery = \"1h\"\ntoken = \"literal-token-0123456789\"\n")
+            .unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        !c.warnings[0].to_string().contains("literal-token"),
+        "{:?}",
+        c.warnings
     );
 }

@@ -52,8 +52,8 @@ pub use pauses::Pause;
 pub use reports::ReportSummary;
 pub use run_requests::{Holder, Released, RequestStatus, RunRequest, RUN_REQUESTS_CHANNEL};
 pub use runs::{
-    AbandonedRun, ExclusiveClaim, Finish, JobSummary, NewRun, RunRecord, RunStatus, RunsQuery,
-    Trigger,
+    AbandonedRun, ExclusiveClaim, Finish, JobSummary, NewRun, OpenPush, RunRecord, RunStatus,
+    RunsQuery, Trigger,
 };
 pub use text_enum::UnknownValue;
 pub use tls::{PgUrl, SslMode, TlsSettings};

@@ -1,7 +1,7 @@
 //! Everything ops-worker serves over HTTP, on one stack (axum on hyper):
 //! the API under `/api/v1` (`ops-worker serve`, or `run --http-addr`),
-//! `/metrics` (`run --metrics-addr`, and `--http-addr` in the daemon) and
-//! `/healthz`.
+//! `/metrics` (`run --metrics-addr`, and `--http-addr` in the daemon),
+//! `/healthz` and the push jobs' `/ping/...` (`ping.rs`).
 //!
 //! Handlers are thin: they parse and authorise a request, call the
 //! functions the CLI calls (`crate::overview`, `crate::ops`, `src/db`) and
@@ -23,6 +23,7 @@ mod console;
 mod error;
 mod openapi;
 mod params;
+mod ping;
 mod reads;
 mod silences;
 mod writes;
@@ -42,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::Caller;
 pub use error::ApiError;
+pub use ping::{PINGS_PER_SECOND, PING_BODY_KEPT, PING_BODY_LIMIT};
 
 use crate::ack_link::AckLinks;
 use crate::config::{ApiConfig, Config};
@@ -60,7 +62,6 @@ const MAX_IN_FLIGHT: usize = 64;
 const MAX_CONNECTIONS: usize = 512;
 
 /// What the API's handlers share.
-#[derive(Clone)]
 pub struct Inner {
     pub db: Db,
     /// The running schedules.toml: in the daemon, a reload shows here.
@@ -73,6 +74,10 @@ pub struct Inner {
     /// Checks the acknowledge links of `/ack/{token}`; `None`: links are
     /// off and every one is refused.
     pub ack_links: Option<Arc<AckLinks>>,
+    /// Push signals per job in the current second (`ping.rs`).
+    pings: ping::Limiter,
+    /// Where refused signals are counted: the daemon's, or one of its own.
+    telemetry: Arc<Telemetry>,
 }
 
 #[derive(Clone)]
@@ -98,14 +103,27 @@ impl AppState {
             api,
             clock,
             ack_links: None,
+            pings: ping::Limiter::default(),
+            telemetry: Arc::new(Telemetry::new()),
         }))
     }
 
     /// Serves `/ack/{token}` with `links` (made at start, like `api`).
-    pub fn with_ack_links(self, links: Option<Arc<AckLinks>>) -> AppState {
-        let mut inner = Arc::unwrap_or_clone(self.0);
-        inner.ack_links = links;
-        AppState(Arc::new(inner))
+    /// Before the state is shared.
+    pub fn with_ack_links(mut self, links: Option<Arc<AckLinks>>) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.ack_links = links;
+        }
+        self
+    }
+
+    /// Counts what the handlers count in `telemetry` (the daemon's, which
+    /// its `/metrics` serves). Before the state is shared.
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.telemetry = telemetry;
+        }
+        self
     }
 
     /// The schedules.toml in force now.
@@ -195,6 +213,7 @@ pub fn api_router(state: AppState) -> Router {
         .with_state(state.clone());
     Router::new()
         .nest("/api/v1", api)
+        .merge(ping::routes())
         .route("/healthz", get(healthz))
         .route("/ack/{token}", get(ack::page).post(ack::confirm))
         .merge(console::router(state.clone()))

@@ -267,6 +267,7 @@ impl Start {
                     .to_string(),
             ),
             Outcome::Paused => Some("the job is paused".to_string()),
+            Outcome::Elsewhere => Some(ops_worker_jobs::push::NOT_RUN_HERE.to_string()),
         };
         self.finish(&db, request.id, error.as_deref()).await;
     }

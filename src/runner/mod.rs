@@ -13,6 +13,7 @@
 mod abandon;
 pub mod pauses;
 pub mod peers;
+pub mod push;
 pub mod recorder;
 
 use std::collections::HashMap;
@@ -90,6 +91,9 @@ pub enum Outcome {
     /// The job is paused at the slot's time or now, and the slot is not a
     /// manual run: nothing ran and nothing was recorded.
     Paused,
+    /// A `push` job: it runs elsewhere and its runs are the signals it
+    /// sends (`record_push_signal`); nothing ran and nothing was recorded.
+    Elsewhere,
 }
 
 /// One slot handed to the runner: which job, which slot, why it runs, and
@@ -192,6 +196,8 @@ pub struct Runner {
     http: ops_worker_jobs::reqwest::Client,
     /// The schedules and people jobs see; replaced by a reload.
     context: RwLock<(Arc<dyn Timeline>, Arc<dyn Directory>)>,
+    /// The enabled push jobs and their timeouts, for [`Runner::time_out_push_starts`].
+    push_jobs: RwLock<Vec<(String, Duration)>>,
     telemetry: Arc<Telemetry>,
     peers: Arc<Peers>,
     /// The paused jobs, refreshed by the daemon's heartbeat.
@@ -223,6 +229,7 @@ impl Runner {
                 Arc::new(ops_worker_jobs::NoJobs),
                 Arc::new(ops_worker_jobs::NoPeople),
             )),
+            push_jobs: RwLock::new(Vec::new()),
             telemetry: Arc::new(Telemetry::new()),
             peers: Arc::new(Peers::default()),
             pauses: Arc::new(Pauses::default()),
@@ -247,7 +254,26 @@ impl Runner {
     /// What [`Runner::with_config`] does, for a reload: runs that start from
     /// now on see `config`.
     pub fn set_config(&self, config: Arc<crate::config::Config>) {
+        *self.push_jobs.write().unwrap() = config
+            .jobs
+            .iter()
+            .filter(|j| j.enabled && j.push.is_some())
+            .map(|j| (j.name.clone(), j.timeout))
+            .collect();
         *self.context.write().unwrap() = (config.clone(), config);
+    }
+
+    /// Ends `timeout` the push jobs' starts with no finish within their
+    /// `timeout` (see [`push::time_out_push_starts`]); asked on every
+    /// heartbeat of the daemon. A failure is logged and tried again next time.
+    pub async fn time_out_push_starts(&self, now: DateTime<Utc>) {
+        let jobs = self.push_jobs.read().unwrap().clone();
+        if jobs.is_empty() {
+            return;
+        }
+        if let Err(e) = push::time_out_push_starts(self.recorder.db(), &jobs, now).await {
+            tracing::warn!(error = %crate::error_chain(&e), "cannot end push starts past their timeout");
+        }
     }
 
     /// The live workers this one shares slots with (see [`peers`]).
@@ -337,6 +363,10 @@ impl Runner {
     /// Runs one slot: the one execution path.
     pub async fn run(&self, slot: Slot) -> Outcome {
         let job = &slot.job.name;
+        if slot.job.push.is_some() {
+            tracing::debug!(job = %job, scheduled_for = %slot.at, trigger = %slot.trigger, "slot not run: a push job runs elsewhere");
+            return Outcome::Elsewhere;
+        }
         if self.paused(job, slot.at, slot.trigger) {
             tracing::debug!(job = %job, scheduled_for = %slot.at, trigger = %slot.trigger, "slot not run: the job is paused");
             return Outcome::Paused;

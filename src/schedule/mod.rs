@@ -2,7 +2,8 @@
 //! (`slots`), what runs of the slots that passed while the worker could not
 //! fire them (`catch_up`), a slot's `jitter` delay and hash (`jitter`), what
 //! DST changes do to cron slots (`dst`), when a maintenance window is open
-//! (`window`), and the `overlap` policy's values.
+//! (`window`), which slot a push job's signal belongs to (`signal`), and
+//! the `overlap` policy's values.
 //!
 //! A leaf: it imports nothing else of this crate, reads no clock and does no
 //! I/O, so every rule here is a pure function with its unit tests beside it.
@@ -12,6 +13,7 @@
 pub mod catch_up;
 pub mod dst;
 pub mod jitter;
+pub mod signal;
 mod slots;
 mod window;
 

@@ -65,6 +65,13 @@ async fn job_loop(
     stop: CancellationToken,
     runs: TaskTracker,
 ) -> Option<DateTime<Utc>> {
+    if spec.push.is_some() {
+        // A push job runs elsewhere: its slots are filled by the signals it
+        // sends (src/http/ping.rs), and the `alerts` kind watches them.
+        // Nothing fires here; the loop only keeps its place for a reload.
+        stop.cancelled().await;
+        return start.last_slot;
+    }
     let clock = runner.clock().clone();
     let anchor = start.anchor();
     let mut cursor = start.last_slot.unwrap_or(start.armed_at);

@@ -649,6 +649,10 @@ async fn check_constraints_reject_bad_values(t: &TestDb) {
     t.batch_execute(&insert("manual", "running", "NULL"))
         .await
         .expect("a valid row");
+    // A push job's signal (migration 2026-12-05-180000 on both backends).
+    t.batch_execute(&insert("push", "success", "'2026-03-01 10:00:01'").replace("'x'", "'y'"))
+        .await
+        .expect("trigger push is known");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -913,4 +917,36 @@ async fn postgres_and_sqlite_schemas_agree() {
         assert_eq!(pg_indexes, sqlite_indexes);
         assert_eq!(pg_indexes.len(), indexes, "{table}");
     }
+
+    // The known triggers, a CHECK (SQLite changes one by rebuilding the
+    // table, as 2026-12-05-180000 does): the same values on both.
+    let quoted = |s: &str| -> Vec<String> {
+        s.split('\'')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let pg_check: Vec<IndexName> = diesel::sql_query(
+        "SELECT pg_get_constraintdef(oid) AS name FROM pg_constraint \
+         WHERE conname = 'job_runs_trigger_known'",
+    )
+    .load(&mut pg_conn)
+    .await
+    .unwrap();
+    let sqlite_table: Vec<IndexName> =
+        diesel::sql_query("SELECT sql AS name FROM sqlite_master WHERE name = 'job_runs'")
+            .load(&mut sqlite_conn)
+            .await
+            .unwrap();
+    let sqlite_check = sqlite_table[0]
+        .name
+        .split("job_runs_trigger_known")
+        .nth(1)
+        .and_then(|rest| rest.split("attempt").next())
+        .unwrap()
+        .to_string();
+    let expected = ["schedule", "catch_up", "manual", "retry", "push"];
+    assert_eq!(quoted(&pg_check[0].name), expected, "{}", pg_check[0].name);
+    assert_eq!(quoted(&sqlite_check), expected, "{sqlite_check}");
 }

@@ -160,6 +160,7 @@ pub fn fast_retry_spec(
         fingerprint: String::new(),
         enabled: true,
         retention: Retention::default(),
+        push: None,
         job,
     };
     tweak(&mut spec);

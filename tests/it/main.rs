@@ -18,6 +18,7 @@ mod helpers;
 mod http;
 mod jitter;
 mod metrics;
+mod push;
 mod reload;
 mod replicas;
 mod report;

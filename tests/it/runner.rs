@@ -191,6 +191,7 @@ async fn exactly_one_claimer_wins_a_slot(db: &TestDb) {
             Outcome::Taken => {}
             Outcome::Skipped => panic!("allow never skips"),
             Outcome::Paused => panic!("nothing is paused"),
+            Outcome::Elsewhere => panic!("not a push job"),
         }
     }
     assert_eq!(ran, 1);

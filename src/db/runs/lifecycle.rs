@@ -39,7 +39,7 @@ const ABANDONED: &str = "abandoned: the worker stopped before the run finished";
 /// statement instead of being parsed and planned again each time.
 #[derive(Insertable)]
 #[diesel(table_name = job_runs, treat_none_as_default_value = false)]
-struct NewRow<'a> {
+pub(super) struct NewRow<'a> {
     job_name: &'a str,
     kind: &'a str,
     scheduled_for: NaiveDateTime,
@@ -51,13 +51,13 @@ struct NewRow<'a> {
     status: RunStatus,
     error: Option<&'a str>,
     output: Option<&'a str>,
-    duration_ms: Option<i64>,
+    pub(super) duration_ms: Option<i64>,
     missed: i32,
     jitter_ms: Option<i64>,
 }
 
 impl<'a> NewRow<'a> {
-    fn new(run: &'a NewRun, finish: Option<&'a Finish>) -> Self {
+    pub(super) fn new(run: &'a NewRun, finish: Option<&'a Finish>) -> Self {
         NewRow {
             job_name: &run.job_name,
             kind: &run.kind,

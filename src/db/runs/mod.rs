@@ -2,7 +2,8 @@
 //! writes of a run's lifecycle (claim, finish, abandon) in `lifecycle.rs`,
 //! the reads the scheduler and the CLI need (slot anchors, per-job
 //! summaries, history) in `reads.rs`, and the pruning of old rows (history
-//! retention) in `prune.rs`.
+//! retention) in `prune.rs`, and what a `push` job's signals need (its open
+//! start, a finish with no start, starts that timed out) in `push.rs`.
 //!
 //! Every query is written once inside `with_conn!` and so compiled for both
 //! backends: Diesel's DSL where it reaches, portable SQL text for the
@@ -20,6 +21,8 @@
 
 mod lifecycle;
 mod prune;
+mod push;
+pub use push::OpenPush;
 mod reads;
 pub use reads::RunsQuery;
 
@@ -61,6 +64,8 @@ text_enum! {
         Manual = "manual",
         /// An earlier attempt of the same slot failed.
         Retry = "retry",
+        /// A signal from a `push` job, which runs elsewhere (`/ping/...`).
+        Push = "push",
     }
 }
 

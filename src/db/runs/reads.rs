@@ -119,9 +119,9 @@ SELECT r.job_name, r.status, r.scheduled_for, r.finished_at,
                   WHERE s.job_name = r.job_name AND s.status = 'success'
                   ORDER BY s.scheduled_for DESC, s.id DESC LIMIT 1)
        END AS last_success_at,
-       CASE WHEN r.\"trigger\" IN ('schedule', 'catch_up') THEN r.scheduled_for
+       CASE WHEN r.\"trigger\" IN ('schedule', 'catch_up', 'push') THEN r.scheduled_for
             ELSE (SELECT t.scheduled_for FROM job_runs t
-                  WHERE t.job_name = r.job_name AND t.\"trigger\" IN ('schedule', 'catch_up')
+                  WHERE t.job_name = r.job_name AND t.\"trigger\" IN ('schedule', 'catch_up', 'push')
                   ORDER BY t.scheduled_for DESC, t.id DESC LIMIT 1)
        END AS last_slot
 FROM latest
@@ -136,8 +136,8 @@ SELECT job_name FROM jobs WHERE job_name IS NOT NULL"
 
 impl Db {
     /// The latest `scheduled_for` per job among runs triggered by the
-    /// schedule or by catch-up (any status): the anchor of each job's slot
-    /// grid. Manual runs and retries do not move it. One statement (that of
+    /// schedule, by catch-up or by a push signal (any status): the anchor of
+    /// each job's slot grid. Manual runs and retries do not move it. One statement (that of
     /// [`Db::job_summaries`]).
     pub async fn last_slots(&self) -> Result<HashMap<String, DateTime<Utc>>, DbError> {
         Ok(self

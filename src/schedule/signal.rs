@@ -1,0 +1,175 @@
+//! Which slot a `push` job's signal belongs to. A push job runs elsewhere
+//! and tells ops-worker when it starts and ends; its clock, its start-up and
+//! its queue make a signal come a little before or after the slot it stands
+//! for, and `grace` says how much.
+//!
+//! The rule, for a signal at `t` (truncated to the whole second), with `L`
+//! the newest slot at or before `t` and `N` the first slot after it (an
+//! interval grid on the Unix epoch, as the scheduler anchors a job with no
+//! history; cron in the job's zone):
+//!
+//! 1. `N - t <= grace` (early) and `t - L <= grace` (late, or on time):
+//!    both are near, and the nearer wins; a tie goes to `L`.
+//! 2. only `N - t <= grace`: `N` (the job started a little early).
+//! 3. otherwise `L`, however late: the run still stands for the newest
+//!    slot that came due (its missed-slot alert may have fired already).
+//! 4. no `L` (a cron schedule that has never fired yet) and no `N` within
+//!    `grace`: no slot, `None`.
+//!
+//! Both bounds are inclusive: with `grace = 5m`, 01:55:00 belongs to 02:00,
+//! 01:54:59 does not.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::slots::{whole_second, Schedule};
+
+/// The slot a signal at `at` belongs to, by the rule in the module docs.
+pub fn signal_slot(
+    schedule: &Schedule,
+    at: DateTime<Utc>,
+    grace: Duration,
+) -> Option<DateTime<Utc>> {
+    let t = whole_second(at);
+    let grace = TimeDelta::from_std(grace).unwrap_or(TimeDelta::MAX);
+    let anchor = DateTime::UNIX_EPOCH;
+    let last = schedule.latest_at_or_before(t, anchor);
+    let next = schedule.next_after(t, anchor).filter(|n| *n - t <= grace);
+    match (last, next) {
+        (Some(l), Some(n)) if t - l <= grace => Some(if n - t < t - l { n } else { l }),
+        (_, Some(n)) => Some(n),
+        (Some(l), None) => Some(l),
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ops_worker_jobs::tz::Tz;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn mins(m: u64) -> Duration {
+        Duration::from_secs(60 * m)
+    }
+
+    fn hourly() -> Schedule {
+        Schedule::every(Duration::from_secs(3600)).unwrap()
+    }
+
+    #[test]
+    fn on_time_and_within_grace_either_side() {
+        let s = hourly();
+        let g = mins(5);
+        let slot = utc("2026-06-01T02:00:00Z");
+        for at in [
+            "2026-06-01T02:00:00Z",
+            "2026-06-01T02:00:00.999Z",
+            "2026-06-01T01:55:00Z",
+            "2026-06-01T01:55:00.5Z",
+            "2026-06-01T02:05:00Z",
+        ] {
+            assert_eq!(signal_slot(&s, utc(at), g), Some(slot), "{at}");
+        }
+    }
+
+    #[test]
+    fn just_outside_grace() {
+        let s = hourly();
+        let g = mins(5);
+        // One second too early for 02:00: still the 01:00 slot, late.
+        assert_eq!(
+            signal_slot(&s, utc("2026-06-01T01:54:59Z"), g),
+            Some(utc("2026-06-01T01:00:00Z"))
+        );
+        // Late beyond grace: still the newest slot that came due.
+        assert_eq!(
+            signal_slot(&s, utc("2026-06-01T02:05:01Z"), g),
+            Some(utc("2026-06-01T02:00:00Z"))
+        );
+        assert_eq!(
+            signal_slot(&s, utc("2026-06-01T02:54:59Z"), g),
+            Some(utc("2026-06-01T02:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_grace_as_long_as_the_interval_takes_the_nearer_slot() {
+        let s = Schedule::every(Duration::from_secs(60)).unwrap();
+        let g = mins(5);
+        assert_eq!(
+            signal_slot(&s, utc("2026-06-01T02:00:00Z"), g),
+            Some(utc("2026-06-01T02:00:00Z"))
+        );
+        // A tie goes to the slot that came due.
+        assert_eq!(
+            signal_slot(&s, utc("2026-06-01T02:00:30Z"), g),
+            Some(utc("2026-06-01T02:00:00Z"))
+        );
+        assert_eq!(
+            signal_slot(&s, utc("2026-06-01T02:00:31Z"), g),
+            Some(utc("2026-06-01T02:01:00Z"))
+        );
+    }
+
+    #[test]
+    fn interval_slots_lie_on_the_epoch_grid() {
+        let s = Schedule::every(Duration::from_secs(7 * 60)).unwrap();
+        // 2026-06-01T00:00:00Z is 1_780_272_000 s: 360 s past a multiple of 420 s.
+        let at = utc("2026-06-01T00:00:00Z");
+        let slot = signal_slot(&s, at, Duration::from_secs(1)).unwrap();
+        assert_eq!(slot, at - TimeDelta::seconds(360));
+    }
+
+    #[test]
+    fn cron_in_a_zone_across_dst() {
+        let s = Schedule::cron("30 2 * * *", "Europe/Berlin".parse::<Tz>().unwrap()).unwrap();
+        let g = mins(5);
+        // A summer day: 02:30 CEST is 00:30 UTC.
+        assert_eq!(
+            signal_slot(&s, utc("2026-06-01T00:26:00Z"), g),
+            Some(utc("2026-06-01T00:30:00Z"))
+        );
+        // 29 March 2026: 02:30 does not exist (02:00 CET jumps to 03:00
+        // CEST, 01:00 UTC); the slot is the first instant after the gap.
+        assert_eq!(
+            signal_slot(&s, utc("2026-03-29T00:55:00Z"), g),
+            Some(utc("2026-03-29T01:00:00Z"))
+        );
+        assert_eq!(
+            signal_slot(&s, utc("2026-03-29T00:54:59Z"), g),
+            Some(utc("2026-03-28T01:30:00Z"))
+        );
+        // 25 October 2026: 02:30 happens twice (00:30 UTC in CEST, 01:30
+        // UTC in CET) and fires once, at the first: a signal at the
+        // second 02:30 is an hour late for it, not a slot of its own.
+        assert_eq!(
+            signal_slot(&s, utc("2026-10-25T00:30:00Z"), g),
+            Some(utc("2026-10-25T00:30:00Z"))
+        );
+        assert_eq!(
+            signal_slot(&s, utc("2026-10-25T01:30:00Z"), g),
+            Some(utc("2026-10-25T00:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_cron_that_never_fired_before_has_a_slot_only_within_grace() {
+        // Fires only in 2030.
+        let s = Schedule::cron("0 0 0 1 1 * 2030", Tz::UTC).unwrap();
+        let g = mins(5);
+        assert_eq!(signal_slot(&s, utc("2026-06-01T00:00:00Z"), g), None);
+        assert_eq!(
+            signal_slot(&s, utc("2029-12-31T23:55:00Z"), g),
+            Some(utc("2030-01-01T00:00:00Z"))
+        );
+        assert_eq!(
+            signal_slot(&s, utc("2031-06-01T00:00:00Z"), g),
+            Some(utc("2030-01-01T00:00:00Z"))
+        );
+    }
+}
