@@ -114,6 +114,14 @@ async fn the_document_describes_exactly_the_routes_served(db: &TestDb) {
     assert!(message.contains("/api/v1/openapi.json"), "{message}");
     assert!(message.contains("docs/api.md"), "{message}");
 
+    // Operation ids are what client generators name methods after.
+    let ids: Vec<&str> = documented
+        .iter()
+        .map(|(m, p)| paths[p][m]["operationId"].as_str().unwrap_or(""))
+        .collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "operation ids repeat: {ids:?}");
+
     // The bearer scheme, declared and required by every write (and read).
     let scheme = &doc["components"]["securitySchemes"]["bearer"];
     assert_eq!(scheme["type"], "http", "{scheme}");
