@@ -308,11 +308,8 @@ pub async fn reports(State(s): State<AppState>, p: Params) -> ApiResult<Vec<Repo
 /// One stored report.
 #[derive(Serialize, ToSchema)]
 pub struct ReportView {
-    pub name: String,
-    pub period: String,
-    pub period_start: DateTime<Utc>,
-    pub period_end: DateTime<Utc>,
-    pub generated_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub report: ReportSummary,
     /// The report's figures, as the `report` kind computed them.
     #[schema(value_type = Object)]
     pub figures: Value,
@@ -340,11 +337,13 @@ pub async fn report(
             .ok_or_else(|| ApiError::not_found(format!("no report {name:?} for {period:?}")))?;
     let figures: Value = serde_json::from_str(&r.json).unwrap_or(Value::String(r.json.clone()));
     Ok(Json(ReportView {
-        name: r.name,
-        period: r.period,
-        period_start: r.period_start,
-        period_end: r.period_end,
-        generated_at: r.generated_at,
+        report: ReportSummary {
+            name: r.name,
+            period: r.period,
+            period_start: r.period_start,
+            period_end: r.period_end,
+            generated_at: r.generated_at,
+        },
         figures,
         markdown: r.markdown,
     }))

@@ -20,7 +20,7 @@ use super::AppState;
 use crate::ops::SilenceEnd;
 
 /// `GET /api/v1/silences?all=`: the active silences, by id.
-#[utoipa::path(get, path = "/api/v1/silences", tag = "silences",
+#[utoipa::path(get, operation_id = "list_silences", path = "/api/v1/silences", tag = "silences",
     params(("all" = Option<bool>, Query, description = "`true`: ended and future ones too (default `false`)")),
     responses((status = 200, description = "The silences, by id", body = Vec<Silence>)))]
 pub async fn list(State(s): State<AppState>, p: Params) -> Result<Json<Vec<Silence>>, ApiError> {
@@ -48,7 +48,7 @@ pub struct NewSilence {
 
 /// `POST /api/v1/silences` `{"match": "job:*", "for": "2h", "reason": "..."}`:
 /// silenced by the caller (the token's name) from now.
-#[utoipa::path(post, path = "/api/v1/silences", tag = "silences",
+#[utoipa::path(post, operation_id = "add_silence", path = "/api/v1/silences", tag = "silences",
     request_body = NewSilence,
     responses(
         (status = 201, description = "The silence as stored, with its id", body = Silence),
@@ -107,7 +107,7 @@ pub struct Removed {
 
 /// `DELETE /api/v1/silences/{id}`: its alerts open, remind and escalate
 /// again.
-#[utoipa::path(delete, path = "/api/v1/silences/{id}", tag = "silences",
+#[utoipa::path(delete, operation_id = "remove_silence", path = "/api/v1/silences/{id}", tag = "silences",
     params(("id" = i64, Path, description = "The silence's id", minimum = 1)),
     responses(
         (status = 200, description = "Removed", body = Removed),

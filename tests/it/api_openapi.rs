@@ -14,6 +14,7 @@ use crate::helpers::TestDb;
 crate::backend_tests!(
     the_document_describes_exactly_the_routes_served,
     the_document_is_behind_the_token_like_every_read,
+    the_bodies_sent_are_the_ones_described,
 );
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
@@ -114,6 +115,14 @@ async fn the_document_describes_exactly_the_routes_served(db: &TestDb) {
     assert!(message.contains("/api/v1/openapi.json"), "{message}");
     assert!(message.contains("docs/api.md"), "{message}");
 
+    // Operation ids are what client generators name methods after.
+    let ids: Vec<&str> = documented
+        .iter()
+        .map(|(m, p)| paths[p][m]["operationId"].as_str().unwrap_or(""))
+        .collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "operation ids repeat: {ids:?}");
+
     // The bearer scheme, declared and required by every write (and read).
     let scheme = &doc["components"]["securitySchemes"]["bearer"];
     assert_eq!(scheme["type"], "http", "{scheme}");
@@ -195,4 +204,200 @@ async fn the_document_is_behind_the_token_like_every_read(db: &TestDb) {
         .await;
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(error_code(&r), "bad_parameter");
+}
+
+/// `schema` with its `$ref` followed.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => {
+            let name = r.trim_start_matches("#/components/schemas/");
+            resolve(doc, &doc["components"]["schemas"][name])
+        }
+        None => schema,
+    }
+}
+
+/// The properties an object of `schema` has (`allOf` parts together).
+fn properties<'a>(doc: &'a Value, schema: &'a Value) -> Vec<(&'a String, &'a Value)> {
+    let schema = resolve(doc, schema);
+    let mut out: Vec<(&String, &Value)> = schema["properties"]
+        .as_object()
+        .map(|m| m.iter().collect())
+        .unwrap_or_default();
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        out.extend(properties(doc, part));
+    }
+    out
+}
+
+/// Checks that `value`'s objects have exactly the properties `schema`
+/// declares, down through objects and arrays; returns how many objects it
+/// compared.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> usize {
+    let schema = resolve(doc, schema);
+    if value.is_null() {
+        return 0;
+    }
+    // `Option<T>`: one of null and T.
+    if let Some(variants) = schema["oneOf"].as_array() {
+        return variants
+            .iter()
+            .filter(|v| v["type"] != "null")
+            .map(|v| conforms(doc, v, value, at))
+            .sum();
+    }
+    if let Some(items) = value.as_array() {
+        return items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| conforms(doc, &schema["items"], item, &format!("{at}[{i}]")))
+            .sum();
+    }
+    let Some(object) = value.as_object() else {
+        return 0;
+    };
+    let props = properties(doc, schema);
+    if props.is_empty() {
+        return 0; // a free-form object, such as a report's figures
+    }
+    let declared: BTreeSet<&str> = props.iter().map(|(k, _)| k.as_str()).collect();
+    let sent: BTreeSet<&str> = object.keys().map(String::as_str).collect();
+    assert_eq!(sent, declared, "{at}: the body's keys and the schema's");
+    1 + props
+        .into_iter()
+        .map(|(k, s)| conforms(doc, s, &object[k], &format!("{at}.{k}")))
+        .sum::<usize>()
+}
+
+/// The bodies the routes send have the shape the document gives them
+/// (the typed bodies are what the schemas are derived from, so this
+/// catches a hand-written body or a `#[schema]` that lies).
+async fn the_bodies_sent_are_the_ones_described(db: &TestDb) {
+    use chrono::{Duration, Utc};
+    use ops_worker_jobs::store::{
+        AlertSource, AlertStore, HealthCheck, HealthStatus, HealthStore, NewAlert, ReportStore,
+        Severity, StoredReport,
+    };
+    let api = Api::start(db, &format!("{CONFIG}{}", tokens())).await;
+    let now = Utc::now();
+    let store = db.db();
+    store
+        .record_health(&[HealthCheck {
+            service: "api".into(),
+            job_name: "health".into(),
+            status: HealthStatus::Down,
+            http_status: Some(503),
+            latency_ms: Some(12),
+            error: Some("503".into()),
+            checked_at: now,
+        }])
+        .await
+        .unwrap();
+    let alert = store
+        .open_alert(
+            &NewAlert {
+                fingerprint: "system:service:api".into(),
+                source: AlertSource::Service,
+                subject: "api".into(),
+                severity: Severity::Critical,
+                message: "Service api is down".into(),
+                opened_at: now,
+            },
+            &[],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .save_report(
+            &StoredReport {
+                name: "weekly".into(),
+                period: "2026-W47".into(),
+                period_start: now - Duration::days(7),
+                period_end: now,
+                generated_at: now,
+                json: r#"{"runs": 3}"#.into(),
+                markdown: "# Weekly\n".into(),
+            },
+            &[],
+            &serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+    crate::fixtures::PastRun {
+        job: "tick",
+        slot: now - Duration::minutes(1),
+        trigger: ops_worker::db::Trigger::Schedule,
+        late_ms: 3,
+        status: ops_worker::db::RunStatus::Failed,
+        duration_ms: 20,
+        missed: 0,
+        jitter_ms: None,
+    }
+    .record(store)
+    .await;
+    store
+        .register_worker(&ops_worker::db::Worker {
+            id: "w1".into(),
+            host: "host".into(),
+            pid: 42,
+            version: "0.1.0".into(),
+            started_at: now,
+            heartbeat_at: now,
+            config_hash: "ab".into(),
+            stopped_at: None,
+            config_error: None,
+        })
+        .await
+        .unwrap();
+    let r = api
+        .post(
+            "/api/v1/silences",
+            Some(OPERATOR),
+            Some(r#"{"match": "job:*", "for": "1h", "reason": "x"}"#),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = api
+        .post("/api/v1/jobs/tick/pause", Some(OPERATOR), Some("{}"))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let doc = api.get("/api/v1/openapi.json", Some(VIEWER)).await.json;
+    let mut compared = 0;
+    for path in [
+        "/api/v1/jobs",
+        "/api/v1/jobs/tick",
+        "/api/v1/jobs/tick/runs",
+        "/api/v1/services",
+        "/api/v1/alerts",
+        &format!("/api/v1/alerts/{}", alert.id),
+        "/api/v1/workers",
+        "/api/v1/reports",
+        "/api/v1/reports/weekly/2026-W47",
+        "/api/v1/oncall/primary",
+        "/api/v1/audit",
+        "/api/v1/silences",
+    ] {
+        let r = api.get(path, Some(VIEWER)).await;
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        // The template this path matches in the document.
+        let (template, item) = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(t, _)| {
+                let (t, p): (Vec<_>, Vec<_>) = (t.split('/').collect(), path.split('/').collect());
+                t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t.starts_with('{') || t == p)
+            })
+            .unwrap_or_else(|| panic!("{path} is not in the document"));
+        let schema = &item["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert!(!schema.is_null(), "{template}: no 200 schema");
+        let n = conforms(&doc, schema, &r.json, template);
+        assert!(n > 0, "{path}: no object compared in {}", r.json);
+        compared += n;
+    }
+    // Jobs with their pause, a service with its check, an alert, a report,
+    // the shift, the audit rows, the silence, the pages around them.
+    assert!(compared >= 20, "only {compared} objects compared");
 }
