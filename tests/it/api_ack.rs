@@ -15,16 +15,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use ops_worker::ack_link::AckLinks;
 use ops_worker::config::Config;
 use ops_worker::db::{Db, NotificationEvent};
-use ops_worker::http::{api_router, serve, AppState};
+use ops_worker::http::AppState;
 use ops_worker::notify::Sender;
 use ops_worker_jobs::store::{AlertSource, AlertStatus, AlertStore, NewAlert, Severity};
 use ops_worker_jobs::{reqwest, Clock, JobContext, Store};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::api::{tokens, CONFIG};
+use crate::api::{tokens, Api, CONFIG};
 use crate::fixtures::{utc, TestClock};
 use crate::helpers::TestDb;
 
@@ -47,14 +46,8 @@ fn t0() -> DateTime<Utc> {
 /// acknowledge links checked by `links`, on 127.0.0.1 until dropped.
 struct Site {
     base: String,
-    stop: CancellationToken,
+    _api: Api,
     http: reqwest::Client,
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
 }
 
 /// Status, content type and body.
@@ -75,18 +68,13 @@ impl Site {
         let config = Config::parse(Path::new("schedules.toml"), config_text, &|_| None)
             .unwrap_or_else(|e| panic!("test config: {e}"));
         let (_tx, rx) = tokio::sync::watch::channel(Arc::new(config));
-        let state = AppState::new(db.db().clone(), rx, clock).with_ack_links(links.map(Arc::new));
-        let stop = CancellationToken::new();
-        let (addr, _task) = serve(
-            "127.0.0.1:0".parse().unwrap(),
-            api_router(state),
-            stop.clone(),
+        let api = Api::serve(
+            AppState::new(db.db().clone(), rx, clock).with_ack_links(links.map(Arc::new)),
         )
-        .await
-        .expect("serving the API");
+        .await;
         Site {
-            base: format!("http://{addr}"),
-            stop,
+            base: api.base.clone(),
+            _api: api,
             http: ops_worker_jobs::health::http_client(),
         }
     }
