@@ -536,3 +536,42 @@ async fn escalation_says_the_link_instead_of_the_cli_command(db: &TestDb) {
         (linked, "alice")
     );
 }
+
+/// A secret too short to sign with, or a public URL that is not one,
+/// stops `serve` and `run` at start: one line naming the variable (never
+/// the secret), exit 2, before any database is opened.
+#[test]
+fn a_short_secret_or_a_bad_public_url_stops_serve_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("schedules.toml"), CONFIG).unwrap();
+    for (var, value, said) in [
+        (
+            "OPS_WORKER_SECRET",
+            "short-s3cret",
+            "error: OPS_WORKER_SECRET: must be at least 32 bytes of randomness (e.g. `openssl rand -hex 32`), found 12",
+        ),
+        (
+            "OPS_WORKER_PUBLIC_URL",
+            "ftp://ops.example.com",
+            "error: OPS_WORKER_PUBLIC_URL: must be an http:// or https:// URL",
+        ),
+    ] {
+        for args in [
+            ["serve", "--addr", "127.0.0.1:0"],
+            ["run", "--http-addr", "127.0.0.1:0"],
+        ] {
+            let out = crate::cli::bin(dir.path())
+                .env(var, value)
+                .args(args)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?} {var}: {err}");
+            assert_eq!(err.trim_end(), said, "{args:?}");
+            if var == "OPS_WORKER_SECRET" {
+                assert!(!err.contains(value), "{err}");
+            }
+        }
+    }
+    assert!(!dir.path().join("ops-worker.db").exists());
+}
