@@ -5,7 +5,9 @@
 //! same 403 page; the page escapes what it shows; and the links the
 //! notification sender puts in the messages a webhook receiver gets
 //! (`opened` with `Acknowledge: <link>`, an escalation step with the link
-//! instead of the CLI command, which stays without links) work.
+//! instead of the CLI command, which stays without links) work, and email,
+//! PagerDuty and templates carry them too. A bad secret or public URL
+//! stops the real binary at start.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,6 +34,7 @@ crate::backend_tests!(
     bad_links_get_the_same_403_page,
     the_page_escapes_what_it_shows,
     a_webhook_gets_a_working_link_in_opened,
+    email_pagerduty_and_templates_carry_the_link,
     escalation_says_the_link_instead_of_the_cli_command,
 );
 
@@ -574,4 +577,77 @@ fn a_short_secret_or_a_bad_public_url_stops_serve_and_run() {
         }
     }
     assert!(!dir.path().join("ops-worker.db").exists());
+}
+
+/// Issue 24: every channel's message carries the link: both parts of an
+/// email (over the test SMTP server), PagerDuty's `links`, a template's
+/// `ack_url`.
+async fn email_pagerduty_and_templates_carry_the_link(db: &TestDb) {
+    let server = receiver().await;
+    let smtp = crate::smtp::SmtpServer::start("ops", "s3cret-pa55").await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("smtp-ca.pem");
+    std::fs::write(&ca, &smtp.cert_pem).unwrap();
+    let text = format!(
+        "[jobs.x]\nkind = \"command\"\nevery = \"1h\"\ncommand = [\"true\"]\n\
+         [notify.mail]\ntype = \"email\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"starttls\"\n\
+         username = \"ops\"\npassword = \"s3cret-pa55\"\nfrom = \"ops-worker@example.com\"\n\
+         to = [\"oncall@example.com\"]\nca_file = \"{ca}\"\ntimeout = \"5s\"\n\
+         [notify.pd]\ntype = \"pagerduty\"\nrouting_key = \"R0UTINGKEY0123456789\"\nurl = \"{uri}/pd\"\n\
+         [notify.t]\ntype = \"webhook\"\nurl = \"{uri}/t\"\nformat = \"template\"\n\
+         content_type = \"text/plain\"\ntemplate = \"{{{{ ack_url }}}}|{{{{ text }}}}\"\n",
+        port = smtp.port,
+        ca = ca.display(),
+        uri = server.uri(),
+    );
+    let config = Config::parse(Path::new("schedules.toml"), &text, &|_| None).unwrap();
+    let clock = TestClock::new(t0());
+    let s = sender(db.db(), &config, clock, Some(links()));
+    let id = open(
+        db.db(),
+        "api",
+        "Service api is unhealthy",
+        &["mail", "pd", "t"],
+        t0(),
+    )
+    .await;
+    assert_eq!(s.deliver_due().await.unwrap().delivered, 3);
+    let link = |target: &str| links().url(id, target, t0());
+
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    // Quoted-printable wraps long lines with a soft break ("=" at the end).
+    let data = mails[0].data.replace("=\r\n", "").replace("=3D", "=");
+    assert!(
+        data.contains(&format!("Acknowledge: {}", link("mail"))),
+        "{data}"
+    );
+    // The HTML part escapes "/" as an entity, which browsers decode.
+    assert!(
+        data.replace("&#x2f;", "/")
+            .contains(&format!("<a href=\"{}\">Acknowledge</a>", link("mail"))),
+        "{data}"
+    );
+    assert!(!data.contains("ops-worker alerts ack"), "{data}");
+
+    let pd = bodies(&server, "/pd").await;
+    assert_eq!(
+        pd[0]["links"],
+        serde_json::json!([{ "href": link("pd"), "text": "Acknowledge in ops-worker" }])
+    );
+    let t: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/t")
+        .map(|r| String::from_utf8(r.body.clone()).unwrap())
+        .collect();
+    assert_eq!(
+        t,
+        [format!(
+            "{0}|[critical] Service api is unhealthy Acknowledge: {0}",
+            link("t")
+        )]
+    );
 }
