@@ -1131,5 +1131,20 @@ fn push_problems_name_the_place_and_never_the_token() {
         !c.warnings[0].to_string().contains("literal-token"),
         "{:?}",
         c.warnings
+
+fn api_ack_link_ttl() {
+    let job = "[jobs.a]\nkind = \"command\"\nevery = \"1m\"\ncommand = [\"true\"]\n";
+    let c = parse(&format!("{job}[api]\nack_link_ttl = \"2h\"\n")).unwrap();
+    assert_eq!(c.api.ack_link_ttl, Some(Duration::from_secs(7200)));
+    assert_eq!(parse(job).unwrap().api.ack_link_ttl, None);
+    let p = problems(&format!("{job}[api]\nack_link_ttl = \"soon\"\n"));
+    assert!(
+        p[0].starts_with("schedules.toml:6:16: api.ack_link_ttl: invalid duration \"soon\""),
+        "{p:?}"
+    );
+    let p = problems(&format!("{job}[api]\nack_link_ttl = \"0s\"\n"));
+    assert_eq!(
+        p,
+        ["schedules.toml:6:16: api.ack_link_ttl: must be longer than 0s"]
     );
 }

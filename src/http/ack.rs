@@ -60,8 +60,8 @@ const PAGE: &str = r#"<!DOCTYPE html>
 /// Every refusal: no detail.
 const FORBIDDEN: &str = r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Link not valid</title></head>
-<body><h1>This link is not valid</h1>
-<p>It may have expired, or its alert may be over. Use <code>ops-worker alerts list</code> or the API instead.</p>
+<body><h1>This link cannot be used</h1>
+<p>See the alert with <code>ops-worker alerts list</code> or the API instead.</p>
 </body></html>
 "#;
 

@@ -150,3 +150,66 @@ fn json_type(v: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{NotificationEvent, NotificationStatus};
+
+    fn message(event: NotificationEvent, payload: Value) -> Message {
+        let at = chrono::DateTime::UNIX_EPOCH;
+        Message::from_row(&Notification {
+            id: 1,
+            idempotency_key: "k".into(),
+            target: "alice".into(),
+            alert_id: Some(42),
+            event,
+            payload: payload.to_string(),
+            status: NotificationStatus::Pending,
+            attempts: 0,
+            next_attempt_at: at,
+            created_at: at,
+            delivered_at: None,
+            last_error: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_link_replaces_the_cli_command_or_ends_the_text() {
+        let url = "https://ops.example.com/ack/T0K";
+        let mut m = message(
+            NotificationEvent::Escalated,
+            serde_json::json!({
+                "text": "[critical] Escalation level 1 of 1: api is down. Paging alice. Acknowledge: ops-worker alerts ack 42",
+                "ack_command": "ops-worker alerts ack 42",
+            }),
+        );
+        assert!(m.asks_to_acknowledge());
+        m.set_ack_url(url.into());
+        let want = format!(
+            "[critical] Escalation level 1 of 1: api is down. Paging alice. Acknowledge: {url}"
+        );
+        assert_eq!(m.text.as_deref(), Some(want.as_str()));
+        let raw: Value = serde_json::from_str(&m.raw).unwrap();
+        assert_eq!(
+            (&raw["text"], &raw["ack_url"]),
+            (&Value::from(want), &Value::from(url))
+        );
+
+        let mut m = message(
+            NotificationEvent::Opened,
+            serde_json::json!({"text": "[critical] api is down"}),
+        );
+        m.set_ack_url(url.into());
+        assert_eq!(
+            m.text.as_deref(),
+            Some("[critical] api is down Acknowledge: https://ops.example.com/ack/T0K")
+        );
+        assert_eq!(m.ack_url.as_deref(), Some(url));
+
+        for event in [NotificationEvent::Acknowledged, NotificationEvent::Resolved] {
+            assert!(!message(event, serde_json::json!({})).asks_to_acknowledge());
+        }
+    }
+}

@@ -83,7 +83,11 @@ impl Api {
         let config = Config::parse(Path::new("schedules.toml"), config_text, &|_| None)
             .unwrap_or_else(|e| panic!("test config: {e}"));
         let (_tx, rx) = tokio::sync::watch::channel(Arc::new(config));
-        let state = AppState::new(db.db().clone(), rx, Arc::new(SystemClock));
+        Api::serve(AppState::new(db.db().clone(), rx, Arc::new(SystemClock))).await
+    }
+
+    /// Serves `state`, built by the test (another clock, acknowledge links).
+    pub async fn serve(state: AppState) -> Api {
         let stop = CancellationToken::new();
         let (addr, _task) = serve(
             "127.0.0.1:0".parse().unwrap(),

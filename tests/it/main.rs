@@ -3,6 +3,7 @@
 
 mod alerts;
 mod api;
+mod api_ack;
 mod api_binary;
 mod api_input;
 mod api_openapi;
