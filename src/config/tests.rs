@@ -1131,7 +1131,10 @@ fn push_problems_name_the_place_and_never_the_token() {
         !c.warnings[0].to_string().contains("literal-token"),
         "{:?}",
         c.warnings
+    );
+}
 
+#[test]
 fn api_ack_link_ttl() {
     let job = "[jobs.a]\nkind = \"command\"\nevery = \"1m\"\ncommand = [\"true\"]\n";
     let c = parse(&format!("{job}[api]\nack_link_ttl = \"2h\"\n")).unwrap();
