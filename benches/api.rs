@@ -34,6 +34,8 @@
 
 #[path = "support/pg_database.rs"]
 mod pg_database;
+#[path = "support/scenarios.rs"]
+mod scenarios;
 use pg_database::{pg_connect, PgDatabase, DEFAULT_ADMIN_URL};
 
 use std::fmt::Write as _;
@@ -85,20 +87,7 @@ fn settings() -> anyhow::Result<Settings> {
             None => Ok(default),
         }
     };
-    // `cargo bench` passes `--bench`; other arguments name scenarios.
-    let mut scenarios: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    if scenarios.is_empty() {
-        if let Some(list) = env("BENCH_SCENARIOS") {
-            scenarios = list.split(',').map(|s| s.trim().to_string()).collect();
-        }
-    }
-    scenarios.retain(|s| !s.is_empty());
-    if scenarios.is_empty() {
-        scenarios = SCENARIOS.iter().map(|s| s.to_string()).collect();
-    }
+    let scenarios = scenarios::named(SCENARIOS);
     for s in &scenarios {
         ensure!(
             SCENARIOS.contains(&s.as_str()),

@@ -44,6 +44,8 @@
 
 #[path = "support/pg_database.rs"]
 mod pg_database;
+#[path = "support/scenarios.rs"]
+mod scenarios;
 use pg_database::{PgDatabase, DEFAULT_ADMIN_URL};
 
 use std::collections::HashMap;
@@ -174,20 +176,7 @@ fn settings() -> anyhow::Result<Settings> {
         Some(v) => Some(v.trim().parse().context("BENCH_POOL")?),
         None => None,
     };
-    // `cargo bench` passes `--bench`; other arguments name scenarios.
-    let mut names: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    if names.is_empty() {
-        if let Some(list) = env("BENCH_SCENARIOS") {
-            names = list.split(',').map(|s| s.trim().to_string()).collect();
-        }
-    }
-    names.retain(|n| !n.is_empty());
-    if names.is_empty() {
-        names = DEFAULT_SCENARIOS.iter().map(|n| n.to_string()).collect();
-    }
+    let names = scenarios::named(DEFAULT_SCENARIOS);
     for name in &names {
         parse_scenario(name)?;
     }
