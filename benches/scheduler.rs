@@ -42,9 +42,11 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`). A fresh PostgreSQL
 //! database is created and dropped at the end; SQLite uses a temporary file.
 
-#[path = "../tests/support/pg_url.rs"]
-mod pg_url;
-use pg_url::with_database;
+#[path = "support/pg_database.rs"]
+mod pg_database;
+#[path = "support/scenarios.rs"]
+mod scenarios;
+use pg_database::{PgDatabase, DEFAULT_ADMIN_URL};
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -54,7 +56,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
-use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::SimpleAsyncConnection;
 use ops_worker::config::{Config, JobSpec};
 use ops_worker::db::{DatabaseUrl, Db, PgUrl, RunStatus};
 use ops_worker::runner::{Recorder, Runner};
@@ -66,7 +68,6 @@ use tokio_util::task::TaskTracker;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Slots at each end of a scenario left out of the figures (warm-up: the pool
 /// opens its connections during the first slot; wind-down).
 const EDGE_SLOTS: i64 = 2;
@@ -175,20 +176,7 @@ fn settings() -> anyhow::Result<Settings> {
         Some(v) => Some(v.trim().parse().context("BENCH_POOL")?),
         None => None,
     };
-    // `cargo bench` passes `--bench`; other arguments name scenarios.
-    let mut names: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    if names.is_empty() {
-        if let Some(list) = env("BENCH_SCENARIOS") {
-            names = list.split(',').map(|s| s.trim().to_string()).collect();
-        }
-    }
-    names.retain(|n| !n.is_empty());
-    if names.is_empty() {
-        names = DEFAULT_SCENARIOS.iter().map(|n| n.to_string()).collect();
-    }
+    let names = scenarios::named(DEFAULT_SCENARIOS);
     for name in &names {
         parse_scenario(name)?;
     }
@@ -307,66 +295,6 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// One connection outside any pool, as ops-worker opens them (TLS as the
-/// URL's `sslmode` says).
-async fn pg_connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
-    match DatabaseUrl::parse(Some(url))? {
-        DatabaseUrl::Postgres(url) => Ok(url.establish().await?),
-        DatabaseUrl::Sqlite(_) => bail!("not a PostgreSQL URL: {url}"),
-    }
-}
-
-/// A fresh PostgreSQL database, dropped (with FORCE) when this is dropped.
-struct PgDatabase {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create(admin: &str) -> anyhow::Result<PgDatabase> {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let name = format!("ops_worker_bench_{}_{stamp}", std::process::id());
-        let mut conn = pg_connect(admin)
-            .await
-            .with_context(|| format!("connecting to {admin} (OPS_WORKER_TEST_PG)"))?;
-        conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .with_context(|| format!("creating database {name}"))?;
-        Ok(PgDatabase {
-            admin: admin.to_string(),
-            url: with_database(admin, &name),
-            name,
-        })
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // Own thread and runtime: this may run while a runtime is unwinding.
-        let dropped = std::thread::spawn(move || -> anyhow::Result<()> {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(async {
-                    let mut conn = pg_connect(&admin).await?;
-                    conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .await?;
-                    anyhow::Ok(())
-                })
-        })
-        .join();
-        match dropped {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("warning: dropping database {}: {e:#}", self.name),
-            Err(_) => eprintln!("warning: dropping database {} panicked", self.name),
-        }
-    }
 }
 
 /// A spec as schedules.toml would give it for `every = "1s"` (so every

@@ -11,7 +11,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Bool, Integer, Text};
 use diesel::QueryableByName;
 use ops_worker::db::{
-    Backend, DatabaseUrl, Db, DbError, Finish, NewRun, RunRecord, RunStatus, Trigger,
+    Backend, DatabaseUrl, Db, DbError, Finish, NewRun, RunRecord, RunStatus, RunsQuery, Trigger,
 };
 
 use crate::backend_tests;
@@ -99,6 +99,7 @@ backend_tests!(
     last_slots_ignores_manual_and_retry_and_takes_the_latest,
     job_summaries_pick_newest_run_and_last_success,
     history_order_limit_and_filter,
+    runs_page_walks_attempts_of_one_slot_by_id,
     timestamps_round_trip,
     check_constraints_reject_bad_values,
 );
@@ -542,18 +543,82 @@ async fn job_summaries_pick_newest_run_and_last_success(t: &TestDb) {
     assert_eq!(gamma.last_scheduled_for, Some(at(T5)));
     assert_eq!(gamma.last_finished_at, Some(newest.finished_at));
     assert_eq!(gamma.last_success_at, Some(newest.finished_at));
+    assert_eq!(gamma.last_slot, Some(at(T5)));
 
     let alpha = &summaries[1];
     assert_eq!(alpha.last_status, Some(RunStatus::Failed));
     assert_eq!(alpha.last_scheduled_for, Some(at(T2)));
     assert_eq!(alpha.last_finished_at, Some(failed.finished_at));
     assert_eq!(alpha.last_success_at, Some(ok.finished_at));
+    assert_eq!(alpha.last_slot, Some(at(T2)));
 
     let beta = &summaries[2];
     assert_eq!(beta.last_status, Some(RunStatus::Running));
     assert_eq!(beta.last_scheduled_for, Some(at(T3)));
     assert_eq!(beta.last_finished_at, None);
     assert_eq!(beta.last_success_at, None);
+    // Its newest row is a retry: the slot is the scheduled attempt's.
+    assert_eq!(beta.last_slot, Some(at(T3)));
+}
+
+/// The runs page's cursor is `(scheduled_for, id)`: attempts of one slot
+/// share `scheduled_for` and come by id, newest first, each once, whether
+/// a page boundary falls between them or not, with a status filter too.
+async fn runs_page_walks_attempts_of_one_slot_by_id(t: &TestDb) {
+    let db = t.db();
+    for (slot, attempt, status) in [
+        (T1, 1, RunStatus::Success),
+        (T2, 1, RunStatus::Failed),
+        (T2, 2, RunStatus::Failed),
+        (T2, 3, RunStatus::Success),
+        (T3, 1, RunStatus::Skipped),
+    ] {
+        let mut r = run("a", slot);
+        r.attempt = attempt;
+        if attempt > 1 {
+            r.trigger = Trigger::Retry;
+        }
+        assert!(db
+            .insert_finished_run(&r, &finish(status, at(slot)))
+            .await
+            .unwrap());
+    }
+    claim(db, &run("b", T2)).await;
+    let page = |status, after, limit| RunsQuery {
+        job: "a",
+        status,
+        since: None,
+        until: None,
+        after,
+        limit,
+    };
+    let key = |r: &RunRecord| (r.scheduled_for, r.attempt);
+    let want = [(T3, 1), (T2, 3), (T2, 2), (T2, 1), (T1, 1)].map(|(s, a)| (at(s), a));
+
+    for limit in [1, 2, 3] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let runs = db.runs_page(&page(None, after, limit)).await.unwrap();
+            assert!(runs.len() <= limit as usize);
+            let Some(last) = runs.last() else { break };
+            after = Some((last.scheduled_for, last.id));
+            seen.extend(runs.iter().map(key));
+        }
+        assert_eq!(seen, want, "pages of {limit}");
+    }
+
+    // From the middle of T2's attempts, failures only.
+    let all = db.runs_page(&page(None, None, 10)).await.unwrap();
+    let failed = db
+        .runs_page(&page(
+            Some(RunStatus::Failed),
+            Some((all[2].scheduled_for, all[2].id)),
+            10,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(failed.iter().map(key).collect::<Vec<_>>(), [(at(T2), 1)]);
 }
 
 async fn history_order_limit_and_filter(t: &TestDb) {
@@ -823,6 +888,8 @@ async fn postgres_and_sqlite_schemas_agree() {
 
     // (table, columns, indexes created by the migrations)
     for (table, columns, indexes) in [
+        // 2026-12-05-160000 added job_runs_job_status and dropped
+        // job_runs_job_last_success.
         ("job_runs", 16, 6),
         ("service_health", 10, 0),
         ("health_checks", 8, 2),

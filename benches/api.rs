@@ -1,0 +1,548 @@
+//! API benchmark: the two reads an operator's console polls, with a large
+//! history, on PostgreSQL, through real HTTP:
+//!
+//! - `api-jobs`: `GET /api/v1/jobs` with 1,000 jobs in schedules.toml;
+//! - `api-runs`: `GET /api/v1/jobs/{name}/runs`, a job's runs page, in its
+//!   variants (first page, a page 100,000 rows down by cursor, a rare
+//!   status, a status with no rows, a one-hour window, a job of ordinary
+//!   size).
+//!
+//! It creates a database of its own, writes a schedules.toml of 1,000 jobs
+//! (every and cron schedules, several time zones), fills `job_runs` with
+//! 1,000,000 rows in one `INSERT ... SELECT generate_series` (job-0000 is a
+//! hot job run every second, 200,000 rows; the other 999 jobs share the rest,
+//! every 5 minutes; 96 % success, the rest failed, timeout, panicked, skipped,
+//! abandoned; 1 % manual runs), runs `VACUUM ANALYZE` (the state autovacuum
+//! reaches after a fill), starts the real API server in-process
+//! (`http::api_router` + `http::serve`, its own multi-thread runtime, as
+//! `ops-worker serve` runs it) and measures requests with reqwest from a
+//! separate runtime: N sequential requests per variant, then the same mix
+//! from C concurrent clients. A request's time runs from sending it to the
+//! last byte of its body. It prints a table (p50 / p99 / max in ms, requests
+//! per second, the load average before each figure) and drops its database.
+//!
+//! ```sh
+//! cargo bench --bench api                      # api-jobs and api-runs
+//! cargo bench --bench api -- api-runs          # one scenario
+//! BENCH_REQUESTS=500 BENCH_CLIENTS=8 cargo bench --bench api
+//! ```
+//!
+//! Settings (environment): `BENCH_REQUESTS` (200 sequential requests per
+//! variant, and as many in the concurrent run), `BENCH_CLIENTS` (8),
+//! `BENCH_JOBS` (1,000), `BENCH_ROWS` (1,000,000), `OPS_WORKER_TEST_PG`
+//! (admin URL, default `postgres://postgres@127.0.0.1:5432/postgres`).
+
+#[path = "support/pg_database.rs"]
+mod pg_database;
+#[path = "support/scenarios.rs"]
+mod scenarios;
+use pg_database::{pg_connect, PgDatabase, DEFAULT_ADMIN_URL};
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context as _};
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use ops_worker::config::Config;
+use ops_worker::db::{DatabaseUrl, Db};
+use ops_worker::http::{api_router, serve, AppState};
+use ops_worker::schedule::whole_second;
+use ops_worker_jobs::reqwest;
+use ops_worker_jobs::{Clock, SystemClock};
+use tokio_util::sync::CancellationToken;
+
+/// The scenarios run when none is named.
+const SCENARIOS: &[&str] = &["api-jobs", "api-runs"];
+
+/// The hot job: run every second, a fifth of the history.
+const HOT_JOB: &str = "job-0000";
+/// How many rows down the deep cursor page starts.
+const DEEP_ROWS: i64 = 100_000;
+/// Requests before the measured ones of each variant (connections, the
+/// server's pool and its prepared statements warm).
+const WARM_UP: usize = 10;
+
+struct Settings {
+    scenarios: Vec<String>,
+    requests: usize,
+    clients: usize,
+    jobs: usize,
+    rows: i64,
+    admin_url: String,
+}
+
+fn settings() -> anyhow::Result<Settings> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let num = |k: &str, default: usize| -> anyhow::Result<usize> {
+        match env(k) {
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .with_context(|| format!("{k} must be a positive whole number, not {v:?}")),
+            None => Ok(default),
+        }
+    };
+    let scenarios = scenarios::named(SCENARIOS);
+    for s in &scenarios {
+        ensure!(
+            SCENARIOS.contains(&s.as_str()),
+            "unknown scenario {s:?}: expected one of {}",
+            SCENARIOS.join(", ")
+        );
+    }
+    let jobs = num("BENCH_JOBS", 1000)?;
+    let rows = num("BENCH_ROWS", 1_000_000)? as i64;
+    ensure!(
+        rows >= 2 * DEEP_ROWS && jobs >= 2,
+        "BENCH_ROWS must be at least {} and BENCH_JOBS at least 2",
+        2 * DEEP_ROWS
+    );
+    Ok(Settings {
+        scenarios,
+        requests: num("BENCH_REQUESTS", 200)?,
+        clients: num("BENCH_CLIENTS", 8)?,
+        jobs,
+        rows,
+        admin_url: env("OPS_WORKER_TEST_PG").unwrap_or_else(|| DEFAULT_ADMIN_URL.to_string()),
+    })
+}
+
+/// The name of job `i`.
+fn job_name(i: usize) -> String {
+    format!("job-{i:04}")
+}
+
+/// schedules.toml with `jobs` command jobs: the hot job every second, most
+/// every 5 minutes, every tenth on a cron in one of three time zones.
+fn schedules_toml(jobs: usize) -> String {
+    let mut toml = String::new();
+    for i in 0..jobs {
+        let schedule = match i {
+            0 => "every = \"1s\"".to_string(),
+            i if i % 10 == 5 => {
+                let tz = ["UTC", "Europe/Berlin", "America/New_York"][i % 3];
+                format!("cron = \"{} */2 * * *\"\ntimezone = \"{tz}\"", i % 60)
+            }
+            _ => "every = \"5m\"".to_string(),
+        };
+        let _ = write!(
+            toml,
+            "[jobs.{}]\nkind = \"command\"\n{schedule}\ncommand = [\"true\"]\n\n",
+            job_name(i)
+        );
+    }
+    toml
+}
+
+/// `rows` runs over `jobs` jobs in one statement: the hot job every second
+/// back from `base` (a fifth of the rows), the others every 5 minutes,
+/// interleaved. Statuses and triggers by a hash of the row number.
+fn fill_sql(jobs: usize, rows: i64, base: DateTime<Utc>) -> String {
+    let hot = rows / 5;
+    let others = jobs - 1;
+    let base = base.format("%Y-%m-%d %H:%M:%S");
+    format!(
+        "\
+INSERT INTO job_runs (job_name, kind, scheduled_for, \"trigger\", attempt, worker_id,
+                      started_at, finished_at, status, error, output, duration_ms, missed)
+SELECT job_name, 'command', sf,
+       CASE WHEN h % 100 = 0 THEN 'manual' ELSE 'schedule' END, 1, 'bench-worker',
+       sf + interval '3 milliseconds',
+       sf + interval '3 milliseconds' + make_interval(secs => dur / 1000.0),
+       status,
+       CASE WHEN status = 'success' THEN NULL ELSE 'exit status 1: the command failed' END,
+       'done', dur, 0
+FROM (
+    SELECT CASE WHEN g <= {hot} THEN '{HOT_JOB}'
+                ELSE 'job-' || lpad((1 + (g - {hot} - 1) % {others})::text, 4, '0') END AS job_name,
+           CASE WHEN g <= {hot} THEN TIMESTAMP '{base}' - make_interval(secs => g)
+                ELSE TIMESTAMP '{base}' - make_interval(secs => 300 * ((g - {hot} - 1) / {others} + 1))
+           END AS sf,
+           (g * 7919) % 1000 AS h,
+           50 + (g * 104729) % 2000 AS dur,
+           CASE WHEN (g * 7919) % 1000 < 30 THEN 'failed'
+                WHEN (g * 7919) % 1000 < 35 THEN 'timeout'
+                WHEN (g * 7919) % 1000 < 36 THEN 'panicked'
+                WHEN (g * 7919) % 1000 < 38 THEN 'skipped'
+                WHEN (g * 7919) % 1000 < 39 THEN 'abandoned'
+                ELSE 'success' END AS status
+    FROM generate_series(1::bigint, {rows}) AS g
+) AS s"
+    )
+}
+
+/// One request to time: what the table calls it and its path.
+struct Variant {
+    name: &'static str,
+    path: String,
+}
+
+struct Figures {
+    scenario: &'static str,
+    variant: String,
+    clients: usize,
+    requests: usize,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    per_second: f64,
+    bytes: usize,
+    load: String,
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Nearest-rank percentile of sorted `v`.
+fn rank(v: &[Duration], q: f64) -> Duration {
+    let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+    v[i]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+/// One GET, timed to the last byte of its body, and the body's length;
+/// anything but 200 stops the benchmark.
+async fn get(client: &reqwest::Client, url: &str) -> anyhow::Result<(Duration, usize)> {
+    let started = Instant::now();
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?;
+    let status = resp.status();
+    let body = resp
+        .bytes()
+        .await
+        .with_context(|| format!("GET {url}: reading the body"))?;
+    let took = started.elapsed();
+    if !status.is_success() {
+        bail!("GET {url}: {status}: {}", String::from_utf8_lossy(&body));
+    }
+    Ok((took, body.len()))
+}
+
+/// A GET's JSON body (reqwest here has no `json` feature).
+async fn json<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<T> {
+    let body = client
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    serde_json::from_slice(&body).with_context(|| format!("GET {url}: not the JSON expected"))
+}
+
+/// `requests` requests spread over `clients` clients, each taking the
+/// variants in turn; the latencies of all and the wall time.
+async fn measure(
+    client: &reqwest::Client,
+    base: &str,
+    variants: &[Variant],
+    requests: usize,
+    clients: usize,
+) -> anyhow::Result<(Vec<Duration>, Duration, usize)> {
+    let started = Instant::now();
+    let tasks = (0..clients).map(|c| async move {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        let mut i = c;
+        while i < requests {
+            let v = &variants[i % variants.len()];
+            let (took, len) = get(client, &format!("{base}{}", v.path)).await?;
+            out.push(took);
+            bytes = len;
+            i += clients;
+        }
+        anyhow::Ok((out, bytes))
+    });
+    let mut all = Vec::with_capacity(requests);
+    let mut bytes = 0;
+    for r in futures::future::join_all(tasks).await {
+        let (times, len) = r?;
+        all.extend(times);
+        bytes = len;
+    }
+    let wall = started.elapsed();
+    all.sort_unstable();
+    Ok((all, wall, bytes))
+}
+
+async fn figures(
+    scenario: &'static str,
+    variant: String,
+    client: &reqwest::Client,
+    base: &str,
+    variants: &[Variant],
+    settings: &Settings,
+    clients: usize,
+) -> anyhow::Result<Figures> {
+    for v in variants.iter().cycle().take(WARM_UP.max(variants.len())) {
+        get(client, &format!("{base}{}", v.path)).await?;
+    }
+    let load = load_average();
+    let (times, wall, bytes) = measure(client, base, variants, settings.requests, clients).await?;
+    Ok(Figures {
+        scenario,
+        variant,
+        clients,
+        requests: times.len(),
+        p50: rank(&times, 0.50),
+        p99: rank(&times, 0.99),
+        max: *times.last().expect("at least one request"),
+        per_second: times.len() as f64 / wall.as_secs_f64(),
+        bytes,
+        load,
+    })
+}
+
+/// The variants of the runs page, their cursor and window taken from the
+/// filled table.
+async fn runs_variants(
+    url: &str,
+    jobs: usize,
+    base: DateTime<Utc>,
+) -> anyhow::Result<Vec<Variant>> {
+    #[derive(diesel::QueryableByName)]
+    struct Cursor {
+        #[diesel(sql_type = BigInt)]
+        secs: i64,
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = Text)]
+        job_name: String,
+    }
+    let mut conn = pg_connect(url).await?;
+    let deep: Cursor = diesel::sql_query(format!(
+        "SELECT EXTRACT(EPOCH FROM scheduled_for)::bigint AS secs, id, job_name FROM job_runs \
+         WHERE job_name = '{HOT_JOB}' ORDER BY scheduled_for DESC, id DESC \
+         OFFSET {} LIMIT 1",
+        DEEP_ROWS - 1
+    ))
+    .get_result(&mut conn)
+    .await
+    .context("finding the deep cursor")?;
+    ensure!(deep.job_name == HOT_JOB);
+    let hour = |h: i64| (base - TimeDelta::hours(h)).format("%Y-%m-%dT%H:%M:%SZ");
+    let runs = |job: &str| format!("/api/v1/jobs/{job}/runs");
+    Ok(vec![
+        Variant {
+            name: "first page",
+            path: runs(HOT_JOB),
+        },
+        Variant {
+            name: "100,000 rows down (cursor)",
+            path: format!("{}?cursor={}.{}", runs(HOT_JOB), deep.secs, deep.id),
+        },
+        Variant {
+            name: "status=skipped (0.2 % of rows)",
+            path: format!("{}?status=skipped", runs(HOT_JOB)),
+        },
+        Variant {
+            name: "status=running (no rows)",
+            path: format!("{}?status=running", runs(HOT_JOB)),
+        },
+        Variant {
+            name: "one hour, 30 h ago",
+            path: format!("{}?since={}&until={}", runs(HOT_JOB), hour(31), hour(30)),
+        },
+        Variant {
+            name: "ordinary job, status=failed",
+            path: format!("{}?status=failed", runs(&job_name(jobs / 2))),
+        },
+    ])
+}
+
+fn main() -> anyhow::Result<()> {
+    let settings = settings()?;
+    // The server's runtime, as src/main.rs builds it: one worker per core.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ops-worker")
+        .build()?;
+    // The clients' own thread, so they do not take the server's workers.
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    println!(
+        "ops-worker API benchmark: {} jobs, {} rows in job_runs, {} requests per variant, \
+         {} concurrent clients, {} cores",
+        settings.jobs,
+        settings.rows,
+        settings.requests,
+        settings.clients,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+    let pg = server_rt.block_on(PgDatabase::create(&settings.admin_url))?;
+    let url = DatabaseUrl::parse(Some(&pg.url))?;
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let config_path = dir.path().join("schedules.toml");
+    std::fs::write(&config_path, schedules_toml(settings.jobs))?;
+    let config = Arc::new(Config::load(&config_path)?);
+    ensure!(config.jobs.len() == settings.jobs, "schedules.toml jobs");
+
+    let base = whole_second(SystemClock.now());
+    let (addr, stop, server, _keep) = server_rt.block_on(async {
+        let db = Db::connect(&url, url.pool_size()).await?;
+        db.migrate().await?;
+        let mut conn = pg_connect(&pg.url).await?;
+        let started = Instant::now();
+        conn.batch_execute(&fill_sql(settings.jobs, settings.rows, base))
+            .await
+            .context("filling job_runs")?;
+        let filled = started.elapsed();
+        conn.batch_execute("VACUUM ANALYZE job_runs").await?;
+        println!(
+            "filled job_runs: {} rows in {:.1} s, VACUUM ANALYZE {:.1} s; load average {}",
+            settings.rows,
+            filled.as_secs_f64(),
+            (started.elapsed() - filled).as_secs_f64(),
+            load_average()
+        );
+        // No sender: as `ops-worker serve`, the config changes only by restart.
+        let (keep, configs) = tokio::sync::watch::channel(config.clone());
+        let state = AppState::new(db, configs, Arc::new(SystemClock));
+        let stop = CancellationToken::new();
+        let (addr, server) = serve("127.0.0.1:0".parse()?, api_router(state), stop.clone()).await?;
+        anyhow::Ok((addr, stop, server, keep))
+    })?;
+    let base_url = format!("http://{addr}");
+    let variants = server_rt.block_on(runs_variants(&pg.url, settings.jobs, base))?;
+
+    let results = client_rt.block_on(async {
+        let client = ops_worker_jobs::health::http_client_builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        // What is measured is what was asked for.
+        let jobs: Vec<serde_json::Value> =
+            json(&client, &format!("{base_url}/api/v1/jobs")).await?;
+        ensure!(
+            jobs.len() == settings.jobs,
+            "GET /api/v1/jobs: {} jobs",
+            jobs.len()
+        );
+        ensure!(
+            jobs.iter().all(|j| j["last_run"].is_string()),
+            "GET /api/v1/jobs: a job without its last run"
+        );
+        for v in &variants {
+            let page: serde_json::Value = json(&client, &format!("{base_url}{}", v.path)).await?;
+            let items = page["items"].as_array().map_or(0, |a| a.len());
+            ensure!(
+                items > 0 || v.path.contains("status=running"),
+                "{}: an empty page",
+                v.name
+            );
+        }
+
+        let mut results = Vec::new();
+        for scenario in &settings.scenarios {
+            let (name, mine): (&'static str, Vec<Variant>) = match scenario.as_str() {
+                "api-jobs" => (
+                    "api-jobs",
+                    vec![Variant {
+                        name: "GET /api/v1/jobs",
+                        path: "/api/v1/jobs".to_string(),
+                    }],
+                ),
+                _ => (
+                    "api-runs",
+                    variants
+                        .iter()
+                        .map(|v| Variant {
+                            name: v.name,
+                            path: v.path.clone(),
+                        })
+                        .collect(),
+                ),
+            };
+            for v in &mine {
+                let f = figures(
+                    name,
+                    v.name.to_string(),
+                    &client,
+                    &base_url,
+                    std::slice::from_ref(v),
+                    &settings,
+                    1,
+                )
+                .await?;
+                print_row(&f);
+                results.push(f);
+            }
+            let all = if mine.len() == 1 {
+                mine[0].name.to_string()
+            } else {
+                "all of the above in turn".to_string()
+            };
+            let f = figures(
+                name,
+                all,
+                &client,
+                &base_url,
+                &mine,
+                &settings,
+                settings.clients,
+            )
+            .await?;
+            print_row(&f);
+            results.push(f);
+        }
+        anyhow::Ok(results)
+    })?;
+
+    stop.cancel();
+    server_rt.block_on(server)?;
+    drop(server_rt);
+    drop(pg);
+    println!();
+    println!(
+        "| scenario | request | clients | requests | p50 / p99 / max (ms) | requests/s | body bytes | load average before |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for f in &results {
+        println!(
+            "| {} | {} | {} | {} | {} / {} / {} | {:.0} | {} | {} |",
+            f.scenario,
+            f.variant,
+            f.clients,
+            f.requests,
+            ms(f.p50),
+            ms(f.p99),
+            ms(f.max),
+            f.per_second,
+            f.bytes,
+            f.load
+        );
+    }
+    Ok(())
+}
+
+fn print_row(f: &Figures) {
+    println!(
+        "{} {}: {} client(s), {} requests: p50 {} ms, p99 {} ms, max {} ms, {:.0} requests/s; load average before {}",
+        f.scenario,
+        f.variant,
+        f.clients,
+        f.requests,
+        ms(f.p50),
+        ms(f.p99),
+        ms(f.max),
+        f.per_second,
+        f.load
+    );
+}
