@@ -9,6 +9,7 @@ mod api_reads;
 mod api_run_now;
 mod api_writes;
 mod channels;
+mod console;
 mod escalation;
 mod fixtures;
 mod health;
