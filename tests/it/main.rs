@@ -10,6 +10,7 @@ mod api_run_now;
 mod api_writes;
 mod channels;
 mod console;
+mod console_browser;
 mod escalation;
 mod fixtures;
 mod health;
