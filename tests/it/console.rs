@@ -456,6 +456,10 @@ async fn output_and_messages_are_escaped(db: &TestDb) {
     assert!(p.fragment);
     assert!(!p.body.contains("<html"), "{}", p.body);
     assert!(p.body.contains("Service web"));
+    // Who is on call now (the one member of the test's schedule).
+    let p = c.get("/oncall").await;
+    assert_eq!(p.status, StatusCode::OK, "{p:?}");
+    assert!(p.body.contains("Now: <strong>alice</strong>"), "{}", p.body);
     // Unknown things are pages with the right status, not 500s.
     assert_eq!(c.get("/runs/999999").await.status, StatusCode::NOT_FOUND);
     assert_eq!(c.get("/runs/abc").await.status, StatusCode::BAD_REQUEST);
