@@ -121,16 +121,41 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
         .send_keys(token)
         .await
         .unwrap();
-    c.find(Locator::Css("form[action='/login'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "form[action='/login'] button").await;
     c.wait()
         .for_element(Locator::Css("main[data-live]"))
         .await
         .unwrap();
+}
+
+/// `f` again while the page's live update swaps the element out from under
+/// it (a stale element reference), up to a few times.
+async fn retry<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, fantoccini::error::CmdError>>,
+{
+    let mut tries = 0;
+    loop {
+        match f().await {
+            Ok(t) => return t,
+            Err(_) if tries < 10 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("webdriver: {e}"),
+        }
+    }
+}
+
+/// The text of the first element matching `css`.
+async fn text(c: &Client, css: &str) -> String {
+    retry(|| async { c.find(Locator::Css(css)).await?.text().await }).await
+}
+
+/// Clicks the first element matching `css`.
+async fn click(c: &Client, css: &str) {
+    retry(|| async { c.find(Locator::Css(css)).await?.click().await }).await
 }
 
 async fn js(c: &Client, script: &str) -> serde_json::Value {
@@ -193,26 +218,20 @@ async fn the_console_in_a_real_browser(db: &TestDb) {
     // The overview: the failing job as failing, the alert in the banner.
     sign_in(&c, &base, OPERATOR).await;
     assert!(has(&c, "tr#job-nightly-backup .badge.s-failed").await);
-    let banner = c
-        .find(Locator::Css(".banner"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let banner = text(&c, ".banner").await;
     assert!(
         banner.contains("billing-api") && banner.contains("critical"),
         "{banner}"
     );
     // Times are shown in the browser's zone, UTC on hover.
-    let title = c
-        .find(Locator::Css("tr#job-nightly-backup time"))
-        .await
-        .unwrap()
-        .attr("title")
-        .await
-        .unwrap()
-        .unwrap();
+    let title = retry(|| async {
+        c.find(Locator::Css("tr#job-nightly-backup time"))
+            .await?
+            .attr("title")
+            .await
+    })
+    .await
+    .expect("a title");
     assert!(title.ends_with("UTC"), "{title}");
     shot(&c, &shots, "overview").await;
 
@@ -224,13 +243,7 @@ async fn the_console_in_a_real_browser(db: &TestDb) {
         .unwrap()
         .expect("acknowledged");
     eventually(LIVE, "the banner shows the acknowledgement", || async {
-        let text = c
-            .find(Locator::Css(".banner"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = text(&c, ".banner").await;
         text.contains("acknowledged")
     })
     .await;
@@ -240,14 +253,7 @@ async fn the_console_in_a_real_browser(db: &TestDb) {
     let second = open_alert(db, "search", "Service search is degraded").await;
     c.goto(&format!("{base}/alerts")).await.unwrap();
     shot(&c, &shots, "alerts").await;
-    c.find(Locator::Css(&format!(
-        "form[action='/alerts/{second}/ack'] button"
-    )))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    click(&c, &format!("form[action='/alerts/{second}/ack'] button")).await;
     eventually(LIVE, "the alert acknowledged in the database", || async {
         db.db().get_alert(second).await.unwrap().unwrap().status == AlertStatus::Acknowledged
     })
@@ -255,24 +261,12 @@ async fn the_console_in_a_real_browser(db: &TestDb) {
     let a = db.db().get_alert(second).await.unwrap().unwrap();
     assert_eq!(a.acknowledged_by.as_deref(), Some("ops"));
     c.goto(&base).await.unwrap();
-    let banner = c
-        .find(Locator::Css(".banner"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let banner = text(&c, ".banner").await;
     assert!(!banner.contains(" open,"), "{banner}");
 
     // Output holding <script> is shown as text and does not run.
     c.goto(&format!("{base}/runs/{failed}")).await.unwrap();
-    let out = c
-        .find(Locator::Css("pre.output:not(.error)"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let out = text(&c, "pre.output:not(.error)").await;
     assert!(out.contains(xss), "{out}");
     assert_eq!(
         js(&c, "return window.__xss === undefined").await,
@@ -283,12 +277,7 @@ async fn the_console_in_a_real_browser(db: &TestDb) {
     // Run now on the job's page: the new run appears there, run by the worker.
     c.goto(&format!("{base}/jobs/report")).await.unwrap();
     assert!(!has(&c, "table.runs a[href^='/runs/']").await);
-    c.find(Locator::Css("form[action='/jobs/report/run'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "form[action='/jobs/report/run'] button").await;
     c.wait().for_element(Locator::Css(".notice")).await.unwrap();
     mark(&c).await;
     eventually(
@@ -348,17 +337,16 @@ async fn the_console_in_a_real_browser(db: &TestDb) {
     );
     shot(&phone, &shots, "overview-phone").await;
     phone.goto(&format!("{base}/alerts")).await.unwrap();
-    let button = phone
-        .find(Locator::Css(&format!(
-            "form[action='/alerts/{third}/ack'] button"
-        )))
-        .await
-        .unwrap();
-    assert!(button.is_displayed().await.unwrap());
-    let (_, _, w, h) = button.rectangle().await.unwrap();
+    let ack = format!("form[action='/alerts/{third}/ack'] button");
+    let (shown, (_, _, w, h)) = retry(|| async {
+        let button = phone.find(Locator::Css(&ack)).await?;
+        Ok((button.is_displayed().await?, button.rectangle().await?))
+    })
+    .await;
+    assert!(shown);
     assert!(w >= 40.0 && h >= 40.0, "a {w}x{h} button is hard to tap");
     shot(&phone, &shots, "alerts-phone").await;
-    button.click().await.unwrap();
+    click(&phone, &ack).await;
     eventually(LIVE, "acknowledged from the phone", || async {
         db.db().get_alert(third).await.unwrap().unwrap().status == AlertStatus::Acknowledged
     })
