@@ -12,6 +12,8 @@ mod api_run_now;
 mod api_silences;
 mod api_writes;
 mod channels;
+mod console;
+mod console_browser;
 mod escalation;
 mod fixtures;
 mod health;

@@ -322,3 +322,63 @@ pub async fn resume(
     .await?;
     Ok(Redirect::to(&job_url(&name)).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Trigger;
+
+    fn run(id: i64, minute: u32, attempt: i32, status: RunStatus, missed: i32) -> RunRecord {
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 5)
+            .unwrap()
+            .and_hms_opt(8, minute, 0)
+            .unwrap()
+            .and_utc();
+        RunRecord {
+            id,
+            job_name: "j".into(),
+            kind: "command".into(),
+            scheduled_for: at,
+            trigger: Trigger::Schedule,
+            attempt,
+            worker_id: "w".into(),
+            started_at: at,
+            finished_at: Some(at),
+            status,
+            error: None,
+            output: None,
+            duration_ms: Some(1),
+            missed,
+            jitter_ms: None,
+        }
+    }
+
+    #[test]
+    fn timeline_shows_each_slot_once_and_the_missed_ones() {
+        // Newest first, as runs_page returns them: a retried slot at 08:03
+        // (attempt 2 succeeded), 08:02 skipped, 08:01 after 7 missed slots.
+        let runs = [
+            run(5, 3, 2, RunStatus::Success, 0),
+            run(4, 3, 1, RunStatus::Failed, 0),
+            run(3, 2, 1, RunStatus::Skipped, 0),
+            run(2, 1, 1, RunStatus::Success, 7),
+        ];
+        let marks = timeline(&runs);
+        let classes: Vec<&str> = marks.iter().map(|m| m.class.as_str()).collect();
+        assert_eq!(
+            classes,
+            ["missed", "missed", "missed", "missed", "missed", "success", "skipped", "success"]
+        );
+        assert!(
+            marks[0].label.starts_with("7 slot(s) missed"),
+            "{:?}",
+            marks[0]
+        );
+        assert_eq!(
+            marks.last().unwrap().label,
+            "2026-12-05 08:03:00 UTC: success (schedule, attempt 2)"
+        );
+        let xs: Vec<usize> = marks.iter().map(|m| m.x).collect();
+        assert_eq!(xs, (0..8).map(|i| i * MARK_STEP).collect::<Vec<_>>());
+    }
+}

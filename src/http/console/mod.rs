@@ -7,13 +7,14 @@
 //! signed in and guards every write (CSRF token, cross-site check);
 //! `view.rs` renders templates (`templates/`, one per page) and the times
 //! and errors they show; one file per page family: `overview.rs`,
-//! `alerts.rs`, `jobs.rs` (a job and its runs, and one run).
+//! `alerts.rs`, `jobs.rs` (a job and its runs, and one run), `oncall.rs`.
 //!
 //! Writes go through `super::writes::audited`, like the API's: a viewer's
 //! attempt is refused with 403 and recorded.
 
 mod alerts;
 mod jobs;
+mod oncall;
 mod overview;
 mod session;
 mod view;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/jobs/{name}/pause", post(jobs::pause))
         .route("/jobs/{name}/resume", post(jobs::resume))
         .route("/runs/{id}", get(jobs::run))
+        .route("/oncall", get(oncall::page))
         .route("/logout", post(session::logout))
         .route_layer(middleware::from_fn_with_state(state, session::require));
     Router::new()

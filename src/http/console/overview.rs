@@ -55,8 +55,8 @@ struct JobRow {
     /// `/jobs/NAME`, encoded.
     url: String,
     kind: String,
+    /// In words, with the time zone of a cron schedule.
     schedule: String,
-    timezone: String,
     enabled: bool,
     last_status: Option<String>,
     last_run: Option<When>,
@@ -112,15 +112,10 @@ pub async fn page(
         .await?
         .into_iter()
         .map(|j| JobRow {
-            schedule: if j.timezone == "UTC" {
-                j.schedule_words
-            } else {
-                format!("{} ({})", j.schedule_words, j.timezone)
-            },
+            schedule: j.schedule_words,
             url: super::jobs::job_url(&j.name),
             name: j.name,
             kind: j.kind,
-            timezone: j.timezone,
             enabled: j.enabled,
             last_status: j.last_status,
             last_run: when_opt(j.last_run, now),

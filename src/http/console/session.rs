@@ -73,13 +73,17 @@ fn random_id() -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| {
         tracing::error!(error = %e, "console: the system's random source failed");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_randomness",
-            "cannot draw a session id; try again",
-        )
+        no_randomness()
     })?;
     Ok(hex(&bytes))
+}
+
+fn no_randomness() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_randomness",
+        "the system's random source failed; try again",
+    )
 }
 
 /// The CSRF token of the session with cookie id `id`.
@@ -87,9 +91,10 @@ fn csrf_for(id: &str) -> String {
     hex(&sha256(format!("ops-worker console csrf\n{id}").as_bytes()))
 }
 
-/// Without tokens there is no session: one key per process.
-static LOCAL_KEY: LazyLock<String> =
-    LazyLock::new(|| random_id().unwrap_or_else(|_| hex(&sha256(b"unavailable"))));
+/// Without tokens there is no session: one key per process (`None` if the
+/// system's random source failed: then no page is served rather than one
+/// with a guessable token).
+static LOCAL_KEY: LazyLock<Option<String>> = LazyLock::new(|| random_id().ok());
 
 fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
@@ -147,7 +152,7 @@ async fn session_of(
             name: caller.name.clone(),
             role: caller.role,
             may_write: true,
-            csrf: csrf_for(&LOCAL_KEY),
+            csrf: csrf_for(LOCAL_KEY.as_deref().ok_or_else(no_randomness)?),
             signed_in: false,
             caller,
         }));

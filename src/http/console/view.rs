@@ -27,6 +27,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("alerts.html", include_str!("templates/alerts.html")),
     ("job.html", include_str!("templates/job.html")),
     ("run.html", include_str!("templates/run.html")),
+    ("oncall.html", include_str!("templates/oncall.html")),
 ];
 
 /// Built once; minijinja escapes every value in a template whose name ends
