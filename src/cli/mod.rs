@@ -329,7 +329,8 @@ pub enum Command {
     /// Run a command as a push job's run: signal start, run it, signal its
     /// exit status with the end of its output, exit with its status
     #[command(after_help = exit_codes!(
-        "N  the command's own exit status (128 + N when signal N killed it, 127 when it cannot be run); a signal that is not delivered is a warning on stderr and never changes it",
+        "0  the command succeeded",
+        "N  otherwise the command's own exit status (128 + N when signal N killed it, 127 when it cannot be run); a signal that is not delivered is a warning on stderr and never changes it",
         "2  bad usage (no command after --)",
     ))]
     Wrap {
