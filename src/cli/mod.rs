@@ -5,6 +5,7 @@
 mod exit;
 mod logs;
 pub mod oncall;
+mod ping;
 mod show;
 
 use std::path::PathBuf;
@@ -53,7 +54,7 @@ macro_rules! no_db {
 #[command(after_help = concat!(
     "Environment: DATABASE_URL (postgres://... or sqlite://PATH; unset: sqlite ./ops-worker.db), \
 PGSSLMODE and PGSSLROOTCERT (TLS to PostgreSQL, when the URL has no sslmode or sslrootcert), \
-OPS_WORKER_CONFIG, OPS_WORKER_ID, LOG_FORMAT, RUST_LOG. See README.md and docs/.\n\n",
+OPS_WORKER_CONFIG, OPS_WORKER_ID, LOG_FORMAT, RUST_LOG; OPS_WORKER_PING_URL and OPS_WORKER_PING_TOKEN (ping, wrap). See README.md and docs/.\n\n",
     exit_codes!(
         "0  ok",
         "1  the job failed (run-job), or another runtime error",
@@ -302,6 +303,46 @@ pub enum Command {
         "2  bad usage, an invalid or missing schedules.toml (every problem is printed)",
     ))]
     Validate,
+    /// Send one signal of a push job to an ops-worker server: success, or
+    /// --start, --fail, --exit N (token from OPS_WORKER_PING_TOKEN)
+    #[command(after_help = exit_codes!(
+        "0  delivered (also when the slot's run was already recorded)",
+        "1  not delivered after 3 tries (no connection, a 5xx, a 429)",
+        "2  bad usage: no --url or OPS_WORKER_PING_URL, no OPS_WORKER_PING_TOKEN, or the server knows no push job of that name with that token",
+    ))]
+    Ping {
+        /// The push job, a [jobs.NAME] of the server's schedules.toml
+        name: String,
+        /// Signal that the job started (its finish closes the run)
+        #[arg(long, conflicts_with_all = ["fail", "exit"])]
+        start: bool,
+        /// Signal that the job failed
+        #[arg(long, conflicts_with = "exit")]
+        fail: bool,
+        /// Signal the job's exit status (0 is a success)
+        #[arg(long, value_name = "N")]
+        exit: Option<u8>,
+        /// The server's base URL, e.g. http://ops-worker:8080
+        #[arg(long, value_name = "BASE", env = "OPS_WORKER_PING_URL")]
+        url: Option<String>,
+    },
+    /// Run a command as a push job's run: signal start, run it, signal its
+    /// exit status with the end of its output, exit with its status
+    #[command(after_help = exit_codes!(
+        "0  the command succeeded",
+        "N  otherwise the command's own exit status (128 + N when signal N killed it, 127 when it cannot be run); a signal that is not delivered is a warning on stderr and never changes it",
+        "2  bad usage (no command after --)",
+    ))]
+    Wrap {
+        /// The push job, a [jobs.NAME] of the server's schedules.toml
+        name: String,
+        /// The server's base URL, e.g. http://ops-worker:8080
+        #[arg(long, value_name = "BASE", env = "OPS_WORKER_PING_URL")]
+        url: Option<String>,
+        /// The command and its arguments, after --
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
     /// Apply pending database migrations
     #[command(after_help = exit_codes!(
         "0  migrated, or already up to date",
@@ -546,7 +587,10 @@ impl Command {
             | Command::Health { .. }
             | Command::Status { .. }
             | Command::RequestRun { .. } => Some(Open::Existing),
-            Command::Validate | Command::Oncall { .. } => None,
+            Command::Validate
+            | Command::Oncall { .. }
+            | Command::Ping { .. }
+            | Command::Wrap { .. } => None,
         }
     }
 }
@@ -619,6 +663,18 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let database = cli.command.database();
     let open_db = || connect_db(database);
     match cli.command {
+        Command::Ping {
+            name,
+            start,
+            fail,
+            exit,
+            url,
+        } => ping::ping(&name, url, &ping::suffix(start, fail, exit)).await,
+        Command::Wrap { name, url, command } => {
+            let code = ping::wrap(&name, url, &command).await?;
+            // The command's own status, which no variant of ExitCode holds.
+            std::process::exit(i32::from(code));
+        }
         Command::Validate => {
             let config = Config::load(&cli.config)?;
             show::validate(&config, SystemClock.now());

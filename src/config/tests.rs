@@ -199,12 +199,12 @@ fn unknown_keys_and_kinds() {
     );
     assert_eq!(
         p,
-        "schedules.toml:5:1: job \"x\": unknown key \"comand\", did you mean \"command\"? (valid keys: kind, every, cron, timezone, timeout, overlap, catch_up, catch_up_window, retries, retry_backoff, retry_abandoned, jitter, enabled, history_retention, keep_last, command, env, workdir)"
+        "schedules.toml:5:1: job \"x\": unknown key \"comand\", did you mean \"command\"? (valid keys: kind, every, cron, timezone, timeout, overlap, catch_up, catch_up_window, retries, retry_backoff, retry_abandoned, jitter, enabled, history_retention, keep_last, grace, token, command, env, workdir)"
     );
     let p = one_problem("[jobs.x]\nkind = \"shell\"\nevery = \"1s\"\n");
     assert_eq!(
         p,
-        "schedules.toml:2:8: job \"x\": kind: unknown kind \"shell\" (known kinds: command, health, alerts, escalation, metrics, report)"
+        "schedules.toml:2:8: job \"x\": kind: unknown kind \"shell\" (known kinds: command, health, alerts, escalation, metrics, report, push)"
     );
     let p = one_problem(
         "[jobs.x]\nkind = \"command\"\nevery = \"1s\"\ncommand = [\"true\"]\n[surprise]\n",

@@ -14,9 +14,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 
@@ -26,7 +26,10 @@ use crate::runner::push::{record_signal, Recorded, Signal, SignalError};
 /// How much of a POST body is kept as the run's output: its end, where a
 /// failing job says why (as `command` keeps the end of its output).
 pub const PING_BODY_KEPT: usize = 100 * 1024;
-/// The largest body read at all (413 beyond it, and nothing recorded).
+/// The largest body read at all: 413 beyond it, and nothing recorded. A
+/// body whose Content-Length is larger is refused before any of it is
+/// read, so a client that waits for `100 Continue` (curl does for large
+/// bodies) gets the 413 cleanly.
 pub const PING_BODY_LIMIT: usize = 1024 * 1024;
 /// Signals one job may send in one second; more get 429.
 pub const PINGS_PER_SECOND: u32 = 10;
@@ -37,7 +40,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/ping/{job}/{token}", get(success).post(success))
         .route("/ping/{job}/{token}/{signal}", get(signal).post(signal))
-        .layer(DefaultBodyLimit::max(PING_BODY_LIMIT))
 }
 
 /// Signals per job in the current second.
@@ -62,17 +64,31 @@ impl Limiter {
 async fn success(
     State(state): State<AppState>,
     Path((job, token)): Path<(String, String)>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<Recorded>, ApiError> {
-    handle(state, &job, &token, None, body).await
+    handle(state, &job, &token, None, &headers, body).await
 }
 
 async fn signal(
     State(state): State<AppState>,
     Path((job, token, signal)): Path<(String, String, String)>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<Recorded>, ApiError> {
-    handle(state, &job, &token, Some(&signal), body).await
+    handle(state, &job, &token, Some(&signal), &headers, body).await
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!(
+            "the body is larger than {} KiB; nothing was recorded (send the end of the output: its last {} KiB are kept)",
+            PING_BODY_LIMIT / 1024,
+            PING_BODY_KEPT / 1024
+        ),
+    )
 }
 
 /// The one answer to a wrong job or a wrong token.
@@ -85,7 +101,8 @@ async fn handle(
     job: &str,
     token: &str,
     signal: Option<&str>,
-    body: Bytes,
+    headers: &HeaderMap,
+    body: Body,
 ) -> Result<Json<Recorded>, ApiError> {
     let config = state.config();
     let spec = config.job(job).filter(|j| j.push.is_some());
@@ -111,6 +128,16 @@ async fn handle(
             format!("more than {PINGS_PER_SECOND} signals for this job in one second; this one was not recorded"),
         ));
     }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > PING_BODY_LIMIT as u64) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, PING_BODY_LIMIT)
+        .await
+        .map_err(|_| too_large())?;
     let output = kept_output(&body);
     match record_signal(&state.db, spec, signal, output, now).await {
         Ok(recorded) => Ok(Json(recorded)),

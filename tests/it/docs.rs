@@ -44,6 +44,7 @@ const ENV: &[(&str, &str)] = &[
     ("TEAMS_WEBHOOK_URL", "https://teams.example.com/workflows/1"),
     ("TELEGRAM_BOT_TOKEN", "123456:telegram"),
     ("GRAFANA_API_TOKEN", "grafana-token-0123456789"),
+    ("BACKUP_PING_TOKEN", "backup-ping-token-0123456789"),
 ];
 
 /// The markdown files of the manual: README.md and docs/*.md.
@@ -257,6 +258,7 @@ const PLACEHOLDERS: &[(&str, &str)] = &[
     ("IP:PORT", "127.0.0.1:9464"),
     ("COMMAND", "run"),
     ("GLOB", "system:service:*"),
+    ("BASE", "http://127.0.0.1:8080"),
 ];
 
 /// The arguments after the program in a command line the manual shows, if

@@ -332,29 +332,18 @@ async fn a_body_is_kept_to_its_last_100_kb_and_a_huge_one_is_refused(t: &TestDb)
     assert_eq!(runs(db, "backup").await.len(), 1);
 }
 
-/// The status of a POST of `len` bytes to the backup job's success URL,
-/// over a raw connection: the server may answer before it reads the whole
-/// body, so what cannot be written is not an error here.
+/// The status of a POST of `len` bytes to the backup job's success URL by
+/// a client that waits for `100 Continue` before it sends the body (as curl
+/// does for large ones): a body too large is refused before it is sent.
 async fn raw_post(base: &str, len: usize) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = base.trim_start_matches("http://");
     let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
-        "POST /ping/backup/{TOKEN} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+        "POST /ping/backup/{TOKEN} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {len}\r\nExpect: 100-continue\r\n\r\n"
     );
     sock.write_all(head.as_bytes()).await.unwrap();
-    let (mut rd, mut wr) = sock.into_split();
-    let writer = tokio::spawn(async move {
-        let chunk = vec![b'a'; 64 * 1024];
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(chunk.len());
-            if wr.write_all(&chunk[..n]).await.is_err() {
-                return;
-            }
-            left -= n;
-        }
-    });
+    let mut rd = sock;
     let mut response = Vec::new();
     let mut buf = [0u8; 1024];
     while !response.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -364,7 +353,6 @@ async fn raw_post(base: &str, len: usize) -> u16 {
             Err(_) => panic!("no response within 10s"),
         }
     }
-    writer.abort();
     let text = String::from_utf8_lossy(&response);
     text.split(' ')
         .nth(1)
@@ -458,7 +446,115 @@ async fn a_silent_push_job_raises_the_missed_slot_alert_until_it_signals_again(t
     );
 }
 
+/// The real binary, with nothing of this environment but PATH, `env`.
+async fn ops_worker(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = crate::cli::bin(dir.path());
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || {
+        let out = cmd.output().unwrap();
+        drop(dir);
+        out
+    })
+    .await
+    .unwrap()
+}
+
+async fn the_ping_and_wrap_binaries_signal_a_real_server(t: &TestDb) {
+    let db = t.db();
+    let clock = clock("2026-06-01T02:00:10Z");
+    let s = server(db, clock.clone()).await;
+    let env = [
+        ("OPS_WORKER_PING_TOKEN", TOKEN),
+        ("OPS_WORKER_PING_URL", s.base.as_str()),
+    ];
+    let out = ops_worker(&["ping", "backup"], &env).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(runs(db, "backup").await[0].status, RunStatus::Success);
+
+    // wrap: start, the command (its output passed through), its status.
+    clock.set(utc("2026-06-01T03:00:05Z"));
+    let out = ops_worker(
+        &[
+            "wrap",
+            "backup",
+            "--url",
+            &s.base,
+            "--",
+            "sh",
+            "-c",
+            "echo hello; echo oops >&2; exit 3",
+        ],
+        &env[..1],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("oops"),
+        "{out:?}"
+    );
+    let r = runs(db, "backup").await;
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[1].scheduled_for, utc("2026-06-01T03:00:00Z"));
+    assert_eq!(r[1].status, RunStatus::Failed);
+    assert_eq!(r[1].error.as_deref(), Some("exit status 3"));
+    // Started, so it has a duration (the server's clock stood still).
+    assert_eq!(r[1].duration_ms, Some(0));
+    let output = r[1].output.as_deref().unwrap();
+    assert!(
+        output.contains("hello") && output.contains("oops"),
+        "{output}"
+    );
+
+    // A wrong token: exit 2, and the token is not printed.
+    let out = ops_worker(
+        &["ping", "backup", "--fail"],
+        &[
+            ("OPS_WORKER_PING_TOKEN", "not-the-token-0123456789"),
+            ("OPS_WORKER_PING_URL", &s.base),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no push job \"backup\""), "{err}");
+    assert!(!err.contains("not-the-token"), "{err}");
+    // No token at all: exit 2, naming the variable.
+    let out = ops_worker(&["ping", "backup", "--url", &s.base], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OPS_WORKER_PING_TOKEN"));
+    assert_eq!(runs(db, "backup").await.len(), 2);
+}
+
+/// No database involved: the server is absent.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_undeliverable_signal_never_changes_wraps_exit_status() {
+    // Nothing listens on port 1.
+    let env = [
+        ("OPS_WORKER_PING_TOKEN", TOKEN),
+        ("OPS_WORKER_PING_URL", "http://127.0.0.1:1"),
+    ];
+    for (script, status) in [("exit 0", 0), ("exit 5", 5)] {
+        let out = ops_worker(&["wrap", "backup", "--", "sh", "-c", script], &env).await;
+        assert_eq!(out.status.code(), Some(status), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not delivered after 3 tries"), "{err}");
+        assert!(!err.contains(TOKEN), "{err}");
+    }
+    // `ping` itself reports it: exit 1.
+    let out = ops_worker(&["ping", "backup"], &env).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // Without a token, wrap still runs the command.
+    let out = ops_worker(&["wrap", "backup", "--", "sh", "-c", "exit 4"], &[]).await;
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+}
+
 backend_tests!(
+    the_ping_and_wrap_binaries_signal_a_real_server,
     on_time_early_and_late_signals_make_runs_for_the_right_slots,
     a_wrong_job_or_token_gets_the_same_404_and_changes_nothing,
     fail_and_exit_statuses_fail_the_run_and_bad_ones_are_400,

@@ -312,11 +312,16 @@ impl Db {
     /// Inserts a row that is already finished: a skipped slot, or a run
     /// recorded after a database outage. `false` if the slot was taken.
     pub async fn insert_finished_run(&self, run: &NewRun, f: &Finish) -> Result<bool, DbError> {
+        self.insert_unless_taken(&NewRow::new(run, Some(f))).await
+    }
+
+    /// Inserts `row` unless its slot and attempt already have one: `false`
+    /// then.
+    pub(super) async fn insert_unless_taken(&self, row: &NewRow<'_>) -> Result<bool, DbError> {
         use diesel_async::RunQueryDsl;
-        let row = NewRow::new(run, Some(f));
         let inserted = with_conn!(self, |conn| {
             diesel::insert_into(job_runs::table)
-                .values(&row)
+                .values(row)
                 .on_conflict((
                     job_runs::job_name,
                     job_runs::scheduled_for,

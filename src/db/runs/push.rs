@@ -65,23 +65,10 @@ impl Db {
         run: &NewRun,
         finish: &Finish,
     ) -> Result<bool, DbError> {
-        use diesel_async::RunQueryDsl;
         debug_assert!(run.trigger == Trigger::Push && finish.status != RunStatus::Running);
         let mut row = NewRow::new(run, Some(finish));
         row.duration_ms = None;
-        let inserted = with_conn!(self, |conn| {
-            diesel::insert_into(job_runs::table)
-                .values(&row)
-                .on_conflict((
-                    job_runs::job_name,
-                    job_runs::scheduled_for,
-                    job_runs::attempt,
-                ))
-                .do_nothing()
-                .execute(conn)
-                .await?
-        });
-        Ok(inserted == 1)
+        self.insert_unless_taken(&row).await
     }
 
     /// The newest row of `job` for `slot` (any trigger, any attempt).
