@@ -38,8 +38,7 @@ ALTER TABLE job_runs_new RENAME TO job_runs;
 
 CREATE INDEX job_runs_job_newest ON job_runs (job_name, scheduled_for DESC, id DESC);
 CREATE INDEX job_runs_newest ON job_runs (scheduled_for DESC, id DESC);
-CREATE INDEX job_runs_job_last_success ON job_runs (job_name, scheduled_for DESC, id DESC)
-    WHERE status = 'success';
+CREATE INDEX job_runs_job_status ON job_runs (job_name, status, scheduled_for DESC, id DESC);
 CREATE INDEX job_runs_running ON job_runs (job_name, worker_id) WHERE finished_at IS NULL;
 CREATE INDEX job_runs_job_last_failure ON job_runs (job_name, scheduled_for DESC, id DESC)
     WHERE status IN ('failed', 'timeout', 'panicked', 'interrupted', 'abandoned');
