@@ -1,11 +1,12 @@
 //! The operator's writes, shared by the CLI and the HTTP API: pause and
 //! resume a job, acknowledge and resolve an alert, add and remove a
-//! silence. Each checks its input,
+//! silence, and what silences an alert now. Each checks its input,
 //! calls `src/db` and says what went wrong in a way both fronts map (the
 //! CLI to an exit code, the API to a status). No printing, no HTTP.
 
 use chrono::{DateTime, Utc};
-use ops_worker_jobs::store::{Alert, Silence};
+use ops_worker_jobs::silence::{Quiet, Why};
+use ops_worker_jobs::store::{Alert, AlertStatus, Silence};
 
 use crate::config::Config;
 use crate::db::{Db, DbError, Pause};
@@ -204,4 +205,22 @@ pub async fn remove_silence(db: &Db, id: i64) -> Result<(), OpError> {
     } else {
         Err(OpError::NoSilence(id))
     }
+}
+
+/// What silences alerts at `now`: the maintenance windows of `config` open
+/// then (none without a config) and the stored silences active then
+/// (`ops-worker alerts list`, the console's alerts).
+pub async fn quiet(db: &Db, config: Option<&Config>, now: DateTime<Utc>) -> Result<Quiet, DbError> {
+    let windows = config
+        .map(|c| ops_worker_jobs::Timeline::open_windows(c, now))
+        .unwrap_or_default();
+    let silences = db.silences(now, false).await?;
+    Ok(Quiet::new(windows, silences, now))
+}
+
+/// Why `alert` is silenced now, if it is: a resolved one is past silencing.
+pub fn silenced(quiet: &Quiet, alert: &Alert) -> Option<Why> {
+    (alert.status != AlertStatus::Resolved)
+        .then(|| quiet.why(&alert.fingerprint))
+        .flatten()
 }

@@ -899,14 +899,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         .context("cannot read alerts")?;
                     // Windows come from the file; without a valid one only
                     // the stored silences are shown.
-                    let windows = Config::load(&cli.config)
-                        .map(|c| ops_worker_jobs::Timeline::open_windows(&c, now))
-                        .unwrap_or_default();
-                    let silences = db
-                        .silences(now, false)
+                    let config = Config::load(&cli.config).ok();
+                    let quiet = crate::ops::quiet(&db, config.as_ref(), now)
                         .await
                         .context("cannot read silences")?;
-                    let quiet = ops_worker_jobs::silence::Quiet::new(windows, silences, now);
                     show::alerts(&alerts, &quiet, now, json)?;
                 }
                 AlertsCommand::Ack { id, by } => {

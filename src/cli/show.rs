@@ -352,12 +352,7 @@ pub fn alerts(
     now: DateTime<Utc>,
     json: bool,
 ) -> anyhow::Result<()> {
-    // What silences an active alert now: a resolved one is past silencing.
-    let silenced = |a: &ops_worker_jobs::store::Alert| {
-        (a.status != ops_worker_jobs::store::AlertStatus::Resolved)
-            .then(|| quiet.why(&a.fingerprint))
-            .flatten()
-    };
+    let silenced = |a: &ops_worker_jobs::store::Alert| crate::ops::silenced(quiet, a);
     if json {
         let mut out = Vec::new();
         for a in alerts {

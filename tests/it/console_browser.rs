@@ -1,6 +1,7 @@
 //! The web console in a real browser (Debian's `chromium`, driven through
 //! `chromedriver` with fantoccini, headless), against the real server and a
-//! real worker process, on both backends: what the issue lists. Each page
+//! real worker process, on both backends: what the issue lists, and a
+//! silence added through the console's form. Each page
 //! is saved as a screenshot under `target/tmp/console-screenshots/BACKEND/`.
 //!
 //! Needs `chromium` and `chromium-driver` (`.ci/run` installs them).
@@ -264,6 +265,44 @@ async fn the_console_in_a_real_browser(db: &TestDb) {
     let banner = text(&c, ".banner").await;
     assert!(!banner.contains(" open,"), "{banner}");
 
+    // Silencing through the form: the silence listed, the alert says why.
+    c.goto(&format!("{base}/silences")).await.unwrap();
+    for (field, value) in [
+        ("#match", "system:service:billing-api"),
+        ("#for", "2h"),
+        ("#reason", "vendor outage"),
+    ] {
+        retry(|| async { c.find(Locator::Css(field)).await?.send_keys(value).await }).await;
+    }
+    click(&c, "form[action='/silences'] button").await;
+    eventually(LIVE, "the silence stored", || async {
+        !db.db()
+            .silences(chrono::Utc::now(), false)
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    let silence = db
+        .db()
+        .silences(chrono::Utc::now(), false)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(silence.created_by, "ops");
+    assert_eq!(silence.reason, "vendor outage");
+    c.wait()
+        .for_element(Locator::Css(&format!("tr#silence-{}", silence.id)))
+        .await
+        .unwrap();
+    shot(&c, &shots, "silences").await;
+    c.goto(&format!("{base}/alerts")).await.unwrap();
+    let why = text(&c, &format!("#alert-{alert} .silenced")).await;
+    assert!(
+        why.contains(&format!("silence {} until", silence.id)) && why.contains("vendor outage"),
+        "{why}"
+    );
+
     // Output holding <script> is shown as text and does not run.
     c.goto(&format!("{base}/runs/{failed}")).await.unwrap();
     let out = text(&c, "pre.output:not(.error)").await;
@@ -296,7 +335,12 @@ async fn the_console_in_a_real_browser(db: &TestDb) {
     // A viewer sees no write buttons, and a forged write gets 403.
     c.delete_all_cookies().await.unwrap();
     sign_in(&c, &base, VIEWER).await;
-    for path in ["/", "/alerts?status=acknowledged", "/jobs/report"] {
+    for path in [
+        "/",
+        "/alerts?status=acknowledged",
+        "/jobs/report",
+        "/silences",
+    ] {
         c.goto(&format!("{base}{path}")).await.unwrap();
         let forms = c.find_all(Locator::Css("main form")).await.unwrap();
         assert!(

@@ -62,6 +62,7 @@ pub async fn page(
         ),
     };
     let now = s.clock.now();
+    let quiet = crate::ops::quiet(&s.db, Some(&s.config()), now).await?;
     let mut items = Vec::new();
     for a in s.db.alerts_by_status(status, None, 100).await? {
         let deliveries =
@@ -78,7 +79,7 @@ pub async fn page(
                 })
                 .collect();
         items.push(Item {
-            alert: AlertView::new(&a, now),
+            alert: AlertView::new(&a, now, &quiet),
             deliveries,
         });
     }

@@ -7,7 +7,8 @@
 //! signed in and guards every write (CSRF token, cross-site check);
 //! `view.rs` renders templates (`templates/`, one per page) and the times
 //! and errors they show; one file per page family: `overview.rs`,
-//! `alerts.rs`, `jobs.rs` (a job and its runs, and one run), `oncall.rs`.
+//! `alerts.rs`, `jobs.rs` (a job and its runs, and one run), `oncall.rs`,
+//! `silences.rs`.
 //!
 //! Writes go through `super::writes::audited`, like the API's: a viewer's
 //! attempt is refused with 403 and recorded.
@@ -17,6 +18,7 @@ mod jobs;
 mod oncall;
 mod overview;
 mod session;
+mod silences;
 mod view;
 
 use axum::http::header;
@@ -40,6 +42,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/jobs/{name}/resume", post(jobs::resume))
         .route("/runs/{id}", get(jobs::run))
         .route("/oncall", get(oncall::page))
+        .route("/silences", get(silences::page).post(silences::add))
+        .route("/silences/{id}/remove", post(silences::remove))
         .route("/logout", post(session::logout))
         .route_layer(middleware::from_fn_with_state(state, session::require));
     Router::new()

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
 use chrono::{DateTime, Utc};
+use ops_worker_jobs::silence::Quiet;
 use ops_worker_jobs::store::{Alert, HealthStore};
 use serde::Serialize;
 
@@ -28,10 +29,13 @@ pub struct AlertView {
     pub acknowledged_by: Option<String>,
     pub resolved: Option<When>,
     pub resolution_note: Option<String>,
+    /// What silences it now and why (`crate::ops::silenced`), as
+    /// `alerts list` shows it.
+    pub silenced: Option<String>,
 }
 
 impl AlertView {
-    pub fn new(a: &Alert, now: DateTime<Utc>) -> Self {
+    pub fn new(a: &Alert, now: DateTime<Utc>, quiet: &Quiet) -> Self {
         AlertView {
             id: a.id,
             status: a.status.to_string(),
@@ -45,6 +49,7 @@ impl AlertView {
             acknowledged_by: a.acknowledged_by.clone(),
             resolved: when_opt(a.resolved_at, now),
             resolution_note: a.resolution_note.clone(),
+            silenced: crate::ops::silenced(quiet, a).map(|w| w.to_string()),
         }
     }
 }
@@ -102,13 +107,15 @@ pub async fn page(
     fragment: Fragment,
 ) -> PageResult {
     let now = s.clock.now();
+    let config = s.config();
+    let quiet = crate::ops::quiet(&s.db, Some(&config), now).await?;
     let alerts =
         s.db.list_alerts(false, 100)
             .await?
             .iter()
-            .map(|a| AlertView::new(a, now))
+            .map(|a| AlertView::new(a, now, &quiet))
             .collect();
-    let jobs = crate::overview::jobs(&s.config(), &s.db, now)
+    let jobs = crate::overview::jobs(&config, &s.db, now)
         .await?
         .into_iter()
         .map(|j| JobRow {
