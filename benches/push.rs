@@ -7,8 +7,9 @@
 //!   `every = "1s"`).
 //!
 //! Each job signals once every `BENCH_JOBS / BENCH_RATE` seconds (2), so each
-//! signal has a slot of its own (a signal's slot is the whole second it
-//! arrives in, and two signals of one job arrive 2 s apart) and the limiter
+//! signal has a slot of its own (with `every = "1s"` and `grace = "1s"` a
+//! signal's slot is the whole second it arrives in, and two signals of one
+//! job arrive 2 s apart) and the limiter
 //! (10 signals per job per second) never refuses one: what is measured is
 //! recording, not the limiter. Two signals landing on one slot would be one
 //! run by design (`"recorded": false`); the benchmark counts them and
@@ -127,7 +128,7 @@ fn schedules_toml(jobs: usize) -> String {
     for name in (0..jobs).map(job_name).chain(["warm-up".to_string()]) {
         let _ = write!(
             toml,
-            "[jobs.{name}]\nkind = \"push\"\nevery = \"1s\"\ngrace = \"0s\"\ntoken = \"${{PING_TOKEN}}\"\n\n"
+            "[jobs.{name}]\nkind = \"push\"\nevery = \"1s\"\ngrace = \"1s\"\ntoken = \"${{PING_TOKEN}}\"\n\n"
         );
     }
     toml

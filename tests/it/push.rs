@@ -585,6 +585,49 @@ async fn a_flood_through_serve_is_counted_in_its_metrics(t: &TestDb) {
     assert_eq!(code, 0, "{err}");
 }
 
+/// `wrap` under a supervisor: SIGTERM or SIGINT sent to wrap alone (as
+/// Kubernetes and Docker signal PID 1) reaches the command, and wrap exits
+/// with the command's status. No server: the signals are not delivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn wrap_passes_sigterm_and_sigint_on_to_its_command() {
+    use std::io::BufRead as _;
+    let trap = "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done";
+    // `sleep` ends at once on SIGINT: 128 + 2.
+    let plain = "echo ready; exec sleep 60";
+    for (script, signal, status) in [(trap, libc::SIGTERM, 7), (plain, libc::SIGINT, 130)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = crate::cli::bin(dir.path())
+            .env("OPS_WORKER_PING_TOKEN", TOKEN)
+            .env("OPS_WORKER_PING_URL", "http://127.0.0.1:1")
+            .args(["wrap", "backup", "--", "sh", "-c", script])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let first = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            (line, stdout)
+        });
+        let (line, mut stdout) = tokio::time::timeout(std::time::Duration::from_secs(20), first)
+            .await
+            .expect("the command started")
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        // SAFETY: kill(2) on the wrap process this test spawned, not reaped.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let (code, err) = crate::cli::exit_within(child, std::time::Duration::from_secs(20)).await;
+        assert_eq!(code, status, "{script}: {err}");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        if signal == libc::SIGTERM {
+            assert_eq!(rest, "got TERM\n", "{err}");
+        }
+        assert!(err.contains("not delivered after 3 tries"), "{err}");
+    }
+}
+
 /// No database involved: the server is absent.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_undeliverable_signal_never_changes_wraps_exit_status() {
