@@ -735,13 +735,21 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let db = open_db().await?;
             // No sender: the config of a serving process changes only by restart.
             let (_keep, configs) = tokio::sync::watch::channel(config.clone());
+            // Its own /metrics: the signals it refuses are counted there.
+            // `up` and `config_info` (worker id `serve`) as a worker's, so
+            // a scrape of it does not read as a worker down or a rejected
+            // reload.
+            let telemetry = Arc::new(crate::telemetry::Telemetry::new());
+            telemetry.started(&config.hash, "serve", SystemClock.now());
             let state = crate::http::AppState::new(db, configs, Arc::new(SystemClock))
-                .with_ack_links(ack_links);
+                .with_ack_links(ack_links)
+                .with_telemetry(telemetry.clone());
+            let router =
+                crate::http::api_router(state).merge(crate::http::metrics_router(telemetry));
             let stop = tokio_util::sync::CancellationToken::new();
-            let (local, server) =
-                crate::http::serve(addr, crate::http::api_router(state), stop.clone())
-                    .await
-                    .with_context(|| format!("cannot serve the API on --addr {addr}"))?;
+            let (local, server) = crate::http::serve(addr, router, stop.clone())
+                .await
+                .with_context(|| format!("cannot serve the API on --addr {addr}"))?;
             crate::http::announce(local, &config.api);
             tracing::info!(addr = %local, "serving the API at http://{local}/api/v1");
             signals.received(1).await;

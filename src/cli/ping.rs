@@ -6,7 +6,10 @@
 //!
 //! A signal that cannot be delivered (no connection, a 5xx, a 429) is tried
 //! [`ATTEMPTS`] times; `wrap` then goes on regardless and exits with the
-//! command's own status, whatever became of its signals.
+//! command's own status, whatever became of its signals. `wrap` passes the
+//! SIGTERM and SIGINT it receives on to its command and waits for it, so
+//! stopping a unit, container or pod stops the command and records how it
+//! ended.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
@@ -232,6 +235,9 @@ pub async fn wrap(job: &str, url: Option<String>, command: &[String]) -> anyhow:
             }
         }
     };
+    // Installed before the command starts, so no SIGTERM or SIGINT can end
+    // this process between its start and its finish signal.
+    let mut stops = StopSignals::listen()?;
     // The start goes out while the command runs: a slow or absent server
     // never delays it. The finish waits for it, so it cannot overtake it.
     let start = tokio::spawn(signal("/start".to_string(), None));
@@ -263,7 +269,21 @@ pub async fn wrap(job: &str, url: Option<String>, command: &[String]) -> anyhow:
         to_stderr,
         tail.clone(),
     ));
-    let status = child.wait().await?;
+    // A stopped systemd unit, container or pod signals this process (in
+    // a container, PID 1): the command gets the signal too, and its exit
+    // status ends the run as usual.
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status?,
+            Some(sig) = stops.recv() => {
+                if let Some(pid) = child.id().and_then(|id| libc::pid_t::try_from(id).ok()) {
+                    // SAFETY: kill(2) on our own child, not yet reaped
+                    // (`wait` has not returned).
+                    unsafe { libc::kill(pid, sig) };
+                }
+            }
+        }
+    };
     let _ = tokio::join!(out, err);
     let code = match status.code() {
         Some(c) => c.clamp(0, 255) as u8,
@@ -275,6 +295,33 @@ pub async fn wrap(job: &str, url: Option<String>, command: &[String]) -> anyhow:
     report(start.await.ok().flatten());
     report(signal(format!("/{code}"), tail.text()).await);
     Ok(code)
+}
+
+/// SIGTERM and SIGINT, which `wrap` passes on to its command instead of
+/// ending.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<StopSignals> {
+        use anyhow::Context as _;
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?,
+        })
+    }
+
+    /// The next one received, as a signal number.
+    async fn recv(&mut self) -> Option<libc::c_int> {
+        tokio::select! {
+            Some(()) = self.term.recv() => Some(libc::SIGTERM),
+            Some(()) = self.int.recv() => Some(libc::SIGINT),
+            else => None,
+        }
+    }
 }
 
 /// A signal `wrap` could not deliver, on stderr; it changes nothing else.

@@ -1,6 +1,7 @@
 //! Everything ops-worker serves over HTTP, on one stack (axum on hyper):
 //! the API under `/api/v1` (`ops-worker serve`, or `run --http-addr`),
-//! `/metrics` (`run --metrics-addr`, and `--http-addr` in the daemon),
+//! `/metrics` (`run --metrics-addr`, and beside the API of `serve` and of
+//! the daemon's `--http-addr`),
 //! `/healthz` and the push jobs' `/ping/...` (`ping.rs`).
 //!
 //! Handlers are thin: they parse and authorise a request, call the

@@ -2,9 +2,10 @@
 //! 127.0.0.1 by `ops_worker::http::serve` with a manual clock, so each
 //! signal's slot is exact. Signals for the right slots, the same 404 for a
 //! wrong job or token, fail and exit statuses, two servers signalling one
-//! slot, the body limit, the flood limit (429, counted in /metrics), a start
-//! with no finish ending `timeout`, and the missed-slot alert of the
-//! `alerts` kind opening and resolving.
+//! slot, the body limit, the flood limit (429, counted in /metrics, also
+//! through the real `ops-worker serve`), a start with no finish ending
+//! `timeout`, and the missed-slot alert of the `alerts` kind opening and
+//! resolving.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -530,6 +531,103 @@ async fn the_ping_and_wrap_binaries_signal_a_real_server(t: &TestDb) {
     assert_eq!(runs(db, "backup").await.len(), 2);
 }
 
+/// `ops-worker serve` itself: a flood through it is refused and counted in
+/// the `/metrics` it serves beside the API.
+async fn a_flood_through_serve_is_counted_in_its_metrics(t: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("schedules.toml"), CONFIG).unwrap();
+    let port = crate::http::unused_port();
+    let child = crate::cli::with_db(dir.path(), t)
+        .env("PING_TOKEN", TOKEN)
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = ops_worker_jobs::health::http_client();
+    crate::fixtures::eventually(
+        std::time::Duration::from_secs(20),
+        "serve answers",
+        || async { http.get(format!("{base}/healthz")).send().await.is_ok() },
+    )
+    .await;
+    // All at once: whichever seconds they fall in, more than the limit
+    // of one second are refused.
+    let url = format!("{base}/ping/backup/{TOKEN}/start");
+    let sends = (0..3 * ops_worker::http::PINGS_PER_SECOND)
+        .map(|_| async { http.get(&url).send().await.unwrap().status().as_u16() });
+    let statuses = futures::future::join_all(sends).await;
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(refused > 0, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    let resp = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let metrics = resp.text().await.unwrap();
+    let line = format!("ops_worker_ping_rate_limited_total{{job=\"backup\"}} {refused}");
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "no {line:?} in:\n{metrics}"
+    );
+    // Not a worker that is down or a rejected reload.
+    assert!(metrics.lines().any(|l| l == "ops_worker_up 1"), "{metrics}");
+    assert!(
+        metrics.contains("ops_worker_config_last_reload_successful 1"),
+        "{metrics}"
+    );
+    // Only the accepted signals reached job_runs: one run for the slot.
+    assert_eq!(runs(t.db(), "backup").await.len(), 1);
+    crate::cli::sigterm(&child);
+    let (code, err) = crate::cli::exit_within(child, std::time::Duration::from_secs(15)).await;
+    assert_eq!(code, 0, "{err}");
+}
+
+/// `wrap` under a supervisor: SIGTERM or SIGINT sent to wrap alone (as
+/// Kubernetes and Docker signal PID 1) reaches the command, and wrap exits
+/// with the command's status. No server: the signals are not delivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn wrap_passes_sigterm_and_sigint_on_to_its_command() {
+    use std::io::BufRead as _;
+    let trap = "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done";
+    // `sleep` ends at once on SIGINT: 128 + 2.
+    let plain = "echo ready; exec sleep 60";
+    for (script, signal, status) in [(trap, libc::SIGTERM, 7), (plain, libc::SIGINT, 130)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = crate::cli::bin(dir.path())
+            .env("OPS_WORKER_PING_TOKEN", TOKEN)
+            .env("OPS_WORKER_PING_URL", "http://127.0.0.1:1")
+            .args(["wrap", "backup", "--", "sh", "-c", script])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let first = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            (line, stdout)
+        });
+        let (line, mut stdout) = tokio::time::timeout(std::time::Duration::from_secs(20), first)
+            .await
+            .expect("the command started")
+            .unwrap();
+        assert_eq!(line, "ready\n");
+        // SAFETY: kill(2) on the wrap process this test spawned, not reaped.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let (code, err) = crate::cli::exit_within(child, std::time::Duration::from_secs(20)).await;
+        assert_eq!(code, status, "{script}: {err}");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        if signal == libc::SIGTERM {
+            assert_eq!(rest, "got TERM\n", "{err}");
+        }
+        assert!(err.contains("not delivered after 3 tries"), "{err}");
+    }
+}
+
 /// No database involved: the server is absent.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_undeliverable_signal_never_changes_wraps_exit_status() {
@@ -560,6 +658,7 @@ backend_tests!(
     fail_and_exit_statuses_fail_the_run_and_bad_ones_are_400,
     two_servers_signalling_one_slot_make_one_run,
     a_flood_gets_429_counted_in_metrics,
+    a_flood_through_serve_is_counted_in_its_metrics,
     a_body_is_kept_to_its_last_100_kb_and_a_huge_one_is_refused,
     a_start_with_no_finish_ends_timeout,
     a_silent_push_job_raises_the_missed_slot_alert_until_it_signals_again,
