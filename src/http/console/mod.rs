@@ -7,7 +7,8 @@
 //! signed in and guards every write (CSRF token, cross-site check);
 //! `view.rs` renders templates (`templates/`, one per page) and the times
 //! and errors they show; one file per page family: `overview.rs`,
-//! `alerts.rs`, `jobs.rs` (a job and its runs, and one run), `oncall.rs`.
+//! `alerts.rs`, `jobs.rs` (a job and its runs, and one run), `oncall.rs`,
+//! `services.rs`.
 //!
 //! Writes go through `super::writes::audited`, like the API's: a viewer's
 //! attempt is refused with 403 and recorded.
@@ -16,6 +17,7 @@ mod alerts;
 mod jobs;
 mod oncall;
 mod overview;
+mod services;
 mod session;
 mod view;
 
@@ -40,6 +42,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/jobs/{name}/resume", post(jobs::resume))
         .route("/runs/{id}", get(jobs::run))
         .route("/oncall", get(oncall::page))
+        .route("/services", get(services::page))
         .route("/logout", post(session::logout))
         .route_layer(middleware::from_fn_with_state(state, session::require));
     Router::new()

@@ -28,6 +28,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("job.html", include_str!("templates/job.html")),
     ("run.html", include_str!("templates/run.html")),
     ("oncall.html", include_str!("templates/oncall.html")),
+    ("services.html", include_str!("templates/services.html")),
 ];
 
 /// Built once; minijinja escapes every value in a template whose name ends
