@@ -20,6 +20,7 @@ use crate::helpers::TestDb;
 crate::backend_tests!(
     service_checks_read_one_service_with_its_carry_in,
     services_page_shows_uptime_episodes_and_latency,
+    workers_page_shows_state_version_config_and_its_error,
 );
 
 /// The pages' now.
@@ -32,14 +33,18 @@ fn t0() -> DateTime<Utc> {
 /// The console over `db` with `CONFIG`, tokens, and the clock at [`t0`];
 /// a viewer signed in.
 async fn console(db: &TestDb) -> (Api, Client) {
-    let text = format!("{CONFIG}{}", tokens());
-    let config = Config::parse(Path::new("schedules.toml"), &text, &|_| None).unwrap();
-    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(config));
+    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(config()));
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(t0()));
     let api = Api::serve(AppState::new(db.db().clone(), rx, clock)).await;
     let mut c = Client::new(&api);
     c.sign_in(VIEWER).await;
     (api, c)
+}
+
+/// `CONFIG` with tokens, as the console's server loads it.
+fn config() -> Config {
+    let text = format!("{CONFIG}{}", tokens());
+    Config::parse(Path::new("schedules.toml"), &text, &|_| None).unwrap()
 }
 
 fn check(service: &str, ago: TimeDelta, status: HealthStatus, latency: Option<i64>) -> HealthCheck {
@@ -187,6 +192,85 @@ async fn services_page_shows_uptime_episodes_and_latency(db: &TestDb) {
     // The overview links to the page.
     assert!(c.get("/").await.body.contains(r#"href="/services""#));
     assert_eq!(c.get("/services?x=1").await.status, StatusCode::BAD_REQUEST);
+}
+
+async fn workers_page_shows_state_version_config_and_its_error(db: &TestDb) {
+    use ops_worker::heartbeat::this_worker;
+    let ours = config().hash;
+    let started = t0() - TimeDelta::hours(1);
+    let live = this_worker("w-live", &ours, started);
+    db.db().register_worker(&live).await.unwrap();
+    assert!(db
+        .db()
+        .heartbeat(&live, t0() - TimeDelta::seconds(5))
+        .await
+        .unwrap());
+    let mut stale = this_worker("<b>w-stale</b>", &"ab".repeat(32), started);
+    stale.pid += 1;
+    db.db().register_worker(&stale).await.unwrap();
+    stale.config_error = Some("schedules.toml:3:1: <script>alert('w')</script>".into());
+    assert!(db
+        .db()
+        .heartbeat(&stale, t0() - TimeDelta::minutes(10))
+        .await
+        .unwrap());
+    let mut stopped = this_worker("w-stopped", &ours, started);
+    stopped.pid += 2;
+    db.db().register_worker(&stopped).await.unwrap();
+    db.db()
+        .worker_stopped("w-stopped", stopped.pid, t0() - TimeDelta::minutes(30))
+        .await
+        .unwrap();
+
+    let (_api, c) = console(db).await;
+    let p = c.get("/workers").await;
+    assert_eq!(p.status, StatusCode::OK, "{p:?}");
+    let row = |id: &str| {
+        let at = p
+            .body
+            .find(&format!(r#"<tr id="worker-{id}""#))
+            .unwrap_or_else(|| panic!("no worker {id}: {}", p.body));
+        let rest = &p.body[at..];
+        rest[..rest.find("</tr>").unwrap()].to_string()
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    let l = row("w-live");
+    assert!(
+        l.contains(r#"<span class="badge w-running">running</span>"#),
+        "{l}"
+    );
+    assert!(l.contains(&format!("<td>{version}</td>")), "{l}");
+    assert!(
+        l.contains(&format!(r#"<code title="{ours}">{}</code>"#, &ours[..12])),
+        "{l}"
+    );
+    assert!(
+        l.contains("(this server&#x27;s)") || l.contains("(this server's)"),
+        "{l}"
+    );
+    assert!(l.contains(r#"<span class="none">none</span>"#), "{l}");
+    let s = row("&lt;b&gt;w-stale&lt;&#x2f;b&gt;");
+    assert!(
+        s.contains(r#"<span class="badge w-stale">stale</span>"#),
+        "{s}"
+    );
+    assert!(s.contains(">abababababab</code>"), "{s}");
+    assert!(s.contains("differs from this server"), "{s}");
+    assert!(
+        s.contains("schedules.toml:3:1: &lt;script&gt;alert("),
+        "{s}"
+    );
+    let st = row("w-stopped");
+    assert!(
+        st.contains(r#"<span class="badge w-stopped">stopped</span>"#),
+        "{st}"
+    );
+    assert!(
+        !p.body.contains("<script>alert") && !p.body.contains("<b>w-stale"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains(r#"<a href="/workers">Workers</a>"#));
 }
 
 /// The part of `body` from the element with `id` to the next `<section`.

@@ -8,7 +8,7 @@
 //! `view.rs` renders templates (`templates/`, one per page) and the times
 //! and errors they show; one file per page family: `overview.rs`,
 //! `alerts.rs`, `jobs.rs` (a job and its runs, and one run), `oncall.rs`,
-//! `services.rs`.
+//! `services.rs`, `workers.rs`.
 //!
 //! Writes go through `super::writes::audited`, like the API's: a viewer's
 //! attempt is refused with 403 and recorded.
@@ -20,6 +20,7 @@ mod overview;
 mod services;
 mod session;
 mod view;
+mod workers;
 
 use axum::http::header;
 use axum::middleware;
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/runs/{id}", get(jobs::run))
         .route("/oncall", get(oncall::page))
         .route("/services", get(services::page))
+        .route("/workers", get(workers::page))
         .route("/logout", post(session::logout))
         .route_layer(middleware::from_fn_with_state(state, session::require));
     Router::new()

@@ -29,6 +29,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("run.html", include_str!("templates/run.html")),
     ("oncall.html", include_str!("templates/oncall.html")),
     ("services.html", include_str!("templates/services.html")),
+    ("workers.html", include_str!("templates/workers.html")),
 ];
 
 /// Built once; minijinja escapes every value in a template whose name ends
