@@ -21,6 +21,7 @@ crate::backend_tests!(
     service_checks_read_one_service_with_its_carry_in,
     services_page_shows_uptime_episodes_and_latency,
     workers_page_shows_state_version_config_and_its_error,
+    reports_are_listed_and_rendered_with_raw_html_as_text,
 );
 
 /// The pages' now.
@@ -271,6 +272,53 @@ async fn workers_page_shows_state_version_config_and_its_error(db: &TestDb) {
         p.body
     );
     assert!(p.body.contains(r#"<a href="/workers">Workers</a>"#));
+}
+
+async fn reports_are_listed_and_rendered_with_raw_html_as_text(db: &TestDb) {
+    use ops_worker_jobs::store::{ReportStore, StoredReport};
+    let day = |d: u32, md: &str| StoredReport {
+        name: "daily".into(),
+        period: format!("2026-12-0{d}"),
+        period_start: t0() - TimeDelta::days(i64::from(6 - d)),
+        period_end: t0() - TimeDelta::days(i64::from(5 - d)),
+        generated_at: t0() - TimeDelta::days(i64::from(5 - d)),
+        json: "{}".into(),
+        markdown: md.into(),
+    };
+    let hostile = "# Daily 2026-12-04\n\n<script>alert('r')</script>\n\n| job | runs |\n|---|---|\n| tick | 2880 |\n\n[bad](javascript:alert(1))\n";
+    for r in [day(3, "# Daily 2026-12-03\n"), day(4, hostile)] {
+        db.db()
+            .save_report(&r, &[], &serde_json::json!({}))
+            .await
+            .unwrap();
+    }
+    let (_api, c) = console(db).await;
+    let p = c.get("/reports").await;
+    assert_eq!(p.status, StatusCode::OK, "{p:?}");
+    let newer = p
+        .body
+        .find(r#"<a href="&#x2f;reports&#x2f;daily&#x2f;2026%2D12%2D04">2026-12-04</a>"#);
+    let older = p
+        .body
+        .find(r#"<a href="&#x2f;reports&#x2f;daily&#x2f;2026%2D12%2D03">2026-12-03</a>"#);
+    assert!(
+        newer.is_some() && older.is_some() && newer < older,
+        "{}",
+        p.body
+    );
+
+    let p = c.get("/reports/daily/2026-12-04").await;
+    assert_eq!(p.status, StatusCode::OK, "{p:?}");
+    assert!(p.body.contains("<h1>Daily 2026-12-04</h1>"), "{}", p.body);
+    assert!(p.body.contains("<td>2880</td>"), "{}", p.body);
+    assert!(p.body.contains("&lt;script&gt;alert("), "{}", p.body);
+    assert!(!p.body.contains("<script>alert"), "{}", p.body);
+    assert!(!p.body.contains("javascript:"), "{}", p.body);
+    assert_eq!(
+        c.get("/reports/daily/2026-12-09").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(c.get("/").await.body.contains(r#"href="/reports""#));
 }
 
 /// The part of `body` from the element with `id` to the next `<section`.

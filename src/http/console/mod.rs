@@ -8,7 +8,7 @@
 //! `view.rs` renders templates (`templates/`, one per page) and the times
 //! and errors they show; one file per page family: `overview.rs`,
 //! `alerts.rs`, `jobs.rs` (a job and its runs, and one run), `oncall.rs`,
-//! `services.rs`, `workers.rs`.
+//! `services.rs`, `workers.rs`, `reports.rs`.
 //!
 //! Writes go through `super::writes::audited`, like the API's: a viewer's
 //! attempt is refused with 403 and recorded.
@@ -17,6 +17,7 @@ mod alerts;
 mod jobs;
 mod oncall;
 mod overview;
+mod reports;
 mod services;
 mod session;
 mod view;
@@ -45,6 +46,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/oncall", get(oncall::page))
         .route("/services", get(services::page))
         .route("/workers", get(workers::page))
+        .route("/reports", get(reports::list))
+        .route("/reports/{name}/{period}", get(reports::one))
         .route("/logout", post(session::logout))
         .route_layer(middleware::from_fn_with_state(state, session::require));
     Router::new()

@@ -30,6 +30,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("oncall.html", include_str!("templates/oncall.html")),
     ("services.html", include_str!("templates/services.html")),
     ("workers.html", include_str!("templates/workers.html")),
+    ("reports.html", include_str!("templates/reports.html")),
+    ("report.html", include_str!("templates/report.html")),
 ];
 
 /// Built once; minijinja escapes every value in a template whose name ends
