@@ -268,6 +268,48 @@ impl Db {
     }
 }
 
+impl Db {
+    /// `service`'s checks in `[start, end)`, oldest first, preceded by the
+    /// newest one before `start` (the status in force at `start`), if any:
+    /// what the console's services page draws and measures uptime from. Two
+    /// probes of `health_checks_service_time`.
+    pub async fn service_checks(
+        &self,
+        service: &str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<HealthCheck>, StoreError> {
+        use diesel_async::RunQueryDsl;
+        let (start, end) = (micros(start), micros(end));
+        let rows: Result<Vec<StoredCheck>, DbError> = async {
+            Ok(with_conn!(self, |conn| {
+                let before: Option<StoredCheck> = health_checks::table
+                    .select(StoredCheck::as_select())
+                    .filter(health_checks::service.eq(service))
+                    .filter(health_checks::checked_at.lt(start))
+                    .order((health_checks::checked_at.desc(), health_checks::id.desc()))
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let inside: Vec<StoredCheck> = health_checks::table
+                    .select(StoredCheck::as_select())
+                    .filter(health_checks::service.eq(service))
+                    .filter(health_checks::checked_at.ge(start))
+                    .filter(health_checks::checked_at.lt(end))
+                    .order((health_checks::checked_at, health_checks::id))
+                    .load(conn)
+                    .await?;
+                before.into_iter().chain(inside).collect::<Vec<_>>()
+            }))
+        }
+        .await;
+        rows.map_err(store_error)?
+            .into_iter()
+            .map(HealthCheck::try_from)
+            .collect()
+    }
+}
+
 #[async_trait]
 impl HealthStore for Db {
     async fn record_health(&self, checks: &[HealthCheck]) -> Result<Vec<String>, StoreError> {

@@ -14,6 +14,7 @@ mod api_writes;
 mod channels;
 mod console;
 mod console_browser;
+mod console_pages;
 mod console_silences;
 mod escalation;
 mod fixtures;

@@ -246,7 +246,9 @@ fn job_figures(period: &Period, runs: &[RunFact]) -> Vec<JobFigures> {
         .collect()
 }
 
-fn service_figures(period: &Period, checks: &[HealthCheck]) -> Vec<ServiceFigures> {
+/// Per service, its figures over `period` from `checks` (each service's
+/// carry-in included); the report's and the console's services page's.
+pub fn service_figures(period: &Period, checks: &[HealthCheck]) -> Vec<ServiceFigures> {
     let mut by_service: BTreeMap<&str, Vec<&HealthCheck>> = BTreeMap::new();
     for check in checks {
         by_service

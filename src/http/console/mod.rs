@@ -8,7 +8,7 @@
 //! `view.rs` renders templates (`templates/`, one per page) and the times
 //! and errors they show; one file per page family: `overview.rs`,
 //! `alerts.rs`, `jobs.rs` (a job and its runs, and one run), `oncall.rs`,
-//! `silences.rs`.
+//! `services.rs`, `workers.rs`, `reports.rs`, `silences.rs`.
 //!
 //! Writes go through `super::writes::audited`, like the API's: a viewer's
 //! attempt is refused with 403 and recorded.
@@ -17,9 +17,12 @@ mod alerts;
 mod jobs;
 mod oncall;
 mod overview;
+mod reports;
+mod services;
 mod session;
 mod silences;
 mod view;
+mod workers;
 
 use axum::http::header;
 use axum::middleware;
@@ -42,6 +45,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/jobs/{name}/resume", post(jobs::resume))
         .route("/runs/{id}", get(jobs::run))
         .route("/oncall", get(oncall::page))
+        .route("/services", get(services::page))
+        .route("/workers", get(workers::page))
+        .route("/reports", get(reports::list))
+        .route("/reports/{name}/{period}", get(reports::one))
         .route("/silences", get(silences::page).post(silences::add))
         .route("/silences/{id}/remove", post(silences::remove))
         .route("/logout", post(session::logout))

@@ -28,6 +28,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("job.html", include_str!("templates/job.html")),
     ("run.html", include_str!("templates/run.html")),
     ("oncall.html", include_str!("templates/oncall.html")),
+    ("services.html", include_str!("templates/services.html")),
+    ("workers.html", include_str!("templates/workers.html")),
+    ("reports.html", include_str!("templates/reports.html")),
+    ("report.html", include_str!("templates/report.html")),
     ("silences.html", include_str!("templates/silences.html")),
 ];
 
