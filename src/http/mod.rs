@@ -56,11 +56,11 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// How long a request may take, body included (408 beyond it).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send a request's headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Requests handled at once; more wait (within their timeout).
 const MAX_IN_FLIGHT: usize = 64;
 /// Open connections at once; more are closed at once.
-const MAX_CONNECTIONS: usize = 512;
+pub const MAX_CONNECTIONS: usize = 512;
 
 /// What the API's handlers share.
 pub struct Inner {

@@ -6,6 +6,7 @@ mod api;
 mod api_ack;
 mod api_binary;
 mod api_input;
+mod api_limits;
 mod api_openapi;
 mod api_reads;
 mod api_run_now;
