@@ -326,22 +326,17 @@ pub fn next(spec: &JobSpec, last_slot: Option<DateTime<Utc>>, now: DateTime<Utc>
     if !spec.enabled {
         println!("  (disabled: it will not fire until enabled)");
     }
-    let slots = spec.schedule.upcoming(now, start.anchor(), count);
-    if slots.is_empty() {
+    let fires = dst::fire_times(&spec.schedule, now, start.anchor(), count);
+    if fires.is_empty() {
         println!("  no further fire times");
     }
-    let mut after = now;
-    for s in slots {
+    for f in fires {
         // What a DST change does to this fire time, if anything.
-        let marks: String = dst::marks(&spec.schedule, after, s)
-            .iter()
-            .map(|m| format!("  ({m})"))
-            .collect();
-        after = s;
+        let marks: String = f.marks.iter().map(|m| format!("  ({m})")).collect();
         println!(
             "  {}  {}{marks}",
-            s.format("%Y-%m-%dT%H:%M:%SZ"),
-            s.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z")
+            f.at.format("%Y-%m-%dT%H:%M:%SZ"),
+            f.at.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z")
         );
     }
 }

@@ -1,5 +1,6 @@
 //! Where a cron schedule meets a DST change of its time zone: the marks
-//! `next` puts on a fire time and the changes `validate` warns about.
+//! on a job's next fire times ([`fire_times`], which `next` prints and the
+//! console's job page shows) and the changes `validate` warns about.
 //!
 //! Nothing here knows a time zone rule or decides when a job fires. What the
 //! expression asks for is croner evaluated on local wall-clock times (naive,
@@ -216,6 +217,36 @@ pub fn marks(schedule: &Schedule, after: DateTime<Utc>, slot: DateTime<Utc>) -> 
     out
 }
 
+/// One upcoming fire time of a job and what a DST change does to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fire {
+    pub at: DateTime<Utc>,
+    /// Empty unless a DST change of the zone touches this fire time.
+    pub marks: Vec<Mark>,
+}
+
+/// The next `count` fire times of `schedule` after `now`, each with its
+/// [`marks`]: what `ops-worker next` prints and the console's job page
+/// shows. `anchor` is the interval grid's (the scheduler's
+/// `Start::anchor`); cron schedules ignore it.
+pub fn fire_times(
+    schedule: &Schedule,
+    now: DateTime<Utc>,
+    anchor: DateTime<Utc>,
+    count: usize,
+) -> Vec<Fire> {
+    let mut after = now;
+    schedule
+        .upcoming(now, anchor, count)
+        .into_iter()
+        .map(|at| {
+            let marks = marks(schedule, after, at);
+            after = at;
+            Fire { at, marks }
+        })
+        .collect()
+}
+
 /// What the schedule does at each DST change of its zone in `[from, to)`,
 /// oldest first. Empty for interval schedules and zones without DST.
 pub fn changes(schedule: &Schedule, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Change> {
@@ -390,14 +421,10 @@ mod tests {
 
     /// The next `count` fire times after `from`, each with its marks as `next` prints them.
     fn marked(s: &Schedule, from: &str, count: usize) -> Vec<(DateTime<Utc>, Vec<String>)> {
-        let mut after = utc(from);
-        s.upcoming(after, after, count)
+        let from = utc(from);
+        fire_times(s, from, from, count)
             .into_iter()
-            .map(|slot| {
-                let m = marks(s, after, slot).iter().map(Mark::to_string).collect();
-                after = slot;
-                (slot, m)
-            })
+            .map(|f| (f.at, f.marks.iter().map(Mark::to_string).collect()))
             .collect()
     }
 
@@ -446,6 +473,69 @@ mod tests {
             vec![
                 "2026-03-29 02:30 does not exist (runs at 03:00)",
                 "2026-10-25 02:30 occurs twice (runs once, at the first)",
+            ]
+        );
+    }
+
+    #[test]
+    fn fire_times_carry_the_marks_of_2027_in_berlin() {
+        // 2027-03-28 02:00 CET -> 03:00 CEST; 2027-10-31 03:00 CEST -> 02:00 CET.
+        let s = cron("0 30 2 * * *", "Europe/Berlin");
+        let now = utc("2027-03-26T12:00:00Z");
+        let spring = fire_times(&s, now, DateTime::UNIX_EPOCH, 4);
+        let at: Vec<DateTime<Utc>> = spring.iter().map(|f| f.at).collect();
+        assert_eq!(
+            at,
+            [
+                utc("2027-03-27T01:30:00Z"),
+                utc("2027-03-28T01:00:00Z"),
+                utc("2027-03-29T00:30:00Z"),
+                utc("2027-03-30T00:30:00Z"),
+            ]
+        );
+        let marked: Vec<usize> = (0..4).filter(|&i| !spring[i].marks.is_empty()).collect();
+        assert_eq!(marked, [1]);
+        assert_eq!(
+            spring[1].marks[0].to_string(),
+            "DST: 02:30 does not exist on 2027-03-28, runs at 03:00 CEST instead"
+        );
+
+        let autumn = fire_times(&s, utc("2027-10-29T12:00:00Z"), now, 3);
+        assert_eq!(
+            autumn
+                .iter()
+                .map(|f| (f.at, f.marks.iter().map(Mark::to_string).collect()))
+                .collect::<Vec<(DateTime<Utc>, Vec<String>)>>(),
+            vec![
+                unmarked("2027-10-30T00:30:00Z"),
+                with(
+                    "2027-10-31T00:30:00Z",
+                    "DST: 02:30 occurs twice on 2027-10-31, runs once, at the first (CEST)"
+                ),
+                unmarked("2027-11-01T01:30:00Z"),
+            ]
+        );
+        // Each is what the schedule alone gives, and `count` is honoured.
+        assert_eq!(at, s.upcoming(now, now, 4));
+        assert!(fire_times(&s, now, now, 0).is_empty());
+    }
+
+    #[test]
+    fn interval_fire_times_follow_the_anchor_without_marks() {
+        let s = Schedule::every(Duration::from_secs(60)).unwrap();
+        let anchor = utc("2026-12-05T08:59:10Z");
+        let fires = fire_times(&s, utc("2026-12-05T09:00:00Z"), anchor, 2);
+        assert_eq!(
+            fires,
+            [
+                Fire {
+                    at: utc("2026-12-05T09:00:10Z"),
+                    marks: vec![]
+                },
+                Fire {
+                    at: utc("2026-12-05T09:01:10Z"),
+                    marks: vec![]
+                },
             ]
         );
     }

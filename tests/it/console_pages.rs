@@ -1,13 +1,15 @@
 //! The console's services, workers, reports and job-detail pages through
 //! plain HTTP on both backends, from rows written by the app's own
-//! functions (the health store, the worker heartbeat, the report store),
-//! with a clock the test sets; and escaping of hostile names and Markdown.
+//! functions (the health store, the worker heartbeat, the report store,
+//! the run store), with a clock the test sets; and escaping of hostile
+//! names and Markdown.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use ops_worker::config::Config;
+use ops_worker::db::{Finish, NewRun, RunStatus, Trigger};
 use ops_worker::http::AppState;
 use ops_worker_jobs::reqwest::StatusCode;
 use ops_worker_jobs::store::{HealthCheck, HealthStatus, HealthStore};
@@ -22,6 +24,8 @@ crate::backend_tests!(
     services_page_shows_uptime_episodes_and_latency,
     workers_page_shows_state_version_config_and_its_error,
     reports_are_listed_and_rendered_with_raw_html_as_text,
+    job_page_lists_the_next_ten_fire_times_with_their_dst_marks,
+    job_page_charts_the_durations_of_finished_runs,
 );
 
 /// The pages' now.
@@ -34,8 +38,16 @@ fn t0() -> DateTime<Utc> {
 /// The console over `db` with `CONFIG`, tokens, and the clock at [`t0`];
 /// a viewer signed in.
 async fn console(db: &TestDb) -> (Api, Client) {
-    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(config()));
-    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(t0()));
+    console_with(db, t0(), "").await
+}
+
+/// The console over `db` with `CONFIG`, then `jobs`, tokens, and the clock
+/// at `now`; a viewer signed in.
+async fn console_with(db: &TestDb, now: DateTime<Utc>, jobs: &str) -> (Api, Client) {
+    let text = format!("{CONFIG}{jobs}{}", tokens());
+    let config = Config::parse(Path::new("schedules.toml"), &text, &|_| None).unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(config));
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(now));
     let api = Api::serve(AppState::new(db.db().clone(), rx, clock)).await;
     let mut c = Client::new(&api);
     c.sign_in(VIEWER).await;
@@ -319,6 +331,256 @@ async fn reports_are_listed_and_rendered_with_raw_html_as_text(db: &TestDb) {
         StatusCode::NOT_FOUND
     );
     assert!(c.get("/").await.body.contains(r#"href="/reports""#));
+}
+
+/// A disabled job and a push job at 02:30 in Berlin, beside `CONFIG`'s.
+const MORE_JOBS: &str = r#"
+[jobs.off]
+kind = "command"
+cron = "0 30 2 * * *"
+timezone = "Europe/Berlin"
+enabled = false
+command = ["true"]
+
+[jobs.ping]
+kind = "push"
+cron = "0 30 2 * * *"
+timezone = "Europe/Berlin"
+token = "push-token-0123456789abcdef"
+"#;
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+/// The run of `job` for `slot`, finished with `status` after `ms` by
+/// `worker`, as the runner records it.
+async fn record_run(
+    db: &TestDb,
+    job: &str,
+    slot: DateTime<Utc>,
+    status: RunStatus,
+    ms: i64,
+    worker: &str,
+) {
+    let run = new_run(job, slot, worker);
+    let finish = Finish {
+        status,
+        finished_at: slot + TimeDelta::milliseconds(ms),
+        error: None,
+        output: None,
+        duration_ms: ms,
+    };
+    assert!(db.db().insert_finished_run(&run, &finish).await.unwrap());
+}
+
+/// A scheduled first attempt of `job` at `slot` on `worker`.
+fn new_run(job: &str, slot: DateTime<Utc>, worker: &str) -> NewRun {
+    NewRun {
+        job_name: job.into(),
+        kind: "command".into(),
+        scheduled_for: slot,
+        trigger: Trigger::Schedule,
+        attempt: 1,
+        worker_id: worker.into(),
+        started_at: slot,
+        missed: 0,
+        jitter_ms: None,
+    }
+}
+
+/// The element with `id` up to its `</section>`.
+fn own_section<'a>(body: &'a str, id: &str) -> &'a str {
+    let s = section(body, id);
+    &s[..s.find("</section>").unwrap_or(s.len())]
+}
+
+/// Per row of the fire-time table: its UTC time (the `<time>`'s title),
+/// local time and DST marks.
+fn fire_rows(body: &str) -> Vec<(String, String, Vec<String>)> {
+    let table = own_section(body, "fires");
+    let tbody = &table[table.find("<tbody>").expect("a table body")..];
+    tbody
+        .split("<tr>")
+        .skip(1)
+        .filter(|row| row.contains("<time"))
+        .map(|row| {
+            let cells: Vec<&str> = row.split("<td>").skip(1).collect();
+            let local = &cells[1][..cells[1].find("</td>").unwrap()];
+            let marks = row
+                .split(r#"<span class="dst">"#)
+                .skip(1)
+                .map(|m| m[..m.find("</span>").unwrap()].to_string())
+                .collect();
+            (attr(row, "title").to_string(), local.to_string(), marks)
+        })
+        .collect()
+}
+
+/// What the page should list for `job` at `now`: `ops-worker next`'s
+/// fire times (the same function), as the page writes them.
+fn expected_fires(
+    jobs: &str,
+    job: &str,
+    now: DateTime<Utc>,
+    last_slot: Option<DateTime<Utc>>,
+) -> Vec<(String, String, Vec<String>)> {
+    let text = format!("{CONFIG}{jobs}");
+    let config = Config::parse(Path::new("schedules.toml"), &text, &|_| None).unwrap();
+    let spec = config.job(job).unwrap();
+    let anchor = ops_worker::scheduler::Start {
+        last_slot,
+        armed_at: now,
+    }
+    .anchor();
+    ops_worker::schedule::dst::fire_times(&spec.schedule, now, anchor, 10)
+        .into_iter()
+        .map(|f| {
+            (
+                f.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                f.at.with_timezone(&spec.timezone)
+                    .format("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string(),
+                f.marks.iter().map(ToString::to_string).collect(),
+            )
+        })
+        .collect()
+}
+
+async fn job_page_lists_the_next_ten_fire_times_with_their_dst_marks(db: &TestDb) {
+    // Four days before the spring-forward of 2027-03-28 in Berlin, where
+    // 02:00 (`backup`'s time) does not exist.
+    let now = utc("2027-03-24T12:00:00Z");
+    // The interval grid of `tick` is anchored at its last slot (:10 and :40).
+    let last_tick = utc("2027-03-24T11:58:10Z");
+    record_run(db, "tick", last_tick, RunStatus::Success, 20, "w").await;
+    ops_worker::ops::pause(
+        &config(),
+        db.db(),
+        "backup",
+        now,
+        Some(utc("2027-03-26T00:00:00Z")),
+        None,
+        "test",
+    )
+    .await
+    .unwrap();
+    let (_api, c) = console_with(db, now, MORE_JOBS).await;
+
+    let p = c.get("/jobs/backup").await;
+    assert_eq!(p.status, StatusCode::OK, "{p:?}");
+    let rows = fire_rows(&p.body);
+    assert_eq!(rows.len(), 10, "{}", own_section(&p.body, "fires"));
+    assert_eq!(rows, expected_fires(MORE_JOBS, "backup", now, None));
+    // Only the fourth, on the day of the change, is marked.
+    let marked: Vec<usize> = (0..10).filter(|&i| !rows[i].2.is_empty()).collect();
+    assert_eq!(marked, [3], "{rows:?}");
+    assert_eq!(
+        rows[3],
+        (
+            "2027-03-28 01:00:00 UTC".to_string(),
+            "2027-03-28 03:00:00 CEST".to_string(),
+            vec!["DST: 02:00 does not exist on 2027-03-28, runs at 03:00 CEST instead".to_string()]
+        )
+    );
+    assert_eq!(rows[0].0, "2027-03-25 01:00:00 UTC");
+    assert_eq!(rows[9].1, "2027-04-03 02:00:00 CEST");
+    // The pause holds back the one fire time before its end.
+    let fires = own_section(&p.body, "fires");
+    assert!(fires.contains("Paused until"), "{fires}");
+    assert_eq!(
+        fires
+            .matches(r#"<span class="badge s-paused">paused</span>"#)
+            .count(),
+        1,
+        "{fires}"
+    );
+    assert!(fires.contains("Next fire times"), "{fires}");
+
+    let p = c.get("/jobs/tick").await;
+    let rows = fire_rows(&p.body);
+    assert_eq!(
+        rows,
+        expected_fires(MORE_JOBS, "tick", now, Some(last_tick))
+    );
+    assert_eq!(rows[0].0, "2027-03-24 12:00:10 UTC", "{rows:?}");
+    assert!(rows.iter().all(|r| r.2.is_empty()), "{rows:?}");
+
+    let p = c.get("/jobs/off").await;
+    let fires = own_section(&p.body, "fires");
+    assert!(
+        fires.contains("Disabled: it will not fire until enabled."),
+        "{fires}"
+    );
+    assert_eq!(fire_rows(&p.body).len(), 10, "{fires}");
+
+    let p = c.get("/jobs/ping").await;
+    let fires = own_section(&p.body, "fires");
+    assert!(fires.contains("Next expected signals"), "{fires}");
+    let rows = fire_rows(&p.body);
+    assert_eq!(rows, expected_fires(MORE_JOBS, "ping", now, None));
+    assert_eq!(
+        rows[3].2,
+        ["DST: 02:30 does not exist on 2027-03-28, runs at 03:00 CEST instead"]
+    );
+}
+
+async fn job_page_charts_the_durations_of_finished_runs(db: &TestDb) {
+    let (_api, c) = console(db).await;
+    let p = c.get("/jobs/tick").await;
+    assert!(
+        own_section(&p.body, "durations").contains("No finished runs yet."),
+        "{}",
+        p.body
+    );
+    assert!(!own_section(&p.body, "durations").contains("<svg"));
+
+    let xss = "<script>alert('w')</script>";
+    let m = TimeDelta::minutes;
+    record_run(db, "tick", t0() - m(40), RunStatus::Success, 1000, "w1").await;
+    record_run(db, "tick", t0() - m(30), RunStatus::Failed, 3000, xss).await;
+    record_run(db, "tick", t0() - m(20), RunStatus::Timeout, 2000, "w1").await;
+    record_run(db, "tick", t0() - m(10), RunStatus::Skipped, 0, "w1").await;
+    let running = new_run("tick", t0() - m(1), "w1");
+    db.db().claim_run(&running).await.unwrap().expect("claimed");
+
+    let p = c.get("/jobs/tick").await;
+    assert_eq!(p.status, StatusCode::OK, "{p:?}");
+    let chart = own_section(&p.body, "durations");
+    assert!(chart.contains(r#"role="img""#), "{chart}");
+    assert!(
+        chart.contains("aria-label=\"Duration of the last 3 finished runs"),
+        "{chart}"
+    );
+    let titles: Vec<&str> = chart
+        .split("<circle ")
+        .skip(1)
+        .map(|c| &c[c.find("<title>").unwrap() + 7..c.find("</title>").unwrap()])
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "2026-12-05 08:20:00 UTC: 1.0 s (success, attempt 1, worker w1)",
+            "2026-12-05 08:30:00 UTC: 3.0 s (failed, attempt 1, worker &lt;script&gt;alert(&#x27;w&#x27;)&lt;&#x2f;script&gt;)",
+            "2026-12-05 08:40:00 UTC: 2.0 s (timeout, attempt 1, worker w1)",
+        ],
+        "{chart}"
+    );
+    let classes: Vec<&str> = chart
+        .split("<circle ")
+        .skip(1)
+        .map(|c| attr(c, "class"))
+        .collect();
+    assert_eq!(classes, ["m-success", "m-failed", "m-timeout"]);
+    // The y axis is labelled with the longest, at the top.
+    assert!(chart.contains(r#"class="ymax">3.0 s</text>"#), "{chart}");
+    let ys: Vec<f64> = chart
+        .split("<circle ")
+        .skip(1)
+        .map(|c| attr(c, "cy").parse().unwrap())
+        .collect();
+    assert!(ys[1] < ys[2] && ys[2] < ys[0], "{ys:?}");
+    assert!(!p.body.contains("<script>alert"), "{}", p.body);
 }
 
 /// The part of `body` from the element with `id` to the next `<section`.

@@ -1,7 +1,9 @@
-//! A job's page (`/jobs/{name}`): its state, a timeline of its recent
-//! slots, its runs (newest first, paged, filtered by status) and the run
-//! now, pause and resume buttons; and a run's page (`/runs/{id}`) with
-//! every field, its output and the other attempts of its slot.
+//! A job's page (`/jobs/{name}`): its state, its next fire times with what
+//! DST changes do to them (`schedule::dst::fire_times`, as `ops-worker
+//! next`), a timeline of its recent slots, a chart of their durations
+//! (`durations.rs`), its runs (newest first, paged, filtered by status) and
+//! the run now, pause and resume buttons; and a run's page (`/runs/{id}`)
+//! with every field, its output and the other attempts of its slot.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,6 +13,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde::Serialize;
 
+use super::durations::{chart, Chart};
 use super::session::{Fields, Session};
 use super::view::{duration_ms, render, when, when_opt, Fragment, PageResult, When};
 use crate::db::{RunRecord, RunStatus, RunsQuery};
@@ -19,6 +22,8 @@ use crate::http::params::{id, Params};
 use crate::http::reads::{parse_runs_cursor, runs_cursor, unknown_job};
 use crate::http::writes::audited;
 use crate::http::{ApiError, AppState};
+use crate::schedule::dst;
+use crate::scheduler::Start;
 
 /// Runs per page of the table.
 const PAGE: i64 = 25;
@@ -26,6 +31,8 @@ const PAGE: i64 = 25;
 const TIMELINE: i64 = 60;
 /// Missed slots drawn before one run, at most (the label gives the count).
 const MISSED_MARKS: i32 = 5;
+/// Fire times listed.
+const FIRE_TIMES: usize = 10;
 
 #[derive(Serialize)]
 struct RunRow {
@@ -103,6 +110,17 @@ fn timeline(runs: &[RunRecord]) -> Vec<Mark> {
     marks
 }
 
+/// One upcoming fire time: when (in the browser's zone, UTC on hover), the
+/// job's local time, what a DST change does to it, and whether a pause
+/// holds it back.
+#[derive(Serialize)]
+struct FireRow {
+    at: When,
+    local: String,
+    marks: Vec<String>,
+    paused: bool,
+}
+
 #[derive(Serialize)]
 struct JobPage {
     session: Session,
@@ -114,6 +132,10 @@ struct JobPage {
     next_fire: Option<When>,
     paused_since: Option<When>,
     paused_until: Option<When>,
+    /// A push job: its fire times are the slots a signal is expected for.
+    push: bool,
+    fires: Vec<FireRow>,
+    durations: Option<Chart>,
     timeline: Vec<Mark>,
     timeline_width: usize,
     runs: Vec<RunRow>,
@@ -147,11 +169,30 @@ pub async fn page(
     let after = p.str("cursor").map(parse_runs_cursor).transpose()?;
     let requested = p.str("requested").map(|r| id("requested", r)).transpose()?;
     let now = s.clock.now();
-    let job = crate::overview::jobs(&s.config(), &s.db, now)
+    let config = s.config();
+    let spec = config.job(&name).ok_or_else(|| unknown_job(&name))?;
+    let job = crate::overview::jobs(&config, &s.db, now)
         .await?
         .into_iter()
         .find(|j| j.name == name)
         .ok_or_else(|| unknown_job(&name))?;
+    let start = Start {
+        last_slot: s.db.last_slots().await?.get(&name).copied(),
+        armed_at: now,
+    };
+    let fires = dst::fire_times(&spec.schedule, now, start.anchor(), FIRE_TIMES)
+        .into_iter()
+        .map(|f| FireRow {
+            at: when(f.at, now),
+            local: f
+                .at
+                .with_timezone(&spec.timezone)
+                .format("%Y-%m-%d %H:%M:%S %Z")
+                .to_string(),
+            marks: f.marks.iter().map(ToString::to_string).collect(),
+            paused: job.paused.as_ref().is_some_and(|p| p.active(f.at)),
+        })
+        .collect();
     let query = |status, after, limit| RunsQuery {
         job: &name,
         status,
@@ -182,6 +223,9 @@ pub async fn page(
             next_fire: when_opt(job.next_fire, now),
             paused_since: job.paused.as_ref().map(|p| when(p.paused_at, now)),
             paused_until: job.paused.as_ref().and_then(|p| when_opt(p.until, now)),
+            push: spec.push.is_some(),
+            fires,
+            durations: chart(&recent),
             job,
             timeline_width: (timeline.len() * MARK_STEP).max(MARK_STEP),
             timeline,

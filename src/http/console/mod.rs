@@ -7,13 +7,15 @@
 //! signed in and guards every write (CSRF token, cross-site check);
 //! `view.rs` renders templates (`templates/`, one per page) and the times
 //! and errors they show; one file per page family: `overview.rs`,
-//! `alerts.rs`, `jobs.rs` (a job and its runs, and one run), `oncall.rs`,
+//! `alerts.rs`, `jobs.rs` (a job and its runs, and one run; its duration
+//! chart's arithmetic in `durations.rs`), `oncall.rs`,
 //! `services.rs`, `workers.rs`, `reports.rs`, `silences.rs`.
 //!
 //! Writes go through `super::writes::audited`, like the API's: a viewer's
 //! attempt is refused with 403 and recorded.
 
 mod alerts;
+mod durations;
 mod jobs;
 mod oncall;
 mod overview;
