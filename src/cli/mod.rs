@@ -685,6 +685,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Validate => {
             let config = Config::load(&cli.config)?;
+            // What `run` and `serve` refuse at start, refused here too: a
+            // short OPS_WORKER_SECRET (its length shown, never its value),
+            // a bad OPS_WORKER_PUBLIC_URL.
+            crate::ack_link::AckLinks::from_env(&config.api, &|name| std::env::var(name).ok())
+                .map_err(|e| UsageError(e.to_string()))?;
             show::validate(&config, SystemClock.now());
             Ok(ExitCode::Ok)
         }
