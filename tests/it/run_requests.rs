@@ -4,7 +4,8 @@
 //! request into exactly one manual run linked to it; PostgreSQL wakes a
 //! worker by NOTIFY long before its fallback poll; a request for a job the
 //! worker does not have finishes with a reason; a claim of a dead worker
-//! goes back to pending and is run by a live one.
+//! goes back to pending and is run by a live one; `request-run` and
+//! `serve` count a worker live by `OPS_WORKER_DEAD_AFTER`, as the daemons do.
 
 use std::path::Path;
 use std::process::{Child, Stdio};
