@@ -155,13 +155,15 @@ impl Daemon {
         };
         let api = match http_addr {
             Some(addr) => {
-                let state = crate::http::AppState::new(
+                let state = crate::http::AppState::builder(
                     db.clone(),
                     running_config.subscribe(),
                     clock.clone(),
                 )
-                .with_ack_links(ack_links.clone())
-                .with_telemetry(runner.telemetry().clone());
+                .ack_links(ack_links.clone())
+                .telemetry(runner.telemetry().clone())
+                .dead_after(dead_after)
+                .build();
                 let router = crate::http::api_router(state)
                     .merge(crate::http::metrics_router(runner.telemetry().clone()));
                 let task =

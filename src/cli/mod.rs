@@ -139,6 +139,10 @@ pub enum Command {
         /// loopback address is accepted
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = parse_http_addr)]
         addr: std::net::SocketAddr,
+        /// Run now is refused unless some worker has a heartbeat younger
+        /// than this: the daemons' --dead-after (at least 10s)
+        #[arg(long, env = "OPS_WORKER_DEAD_AFTER", default_value = "20s", value_parser = parse_dead_after)]
+        dead_after: Duration,
     },
     /// Run one job now, recorded like any other run (trigger "manual")
     #[command(after_help = exit_codes!(
@@ -255,7 +259,7 @@ pub enum Command {
     /// like any other run (trigger "manual"); prints the request's id
     #[command(after_help = exit_codes!(
         "0  the request is stored; a live daemon runs it within a second (PostgreSQL: at once)",
-        "1  no daemon is live (no heartbeat within 20s), so nobody would run it; nothing is stored",
+        "1  no daemon is live (no heartbeat within --dead-after), so nobody would run it; nothing is stored",
         concat!(usage!(), ", a job not in schedules.toml"),
         no_db!(),
     ))]
@@ -265,6 +269,10 @@ pub enum Command {
         /// Who asks, recorded with the request (default: $USER)
         #[arg(long)]
         by: Option<String>,
+        /// A daemon counts as live while its heartbeat is younger than
+        /// this: the daemons' --dead-after (at least 10s)
+        #[arg(long, env = "OPS_WORKER_DEAD_AFTER", default_value = "20s", value_parser = parse_dead_after)]
+        dead_after: Duration,
     },
     /// Stop running a job's scheduled slots, on every worker, until resumed
     /// or --until (manual `run-job` still runs it)
@@ -677,6 +685,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Validate => {
             let config = Config::load(&cli.config)?;
+            // What `run` and `serve` refuse at start, refused here too: a
+            // short OPS_WORKER_SECRET (its length shown, never its value),
+            // a bad OPS_WORKER_PUBLIC_URL.
+            crate::ack_link::AckLinks::from_env(&config.api, &|name| std::env::var(name).ok())
+                .map_err(|e| UsageError(e.to_string()))?;
             show::validate(&config, SystemClock.now());
             Ok(ExitCode::Ok)
         }
@@ -726,7 +739,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::worker::run(config, runner, &worker_id, options, signals).await?;
             Ok(ExitCode::Ok)
         }
-        Command::Serve { addr } => {
+        Command::Serve { addr, dead_after } => {
             let config = Arc::new(Config::load(&cli.config)?);
             crate::http::check_bind(addr, &config.api).map_err(|e| UsageError(e.to_string()))?;
             let ack_links = crate::ack_link::AckLinks::for_process(&config.api)
@@ -741,9 +754,11 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             // reload.
             let telemetry = Arc::new(crate::telemetry::Telemetry::new());
             telemetry.started(&config.hash, "serve", SystemClock.now());
-            let state = crate::http::AppState::new(db, configs, Arc::new(SystemClock))
-                .with_ack_links(ack_links)
-                .with_telemetry(telemetry.clone());
+            let state = crate::http::AppState::builder(db, configs, Arc::new(SystemClock))
+                .ack_links(ack_links)
+                .telemetry(telemetry.clone())
+                .dead_after(dead_after)
+                .build();
             let router =
                 crate::http::api_router(state).merge(crate::http::metrics_router(telemetry));
             let stop = tokio_util::sync::CancellationToken::new();
@@ -821,13 +836,17 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => code,
             })
         }
-        Command::RequestRun { name, by } => {
+        Command::RequestRun {
+            name,
+            by,
+            dead_after,
+        } => {
             let config = Config::load(&cli.config)?;
             find(&config, &name)?;
             let by = by_or_user(by);
             let db = open_db().await?;
             // No live daemon is exit 1, the database's errors exit 3.
-            let id = crate::run_requests::submit(&db, &name, &by).await?;
+            let id = crate::run_requests::submit(&db, &name, &by, dead_after).await?;
             println!("{name}: run request {id} stored for {by}; a live daemon runs it (ops-worker history {name} shows the run)");
             Ok(ExitCode::Ok)
         }

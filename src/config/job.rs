@@ -109,6 +109,18 @@ impl Cx<'_> {
     ) -> Option<JobSpec> {
         let before = self.problems.len();
         let job = Some(name);
+        // A push job runs elsewhere: the keys about running its slots here
+        // are refused in its table and not taken from [defaults].
+        let push_defaults;
+        let defaults = if table
+            .get("kind")
+            .is_some_and(|k| k.get_ref().as_str() == Some("push"))
+        {
+            push_defaults = self.keys_not_for_push(name, &mut table, defaults);
+            &push_defaults
+        } else {
+            defaults
+        };
         // What is left of the table belongs to the kind.
         let JobKeys {
             kind,

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use toml::de::DeValue;
+use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::api::sha256;
@@ -16,6 +16,19 @@ use super::cx::{Cx, Span};
 pub const MIN_PUSH_TOKEN_LEN: usize = 16;
 /// `grace` when the job does not set it.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(300);
+
+/// The keys of a `[jobs.NAME]` table about running a slot here (overlap,
+/// catch-up, retries, jitter): a push job's runs happen elsewhere and
+/// arrive as signals, so none of them applies to it.
+pub(super) const NOT_FOR_PUSH: &[&str] = &[
+    "overlap",
+    "catch_up",
+    "catch_up_window",
+    "retries",
+    "retry_backoff",
+    "retry_abandoned",
+    "jitter",
+];
 
 /// What a `push` job adds to a [`super::JobSpec`].
 #[derive(Clone, PartialEq, Eq)]
@@ -48,6 +61,27 @@ impl fmt::Debug for PushSpec {
 type Value<'a> = Spanned<DeValue<'a>>;
 
 impl Cx<'_> {
+    /// For push job `name`: reports each key of [`NOT_FOR_PUSH`] set in its
+    /// own `table` and takes it out (so it is reported once, not also
+    /// checked), and returns `defaults` without them: `[defaults]` sets
+    /// them for the jobs that run here.
+    pub(super) fn keys_not_for_push<'a>(
+        &mut self,
+        name: &str,
+        table: &mut DeTable<'a>,
+        defaults: &DeTable<'a>,
+    ) -> DeTable<'a> {
+        let mut defaults = defaults.clone();
+        for key in NOT_FOR_PUSH {
+            defaults.remove(*key);
+            if let Some((k, _)) = table.remove_entry(*key) {
+                let msg = format!("push jobs run elsewhere; {key} does not apply");
+                self.problem(k.span(), Some(name), Some(key), msg);
+            }
+        }
+        defaults
+    }
+
     /// `grace` and `token` of job `name` of kind `kind`: required (token)
     /// and checked for a push job, refused on any other kind. `None` for a
     /// job of another kind, or when a problem was reported.

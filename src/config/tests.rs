@@ -1135,6 +1135,47 @@ fn push_problems_name_the_place_and_never_the_token() {
 }
 
 #[test]
+fn a_push_job_refuses_the_keys_of_running_a_slot_here() {
+    let job = "[jobs.nightly]\nkind = \"push\"\ncron = \"0 2 * * *\"\ntoken = \"${PING_TOKEN}\"\n";
+    for (key, value) in [
+        ("jitter", "\"30s\""),
+        ("retries", "2"),
+        ("overlap", "\"queue\""),
+        ("catch_up", "\"all\""),
+        ("catch_up_window", "\"1h\""),
+        ("retry_backoff", "\"1s\""),
+        ("retry_abandoned", "false"),
+        // Refused as not applying, not also as a bad value.
+        ("jitter", "\"soon\""),
+    ] {
+        assert_eq!(
+            problems(&format!("{job}{key} = {value}\n")),
+            [format!(
+                "schedules.toml:5:1: job \"nightly\": {key}: push jobs run elsewhere; {key} does not apply"
+            )]
+        );
+    }
+    // [defaults] sets them for the jobs that run here; a push job takes none.
+    let c = parse(&format!(
+        "[defaults]\njitter = \"30s\"\nretries = 3\noverlap = \"queue\"\ncatch_up = \"all\"\n\n{job}\n\
+         [jobs.c]\nkind = \"command\"\ncron = \"0 3 * * *\"\ncommand = [\"true\"]\n"
+    ))
+    .unwrap();
+    let policies = |name: &str| {
+        let j = c.job(name).unwrap();
+        (j.jitter, j.retries, j.overlap, j.catch_up)
+    };
+    assert_eq!(
+        policies("nightly"),
+        (Duration::ZERO, 0, Overlap::Skip, CatchUp::Latest)
+    );
+    assert_eq!(
+        policies("c"),
+        (Duration::from_secs(30), 3, Overlap::Queue, CatchUp::All)
+    );
+}
+
+#[test]
 fn api_ack_link_ttl() {
     let job = "[jobs.a]\nkind = \"command\"\nevery = \"1m\"\ncommand = [\"true\"]\n";
     let c = parse(&format!("{job}[api]\nack_link_ttl = \"2h\"\n")).unwrap();

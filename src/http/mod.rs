@@ -79,6 +79,9 @@ pub struct Inner {
     pings: ping::Limiter,
     /// Where refused signals are counted: the daemon's, or one of its own.
     telemetry: Arc<Telemetry>,
+    /// A worker whose heartbeat is older is not live: run now refuses
+    /// when no worker is (`crate::run_requests::submit`).
+    pub dead_after: Duration,
 }
 
 #[derive(Clone)]
@@ -92,44 +95,83 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
+    /// A state with no acknowledge links, a [`Telemetry`] of its own and
+    /// the default `--dead-after`; [`AppState::builder`] sets them.
     pub fn new(
         db: Db,
         configs: tokio::sync::watch::Receiver<Arc<Config>>,
         clock: Arc<dyn Clock>,
     ) -> AppState {
-        let api = configs.borrow().api.clone();
-        AppState(Arc::new(Inner {
+        AppState::builder(db, configs, clock).build()
+    }
+
+    /// Everything is set before [`AppStateBuilder::build`] shares the
+    /// state, so nothing can be set on a state already shared.
+    pub fn builder(
+        db: Db,
+        configs: tokio::sync::watch::Receiver<Arc<Config>>,
+        clock: Arc<dyn Clock>,
+    ) -> AppStateBuilder {
+        AppStateBuilder {
             db,
             configs,
-            api,
             clock,
             ack_links: None,
-            pings: ping::Limiter::default(),
-            telemetry: Arc::new(Telemetry::new()),
-        }))
-    }
-
-    /// Serves `/ack/{token}` with `links` (made at start, like `api`).
-    /// Before the state is shared.
-    pub fn with_ack_links(mut self, links: Option<Arc<AckLinks>>) -> AppState {
-        if let Some(inner) = Arc::get_mut(&mut self.0) {
-            inner.ack_links = links;
+            telemetry: None,
+            dead_after: crate::heartbeat::DEFAULT_DEAD_AFTER,
         }
-        self
-    }
-
-    /// Counts what the handlers count in `telemetry` (the daemon's, which
-    /// its `/metrics` serves). Before the state is shared.
-    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> AppState {
-        if let Some(inner) = Arc::get_mut(&mut self.0) {
-            inner.telemetry = telemetry;
-        }
-        self
     }
 
     /// The schedules.toml in force now.
     pub fn config(&self) -> Arc<Config> {
         self.configs.borrow().clone()
+    }
+}
+
+/// An [`AppState`] being made: [`AppState::builder`], then the settings,
+/// then [`AppStateBuilder::build`].
+pub struct AppStateBuilder {
+    db: Db,
+    configs: tokio::sync::watch::Receiver<Arc<Config>>,
+    clock: Arc<dyn Clock>,
+    ack_links: Option<Arc<AckLinks>>,
+    telemetry: Option<Arc<Telemetry>>,
+    dead_after: Duration,
+}
+
+impl AppStateBuilder {
+    /// Serves `/ack/{token}` with `links` (made at start, like `api`).
+    pub fn ack_links(mut self, links: Option<Arc<AckLinks>>) -> AppStateBuilder {
+        self.ack_links = links;
+        self
+    }
+
+    /// Counts what the handlers count in `telemetry` (the daemon's, which
+    /// its `/metrics` serves) instead of one of the state's own.
+    pub fn telemetry(mut self, telemetry: Arc<Telemetry>) -> AppStateBuilder {
+        self.telemetry = Some(telemetry);
+        self
+    }
+
+    /// Judges a worker live (for run now) by `dead_after`: the process's
+    /// `--dead-after` (`OPS_WORKER_DEAD_AFTER`), as the daemons judge.
+    pub fn dead_after(mut self, dead_after: Duration) -> AppStateBuilder {
+        self.dead_after = dead_after;
+        self
+    }
+
+    pub fn build(self) -> AppState {
+        let api = self.configs.borrow().api.clone();
+        AppState(Arc::new(Inner {
+            db: self.db,
+            configs: self.configs,
+            api,
+            clock: self.clock,
+            ack_links: self.ack_links,
+            pings: ping::Limiter::default(),
+            telemetry: self.telemetry.unwrap_or_else(|| Arc::new(Telemetry::new())),
+            dead_after: self.dead_after,
+        }))
     }
 }
 

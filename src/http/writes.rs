@@ -258,7 +258,7 @@ pub async fn run_now(
         if s.config().job(&name).is_none() {
             return Err(super::reads::unknown_job(&name));
         }
-        let id = crate::run_requests::submit(&s.db, &name, &caller.name)
+        let id = crate::run_requests::submit(&s.db, &name, &caller.name, s.dead_after)
             .await
             .map_err(|e| match e {
                 crate::run_requests::SubmitError::NoLiveWorker => {

@@ -31,17 +31,16 @@ pub enum SubmitError {
 }
 
 /// Stores a request to run `job` now on behalf of `requested_by` and
-/// returns its id, if some daemon is live by the daemons' own rule (a
-/// heartbeat within the default `--dead-after`, no clean stop).
-pub async fn submit(db: &Db, job: &str, requested_by: &str) -> Result<i64, SubmitError> {
-    submit_at(
-        db,
-        job,
-        requested_by,
-        Utc::now(),
-        crate::heartbeat::DEFAULT_DEAD_AFTER,
-    )
-    .await
+/// returns its id, if some daemon is live by the daemons' own rule: a
+/// heartbeat at most `dead_after` old (the process's `--dead-after`,
+/// `OPS_WORKER_DEAD_AFTER`) and no clean stop.
+pub async fn submit(
+    db: &Db,
+    job: &str,
+    requested_by: &str,
+    dead_after: Duration,
+) -> Result<i64, SubmitError> {
+    submit_at(db, job, requested_by, Utc::now(), dead_after).await
 }
 
 /// [`submit`] at `now`, with `dead_after` as the age beyond which a

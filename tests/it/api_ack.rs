@@ -72,7 +72,9 @@ impl Site {
             .unwrap_or_else(|e| panic!("test config: {e}"));
         let (_tx, rx) = tokio::sync::watch::channel(Arc::new(config));
         let api = Api::serve(
-            AppState::new(db.db().clone(), rx, clock).with_ack_links(links.map(Arc::new)),
+            AppState::builder(db.db().clone(), rx, clock)
+                .ack_links(links.map(Arc::new))
+                .build(),
         )
         .await;
         Site {

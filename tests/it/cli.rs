@@ -65,6 +65,44 @@ timezone = "Europe/Berlin"
 command = ["true"]
 "#;
 
+/// With acknowledge links configured, `validate` refuses a short
+/// `OPS_WORKER_SECRET` with the line `serve` refuses to start with, and
+/// prints the secret nowhere.
+#[test]
+fn validate_refuses_a_short_secret_as_serve_does() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        &format!("{GOOD}\n[api]\npublic_url = \"https://ops.example.com\"\n"),
+    );
+    let short = "short-s3cr3t";
+    let run = |args: &[&str], secret: &str| {
+        bin(dir.path())
+            .args(args)
+            .env("OPS_WORKER_SECRET", secret)
+            .output()
+            .unwrap()
+    };
+    let validate = run(&["validate"], short);
+    assert_eq!(code(&validate), 2, "{}", stdout(&validate));
+    assert_eq!(
+        stderr(&validate),
+        "error: OPS_WORKER_SECRET: must be at least 32 bytes of randomness \
+         (e.g. `openssl rand -hex 32`), found 12\n"
+    );
+    assert_eq!(stdout(&validate), "");
+    let serve = run(&["serve"], short);
+    assert_eq!(code(&serve), 2, "{}", stdout(&serve));
+    assert_eq!(stderr(&serve), stderr(&validate));
+    // No database was opened by either.
+    assert!(!dir.path().join("ops-worker.db").exists());
+
+    let long = "0123456789abcdef0123456789abcdef";
+    let out = run(&["validate"], long);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stdout(&out).contains(long) && !stderr(&out).contains(long));
+}
+
 #[test]
 fn validate_prints_a_summary_or_every_error_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();

@@ -69,7 +69,9 @@ impl Drop for Server {
 async fn server(db: &Db, clock: Arc<ManualClock>) -> Server {
     let (_tx, rx) = tokio::sync::watch::channel(config());
     let telemetry = Arc::new(Telemetry::new());
-    let state = AppState::new(db.clone(), rx, clock).with_telemetry(telemetry.clone());
+    let state = AppState::builder(db.clone(), rx, clock)
+        .telemetry(telemetry.clone())
+        .build();
     let stop = CancellationToken::new();
     let (addr, _task) = serve(
         "127.0.0.1:0".parse().unwrap(),

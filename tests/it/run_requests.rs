@@ -4,7 +4,8 @@
 //! request into exactly one manual run linked to it; PostgreSQL wakes a
 //! worker by NOTIFY long before its fallback poll; a request for a job the
 //! worker does not have finishes with a reason; a claim of a dead worker
-//! goes back to pending and is run by a live one.
+//! goes back to pending and is run by a live one; `request-run` and
+//! `serve` count a worker live by `OPS_WORKER_DEAD_AFTER`, as the daemons do.
 
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use ops_worker::db::{Backend, Holder, RequestStatus, RunStatus, Trigger, Worker};
+use ops_worker::heartbeat::DEFAULT_DEAD_AFTER;
 use ops_worker::run_requests::{self, SubmitError};
 
 use crate::fixtures::eventually;
@@ -23,6 +25,7 @@ crate::backend_tests!(
     two_workers_one_request_one_manual_run,
     a_request_for_an_unknown_job_finishes_with_a_reason,
     a_request_claimed_by_a_dead_worker_runs_on_a_live_one,
+    request_run_and_serve_judge_liveness_by_the_configured_dead_after,
 );
 
 /// A daemon's row with a heartbeat at `at` (no process behind it).
@@ -42,7 +45,7 @@ fn worker_row(id: &str, at: chrono::DateTime<Utc>) -> Worker {
 
 async fn no_live_worker_refuses_the_request(db: &TestDb) {
     let db = db.db();
-    let err = run_requests::submit(db, "backup", "alice")
+    let err = run_requests::submit(db, "backup", "alice", DEFAULT_DEAD_AFTER)
         .await
         .unwrap_err();
     assert!(matches!(err, SubmitError::NoLiveWorker), "{err:?}");
@@ -61,13 +64,15 @@ async fn no_live_worker_refuses_the_request(db: &TestDb) {
         .await
         .unwrap();
     db.worker_stopped("stopped", 1, now).await.unwrap();
-    let err = run_requests::submit(db, "backup", "alice")
+    let err = run_requests::submit(db, "backup", "alice", DEFAULT_DEAD_AFTER)
         .await
         .unwrap_err();
     assert!(matches!(err, SubmitError::NoLiveWorker), "{err:?}");
 
     db.register_worker(&worker_row("live", now)).await.unwrap();
-    let id = run_requests::submit(db, "backup", "alice").await.unwrap();
+    let id = run_requests::submit(db, "backup", "alice", DEFAULT_DEAD_AFTER)
+        .await
+        .unwrap();
     let request = run_requests::get(db, id).await.unwrap().unwrap();
     assert_eq!(
         (
@@ -262,7 +267,9 @@ async fn two_workers_one_request_one_manual_run(db: &TestDb) {
     // long past their start-up look, waiting.
     let mut linked = Vec::new();
     for who in ["carol", "erin"] {
-        let id = run_requests::submit(db.db(), "backup", who).await.unwrap();
+        let id = run_requests::submit(db.db(), "backup", who, DEFAULT_DEAD_AFTER)
+            .await
+            .unwrap();
         request_reaches(db, id, RequestStatus::Running, Duration::from_secs(20)).await;
         let running = run_requests::get(db.db(), id).await.unwrap().unwrap();
         let run_id = running.run_id.expect("a running request shows its run");
@@ -299,9 +306,20 @@ async fn two_workers_one_request_one_manual_run(db: &TestDb) {
 
 /// `ops-worker request-run` in `dir` (whose schedules.toml has `backup`).
 fn request_run(dir: &Path, db: &TestDb, args: &[&str]) -> (i32, String, String) {
+    request_run_with(dir, db, args, &[])
+}
+
+/// [`request_run`] with `env` set as well.
+fn request_run_with(
+    dir: &Path,
+    db: &TestDb,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
     let out = crate::cli::with_db(dir, db)
         .arg("request-run")
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (
@@ -339,7 +357,9 @@ async fn a_request_for_an_unknown_job_finishes_with_a_reason(db: &TestDb) {
     assert!(by_cli.run_id.is_some());
     // The API checks the job against its config; this worker's lacks it
     // (say a reload removed it meanwhile).
-    let id = run_requests::submit(db.db(), "gone", "dave").await.unwrap();
+    let id = run_requests::submit(db.db(), "gone", "dave", DEFAULT_DEAD_AFTER)
+        .await
+        .unwrap();
     request_reaches(db, id, RequestStatus::Finished, Duration::from_secs(20)).await;
     let request = run_requests::get(db.db(), id).await.unwrap().unwrap();
     let error = request.error.unwrap();
@@ -402,4 +422,74 @@ async fn a_request_claimed_by_a_dead_worker_runs_on_a_live_one(db: &TestDb) {
         log.contains("are pending again"),
         "the release is logged: {log}"
     );
+}
+
+/// `ops-worker serve` in `dir` with `env`: the status of one run now of
+/// `backup` through its API (no tokens: loopback is the operator).
+async fn serve_run_now(dir: &Path, db: &TestDb, env: &[(&str, &str)]) -> u16 {
+    let port = crate::http::unused_port();
+    let child = crate::cli::with_db(dir, db)
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = ops_worker_jobs::health::http_client();
+    let base = format!("http://127.0.0.1:{port}");
+    eventually(Duration::from_secs(20), "serve answers", || async {
+        http.get(format!("{base}/healthz")).send().await.is_ok()
+    })
+    .await;
+    let status = http
+        .post(format!("{base}/api/v1/jobs/backup/run"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    crate::cli::sigterm(&child);
+    let (code, err) = crate::cli::exit_within(child, Duration::from_secs(15)).await;
+    assert_eq!(code, 0, "{err}");
+    status
+}
+
+/// `request-run` and `serve` (run now) count a daemon live by
+/// `OPS_WORKER_DEAD_AFTER`, as the daemons judge each other, not by the
+/// default 20 s: a longer setting keeps a quiet daemon live, a shorter one
+/// makes a recent one dead.
+async fn request_run_and_serve_judge_liveness_by_the_configured_dead_after(db: &TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("schedules.toml"), JOBS).unwrap();
+    let stored = || async { db.db().pending_run_requests(10).await.unwrap().len() };
+    // A heartbeat 40 s old: dead by the default, live within 60 s.
+    let quiet = Utc::now() - chrono::Duration::seconds(40);
+    db.db()
+        .register_worker(&worker_row("rr-quiet", quiet))
+        .await
+        .unwrap();
+    let long = [("OPS_WORKER_DEAD_AFTER", "60s")];
+    let (code, _, err) = request_run(dir.path(), db, &["backup"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("error: no live worker"), "{err}");
+    let (code, out, err) = request_run_with(dir.path(), db, &["backup"], &long);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(stored().await, 1);
+    assert_eq!(serve_run_now(dir.path(), db, &[]).await, 409);
+    assert_eq!(serve_run_now(dir.path(), db, &long).await, 202);
+    assert_eq!(stored().await, 2);
+
+    // A heartbeat 15 s old: live by the default, dead within 10 s.
+    let recent = Utc::now() - chrono::Duration::seconds(15);
+    db.db()
+        .register_worker(&worker_row("rr-recent", recent))
+        .await
+        .unwrap();
+    let (code, out, err) = request_run(dir.path(), db, &["backup"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let short = [("OPS_WORKER_DEAD_AFTER", "10s")];
+    let (code, _, err) = request_run_with(dir.path(), db, &["backup"], &short);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(serve_run_now(dir.path(), db, &short).await, 409);
+    assert_eq!(stored().await, 3);
 }

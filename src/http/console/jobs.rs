@@ -315,7 +315,7 @@ pub async fn run_now(
         if s.config().job(&name).is_none() {
             return Err(unknown_job(&name));
         }
-        Ok(crate::run_requests::submit(&s.db, &name, &caller.name).await?)
+        Ok(crate::run_requests::submit(&s.db, &name, &caller.name, s.dead_after).await?)
     })
     .await?;
     Ok(Redirect::to(&format!("{}?requested={request}", job_url(&name))).into_response())
