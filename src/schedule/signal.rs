@@ -49,21 +49,43 @@ pub fn signal_slot(
     }
 }
 
+/// How far [`missed_between`] counts the slots of a cron schedule.
+pub const MISSED_COUNTED: u64 = 10_000;
+
 /// How many slots of `schedule` lie strictly between `after` and `before`,
 /// on the interval grid anchored at `after` (as the `alerts` kind anchors it
 /// at a job's newest recorded slot). With `after` and `before` two recorded
 /// slots of a push job, the slots missed between them; with `after` its
 /// newest recorded slot and `before` now minus its `grace`, the slots
-/// missed since (`slot + grace < now`). A cron schedule is counted up to
-/// 100,000 slots.
+/// missed since (`slot + grace < now`). An interval is counted exactly; a
+/// cron schedule, walked slot by slot, up to [`MISSED_COUNTED`], so that a
+/// page drawn every few seconds stays cheap after months of silence.
 pub fn missed_between(schedule: &Schedule, after: DateTime<Utc>, before: DateTime<Utc>) -> u64 {
     if before <= after {
         return 0;
     }
-    // Slots are whole seconds: the newest one before `before` is the newest
-    // at or before the instant just under it.
-    let upto = before - TimeDelta::nanoseconds(1);
-    schedule.slots_between(after, upto, after, 0).1
+    match schedule {
+        // Slots are whole seconds: the newest one before `before` is the
+        // newest at or before the instant just under it.
+        Schedule::Every { .. } => {
+            let upto = before - TimeDelta::nanoseconds(1);
+            schedule.slots_between(after, upto, after, 0).1
+        }
+        Schedule::Cron { .. } => {
+            let mut count = 0;
+            let mut cursor = after;
+            while count < MISSED_COUNTED {
+                match schedule.next_after(cursor, after) {
+                    Some(slot) if slot < before => {
+                        count += 1;
+                        cursor = slot;
+                    }
+                    _ => break,
+                }
+            }
+            count
+        }
+    }
 }
 
 #[cfg(test)]
@@ -250,6 +272,17 @@ mod tests {
         assert_eq!(
             missed_between(&s, utc("2026-03-28T01:30:00Z"), utc("2026-03-30T00:30:00Z")),
             1
+        );
+        // Counted up to the cap: a minute cron silent for 80 days.
+        let minutely = Schedule::cron("* * * * *", Tz::UTC).unwrap();
+        let from = utc("2026-01-01T00:00:00Z");
+        assert_eq!(
+            missed_between(&minutely, from, from + TimeDelta::minutes(90)),
+            89
+        );
+        assert_eq!(
+            missed_between(&minutely, from, from + TimeDelta::days(80)),
+            MISSED_COUNTED
         );
         // The autumn day fires once: 24, 25 and 26 October lie between.
         assert_eq!(

@@ -20,7 +20,7 @@ use crate::http::params::{id, Params};
 use crate::http::reads::{parse_runs_cursor, runs_cursor, unknown_job};
 use crate::http::writes::audited;
 use crate::http::{ApiError, AppState};
-use crate::schedule::signal::missed_between;
+use crate::schedule::signal::{missed_between, MISSED_COUNTED};
 use crate::schedule::Schedule;
 
 /// Runs per page of the table.
@@ -105,13 +105,20 @@ impl<'a> PushSlots<'a> {
     }
 }
 
-/// Pushes up to [`MISSED_MARKS`] missed marks for `count` slots.
-fn missed_marks(marks: &mut Vec<Mark>, count: u64, label: impl Fn(u64) -> String) {
+/// Pushes up to [`MISSED_MARKS`] missed marks for `count` slots, labelled
+/// `label` after the count ("at least" from [`MISSED_COUNTED`] on, where
+/// the count of a cron schedule's slots stops).
+fn missed_marks(marks: &mut Vec<Mark>, count: u64, label: &str) {
+    let at_least = if count >= MISSED_COUNTED {
+        "at least "
+    } else {
+        ""
+    };
     for _ in 0..count.min(MISSED_MARKS) {
         marks.push(Mark {
             x: 0,
             class: "missed".into(),
-            label: label(count),
+            label: format!("{at_least}{count} slot(s) missed {label}"),
         });
     }
 }
@@ -144,9 +151,7 @@ fn timeline(runs: &[RunRecord], push: Option<PushSlots<'_>>) -> Vec<Mark> {
         };
         let missed = u64::try_from(r.missed).unwrap_or(0) + gap;
         let at = utc(r.scheduled_for);
-        missed_marks(&mut marks, missed, |n| {
-            format!("{n} slot(s) missed before {at}")
-        });
+        missed_marks(&mut marks, missed, &format!("before {at}"));
         marks.push(Mark {
             x: 0,
             class: r.status.to_string(),
@@ -161,7 +166,7 @@ fn timeline(runs: &[RunRecord], push: Option<PushSlots<'_>>) -> Vec<Mark> {
             missed_marks(
                 &mut marks,
                 missed_between(p.schedule, newest, due_before),
-                |n| format!("{n} slot(s) missed after {at}: no signal within grace"),
+                &format!("after {at}: no signal within grace"),
             );
         }
     }
@@ -520,6 +525,19 @@ mod tests {
             marks[15].label.starts_with("27 slot(s) missed after"),
             "{:?}",
             marks[15]
+        );
+        // Months of silence of a cron job: its count stops, and says so.
+        let cron = Schedule::cron("* * * * *", ops_worker_jobs::tz::Tz::UTC).unwrap();
+        let marks = timeline(
+            &runs,
+            Some(PushSlots {
+                schedule: &cron,
+                due_before: Some(at(12, 0) + TimeDelta::days(80)),
+            }),
+        );
+        assert_eq!(
+            marks.last().unwrap().label,
+            "at least 10000 slot(s) missed after 2026-12-05 08:12:00 UTC: no signal within grace"
         );
         // A disabled push job: its gaps, nothing expected after.
         assert_eq!(timeline(&runs, push(None)).len(), 11);
