@@ -18,6 +18,11 @@
 //!
 //! Both bounds are inclusive: with `grace = 5m`, 01:55:00 belongs to 02:00,
 //! 01:54:59 does not.
+//!
+//! A slot no signal stands for is missed ([`missed_between`]): one between
+//! two recorded slots (by this rule no later signal can belong to it), and
+//! one after the newest recorded slot once `slot + grace < now`, the
+//! `alerts` kind's missed-slot rule for push jobs.
 
 use std::time::Duration;
 
@@ -41,6 +46,45 @@ pub fn signal_slot(
         (_, Some(n)) => Some(n),
         (Some(l), None) => Some(l),
         (None, None) => None,
+    }
+}
+
+/// How far [`missed_between`] counts the slots of a cron schedule.
+pub const MISSED_COUNTED: u64 = 10_000;
+
+/// How many slots of `schedule` lie strictly between `after` and `before`,
+/// on the interval grid anchored at `after` (as the `alerts` kind anchors it
+/// at a job's newest recorded slot). With `after` and `before` two recorded
+/// slots of a push job, the slots missed between them; with `after` its
+/// newest recorded slot and `before` now minus its `grace`, the slots
+/// missed since (`slot + grace < now`). An interval is counted exactly; a
+/// cron schedule, walked slot by slot, up to [`MISSED_COUNTED`], so that a
+/// page drawn every few seconds stays cheap after months of silence.
+pub fn missed_between(schedule: &Schedule, after: DateTime<Utc>, before: DateTime<Utc>) -> u64 {
+    if before <= after {
+        return 0;
+    }
+    match schedule {
+        // Slots are whole seconds: the newest one before `before` is the
+        // newest at or before the instant just under it.
+        Schedule::Every { .. } => {
+            let upto = before - TimeDelta::nanoseconds(1);
+            schedule.slots_between(after, upto, after, 0).1
+        }
+        Schedule::Cron { .. } => {
+            let mut count = 0;
+            let mut cursor = after;
+            while count < MISSED_COUNTED {
+                match schedule.next_after(cursor, after) {
+                    Some(slot) if slot < before => {
+                        count += 1;
+                        cursor = slot;
+                    }
+                    _ => break,
+                }
+            }
+            count
+        }
     }
 }
 
@@ -170,6 +214,80 @@ mod tests {
         assert_eq!(
             signal_slot(&s, utc("2031-06-01T00:00:00Z"), g),
             Some(utc("2030-01-01T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn slots_missed_between_two_recorded_slots() {
+        let s = hourly();
+        let at = |h: u32| utc(&format!("2026-06-01T{h:02}:00:00Z"));
+        // 03:00 and 04:00 had no run before the 05:00 one.
+        assert_eq!(missed_between(&s, at(2), at(5)), 2);
+        // Neighbours, the same slot, and the wrong way round: none.
+        assert_eq!(missed_between(&s, at(2), at(3)), 0);
+        assert_eq!(missed_between(&s, at(2), at(2)), 0);
+        assert_eq!(missed_between(&s, at(5), at(2)), 0);
+        // A month of silence is counted, not walked.
+        assert_eq!(
+            missed_between(&s, at(0), utc("2026-07-01T00:00:00Z")),
+            30 * 24 - 1
+        );
+        // The grid is anchored at the older slot, as the alert anchors it.
+        let seven = Schedule::every(Duration::from_secs(7 * 60)).unwrap();
+        let off = utc("2026-06-01T00:01:30Z");
+        assert_eq!(missed_between(&seven, off, off + TimeDelta::minutes(21)), 2);
+        assert_eq!(
+            missed_between(
+                &seven,
+                off,
+                off + TimeDelta::minutes(21) + TimeDelta::seconds(1)
+            ),
+            3
+        );
+    }
+
+    #[test]
+    fn slots_missed_after_the_newest_need_the_grace_to_have_passed() {
+        let s = hourly();
+        let newest = utc("2026-06-01T06:00:00Z");
+        let grace = TimeDelta::minutes(5);
+        let missed = |now: &str| missed_between(&s, newest, utc(now) - grace);
+        // 07:00 is missed once 07:00 + 5m < now, as the alert judges it.
+        assert_eq!(missed("2026-06-01T07:04:59Z"), 0);
+        assert_eq!(missed("2026-06-01T07:05:00Z"), 0);
+        assert_eq!(missed("2026-06-01T07:05:00.001Z"), 1);
+        assert_eq!(missed("2026-06-01T07:05:01Z"), 1);
+        assert_eq!(missed("2026-06-01T09:05:00Z"), 2);
+        assert_eq!(missed("2026-06-01T09:05:01Z"), 3);
+        // Not yet past the newest slot's own grace: nothing.
+        assert_eq!(missed("2026-06-01T06:01:00Z"), 0);
+    }
+
+    #[test]
+    fn slots_missed_on_a_cron_in_a_zone_across_dst() {
+        let s = Schedule::cron("30 2 * * *", "Europe/Berlin".parse::<Tz>().unwrap()).unwrap();
+        // 28 March 01:30 UTC (CET), then 29 March at 01:00 UTC (02:30 does
+        // not exist; the first instant after the gap), then 30 March 00:30
+        // UTC (CEST): one slot between the first and the last.
+        assert_eq!(
+            missed_between(&s, utc("2026-03-28T01:30:00Z"), utc("2026-03-30T00:30:00Z")),
+            1
+        );
+        // Counted up to the cap: a minute cron silent for 80 days.
+        let minutely = Schedule::cron("* * * * *", Tz::UTC).unwrap();
+        let from = utc("2026-01-01T00:00:00Z");
+        assert_eq!(
+            missed_between(&minutely, from, from + TimeDelta::minutes(90)),
+            89
+        );
+        assert_eq!(
+            missed_between(&minutely, from, from + TimeDelta::days(80)),
+            MISSED_COUNTED
+        );
+        // The autumn day fires once: 24, 25 and 26 October lie between.
+        assert_eq!(
+            missed_between(&s, utc("2026-10-23T00:30:00Z"), utc("2026-10-27T01:30:00Z")),
+            3
         );
     }
 }

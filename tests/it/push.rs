@@ -449,6 +449,96 @@ async fn a_silent_push_job_raises_the_missed_slot_alert_until_it_signals_again(t
     );
 }
 
+/// The classes of the job page's timeline marks, oldest first, as served.
+async fn timeline_marks(s: &Server, job: &str) -> Vec<String> {
+    let (status, body) = send("GET", &format!("{}/jobs/{job}", s.base), None).await;
+    let Value::String(html) = body else {
+        panic!("not a page: {body}")
+    };
+    assert_eq!(status, 200, "{html}");
+    let at = html
+        .find(r#"<figure class="timeline">"#)
+        .unwrap_or_else(|| panic!("no timeline in {html}"));
+    let svg = &html[at..at + html[at..].find("</svg>").unwrap()];
+    svg.split(r#"class="m-"#)
+        .skip(1)
+        .map(|m| m[..m.find('"').unwrap()].to_string())
+        .collect()
+}
+
+/// The overview's row of `job`, as served.
+async fn overview_row(s: &Server, job: &str) -> String {
+    let (status, body) = send("GET", &format!("{}/", s.base), None).await;
+    let Value::String(html) = body else {
+        panic!("not a page: {body}")
+    };
+    assert_eq!(status, 200, "{html}");
+    let at = html
+        .find(&format!(r#"<tr id="job-{job}""#))
+        .unwrap_or_else(|| panic!("no {job} in {html}"));
+    html[at..at + html[at..].find("</tr>").unwrap()].to_string()
+}
+
+async fn the_console_shows_a_push_jobs_slots_gaps_and_silence(t: &TestDb) {
+    let db = t.db();
+    let clock = clock("2026-06-01T02:00:10Z");
+    let s = server(db, clock.clone()).await;
+    // Signals for 02:00 and 03:00, none for 04:00 and 05:00, one for 06:00.
+    for at in [
+        "2026-06-01T02:00:10Z",
+        "2026-06-01T03:00:10Z",
+        "2026-06-01T06:00:10Z",
+    ] {
+        clock.set(utc(at));
+        let (status, body) = s.ping("backup", "").await;
+        assert_eq!((status, &body["recorded"]), (200, &Value::Bool(true)));
+    }
+    assert_eq!(
+        timeline_marks(&s, "backup").await,
+        ["success", "success", "missed", "missed", "success"]
+    );
+    // Silence after 06:00: 07:00 is missed once 07:00 + grace (5m) < now,
+    // on the page exactly when the alerts kind opens its missed-slot alert.
+    clock.set(utc("2026-06-01T07:05:00Z"));
+    assert_eq!(timeline_marks(&s, "backup").await.len(), 5);
+    let out = alerts_run(db, utc("2026-06-01T07:05:00Z")).await;
+    assert!(!out.contains("opened backup"), "{out}");
+    clock.set(utc("2026-06-01T07:05:01Z"));
+    assert_eq!(
+        timeline_marks(&s, "backup").await,
+        ["success", "success", "missed", "missed", "success", "missed"]
+    );
+    let out = alerts_run(db, utc("2026-06-01T07:05:01Z")).await;
+    assert!(out.contains("jobs: opened backup"), "{out}");
+    // A late fail signal stands for 07:00: failed, and no gap left.
+    clock.set(utc("2026-06-01T07:10:00Z"));
+    let (status, body) = s.ping("backup", "/fail").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["slot"], "2026-06-01T07:00:00Z");
+    assert_eq!(
+        timeline_marks(&s, "backup").await,
+        ["success", "success", "missed", "missed", "success", "failed"]
+    );
+    // The overview lists it like any job: kind, schedule in words, the
+    // last run's badge, last success, the next slot a signal is expected for.
+    let row = overview_row(&s, "backup").await;
+    assert!(row.contains(r#"<span class="kind">push</span>"#), "{row}");
+    assert!(row.contains("<td>every 1h</td>"), "{row}");
+    assert!(
+        row.contains(r#"<span class="badge s-failed">failed</span>"#),
+        "{row}"
+    );
+    for (what, at) in [
+        ("last run", "2026-06-01 07:00:00 UTC"),
+        ("last success", "2026-06-01 06:00:10 UTC"),
+        ("next", "2026-06-01 08:00:00 UTC"),
+    ] {
+        assert!(row.contains(&format!(r#"title="{at}""#)), "{what}: {row}");
+    }
+    // The open alert is flagged on its row.
+    assert!(row.contains("alerting"), "{row}");
+}
+
 /// The real binary, with nothing of this environment but PATH, `env`.
 async fn ops_worker(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
@@ -664,4 +754,5 @@ backend_tests!(
     a_body_is_kept_to_its_last_100_kb_and_a_huge_one_is_refused,
     a_start_with_no_finish_ends_timeout,
     a_silent_push_job_raises_the_missed_slot_alert_until_it_signals_again,
+    the_console_shows_a_push_jobs_slots_gaps_and_silence,
 );

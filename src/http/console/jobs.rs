@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::durations::{chart, Chart};
 use super::session::{Fields, Session};
 use super::view::{duration_ms, render, when, when_opt, Fragment, PageResult, When};
+use crate::config::JobSpec;
 use crate::db::{RunRecord, RunStatus, RunsQuery};
 use crate::http::auth::Caller;
 use crate::http::params::{id, Params};
@@ -23,14 +24,16 @@ use crate::http::reads::{parse_runs_cursor, runs_cursor, unknown_job};
 use crate::http::writes::audited;
 use crate::http::{ApiError, AppState};
 use crate::schedule::dst;
+use crate::schedule::signal::{missed_between, MISSED_COUNTED};
+use crate::schedule::Schedule;
 use crate::scheduler::Start;
 
 /// Runs per page of the table.
 const PAGE: i64 = 25;
 /// Slots in the timeline.
 const TIMELINE: i64 = 60;
-/// Missed slots drawn before one run, at most (the label gives the count).
-const MISSED_MARKS: i32 = 5;
+/// Missed slots drawn in one place, at most (the label gives the count).
+const MISSED_MARKS: u64 = 5;
 /// Fire times listed.
 const FIRE_TIMES: usize = 10;
 
@@ -76,9 +79,66 @@ struct Mark {
 /// Width of a mark and the gap after it, in SVG units.
 const MARK_STEP: usize = 10;
 
+/// A push job's slots as its timeline needs them. ops-worker records no
+/// `missed` on a push row: its runs are the signals, so the slots with no
+/// signal are found here, from the schedule, when the page is drawn.
+/// Simpler and more correct than counting them when a signal is recorded:
+/// a start and its finish are two writes, the first signal ever has no
+/// slot before it, and two hosts' signals for neighbouring slots can commit
+/// in either order, so a count written with one row could be wrong by the
+/// time the next commits and would never be corrected. Read from the rows,
+/// the gaps always agree with them and with the `alerts` kind, which reads
+/// the same rows and the same schedule (`schedule::signal::missed_between`).
+struct PushSlots<'a> {
+    schedule: &'a Schedule,
+    /// Now minus the job's `grace`: a slot after the newest recorded one
+    /// and before this is missed (`slot + grace < now`, the alert's rule).
+    /// `None` for a disabled job, which the alert does not watch.
+    due_before: Option<DateTime<Utc>>,
+}
+
+impl<'a> PushSlots<'a> {
+    /// `Some` for a push job.
+    fn of(spec: Option<&'a JobSpec>, now: DateTime<Utc>) -> Option<Self> {
+        let spec = spec?;
+        let grace = TimeDelta::from_std(spec.push.as_ref()?.grace).ok()?;
+        Some(PushSlots {
+            schedule: &spec.schedule,
+            due_before: spec
+                .enabled
+                .then(|| now.checked_sub_signed(grace))
+                .flatten(),
+        })
+    }
+}
+
+/// Pushes up to [`MISSED_MARKS`] missed marks for `count` slots, labelled
+/// `label` after the count ("at least" from [`MISSED_COUNTED`] on, where
+/// the count of a cron schedule's slots stops).
+fn missed_marks(marks: &mut Vec<Mark>, count: u64, label: &str) {
+    let at_least = if count >= MISSED_COUNTED {
+        "at least "
+    } else {
+        ""
+    };
+    for _ in 0..count.min(MISSED_MARKS) {
+        marks.push(Mark {
+            x: 0,
+            class: "missed".into(),
+            label: format!("{at_least}{count} slot(s) missed {label}"),
+        });
+    }
+}
+
 /// The timeline of `runs` (newest first): per slot its latest attempt,
 /// oldest on the left, each run preceded by the slots it says were missed.
-fn timeline(runs: &[RunRecord]) -> Vec<Mark> {
+/// For a push job (`push`), the slots between two runs with no signal, and
+/// at the right end the slots due since the newest run with none. A job
+/// ops-worker runs gets no trailing marks: its missed-slot alert counts
+/// from a `job_grace` each `alerts` job sets for itself (or none watches
+/// it) and slots of a paused job are not missed, so there is no one rule;
+/// its worker records the slots it missed as `missed` when it runs again.
+fn timeline(runs: &[RunRecord], push: Option<PushSlots<'_>>) -> Vec<Mark> {
     let mut slots: Vec<&RunRecord> = Vec::new();
     for r in runs {
         if slots
@@ -88,21 +148,34 @@ fn timeline(runs: &[RunRecord]) -> Vec<Mark> {
             slots.push(r);
         }
     }
+    let utc = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
     let mut marks = Vec::new();
+    let mut previous: Option<DateTime<Utc>> = None;
     for r in slots.iter().rev() {
-        let utc = r.scheduled_for.format("%Y-%m-%d %H:%M:%S UTC");
-        for _ in 0..r.missed.clamp(0, MISSED_MARKS) {
-            marks.push(Mark {
-                x: 0,
-                class: "missed".into(),
-                label: format!("{} slot(s) missed before {utc}", r.missed),
-            });
-        }
+        let gap = match (&push, previous) {
+            (Some(p), Some(prev)) => missed_between(p.schedule, prev, r.scheduled_for),
+            _ => 0,
+        };
+        let missed = u64::try_from(r.missed).unwrap_or(0) + gap;
+        let at = utc(r.scheduled_for);
+        missed_marks(&mut marks, missed, &format!("before {at}"));
         marks.push(Mark {
             x: 0,
             class: r.status.to_string(),
-            label: format!("{utc}: {} ({}, attempt {})", r.status, r.trigger, r.attempt),
+            label: format!("{at}: {} ({}, attempt {})", r.status, r.trigger, r.attempt),
         });
+        previous = Some(r.scheduled_for);
+    }
+    // A push job that has never signalled is not expected yet (nor by the alert).
+    if let (Some(p), Some(newest)) = (&push, previous) {
+        if let Some(due_before) = p.due_before {
+            let at = utc(newest);
+            missed_marks(
+                &mut marks,
+                missed_between(p.schedule, newest, due_before),
+                &format!("after {at}: no signal within grace"),
+            );
+        }
     }
     for (i, m) in marks.iter_mut().enumerate() {
         m.x = i * MARK_STEP;
@@ -209,7 +282,7 @@ pub async fn page(
         })
         .flatten();
     let recent = s.db.runs_page(&query(None, None, TIMELINE)).await?;
-    let timeline = timeline(&recent);
+    let timeline = timeline(&recent, PushSlots::of(Some(spec), now));
     render(
         "job.html",
         fragment,
@@ -407,7 +480,7 @@ mod tests {
             run(3, 2, 1, RunStatus::Skipped, 0),
             run(2, 1, 1, RunStatus::Success, 7),
         ];
-        let marks = timeline(&runs);
+        let marks = timeline(&runs, None);
         let classes: Vec<&str> = marks.iter().map(|m| m.class.as_str()).collect();
         assert_eq!(
             classes,
@@ -424,5 +497,97 @@ mod tests {
         );
         let xs: Vec<usize> = marks.iter().map(|m| m.x).collect();
         assert_eq!(xs, (0..8).map(|i| i * MARK_STEP).collect::<Vec<_>>());
+    }
+
+    fn classes(marks: &[Mark]) -> Vec<&str> {
+        marks.iter().map(|m| m.class.as_str()).collect()
+    }
+
+    #[test]
+    fn a_push_jobs_timeline_shows_the_slots_with_no_signal() {
+        use RunStatus::{Failed, Success};
+        let every_minute = Schedule::every(std::time::Duration::from_secs(60)).unwrap();
+        // Signals for 08:01, 08:02 and 08:05 (none for 08:03 and 08:04),
+        // the last a fail; a 08:12 signal after 6 silent minutes.
+        let runs = [
+            run(4, 12, 1, Success, 0),
+            run(3, 5, 1, Failed, 0),
+            run(2, 2, 1, Success, 0),
+            run(1, 1, 1, Success, 0),
+        ];
+        let at = |m: u32, s: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 5)
+                .unwrap()
+                .and_hms_opt(8, m, s)
+                .unwrap()
+                .and_utc()
+        };
+        let push = |due_before| {
+            Some(PushSlots {
+                schedule: &every_minute,
+                due_before,
+            })
+        };
+        // Grace 30 s: at 08:13:30 the 08:13 slot is not missed yet.
+        let marks = timeline(&runs, push(Some(at(13, 0))));
+        assert_eq!(
+            classes(&marks),
+            [
+                "success", "success", "missed", "missed", "failed", "missed", "missed", "missed",
+                "missed", "missed", "success"
+            ]
+        );
+        assert_eq!(
+            marks[2].label,
+            "2 slot(s) missed before 2026-12-05 08:05:00 UTC"
+        );
+        // Six missed, five drawn; the label gives the count.
+        assert_eq!(
+            marks[5].label,
+            "6 slot(s) missed before 2026-12-05 08:12:00 UTC"
+        );
+        let xs: Vec<usize> = marks.iter().map(|m| m.x).collect();
+        assert_eq!(xs, (0..11).map(|i| i * MARK_STEP).collect::<Vec<_>>());
+        // Just past it: one missed mark at the right end, then capped.
+        let marks = timeline(&runs, push(Some(at(13, 1))));
+        assert_eq!(marks.len(), 12);
+        assert_eq!(
+            marks.last().unwrap(),
+            &Mark {
+                x: 11 * MARK_STEP,
+                class: "missed".into(),
+                label: "1 slot(s) missed after 2026-12-05 08:12:00 UTC: no signal within grace"
+                    .into()
+            }
+        );
+        let marks = timeline(&runs, push(Some(at(40, 0))));
+        assert_eq!(classes(&marks[11..]), ["missed"; 5]);
+        assert!(
+            marks[15].label.starts_with("27 slot(s) missed after"),
+            "{:?}",
+            marks[15]
+        );
+        // Months of silence of a cron job: its count stops, and says so.
+        let cron = Schedule::cron("* * * * *", ops_worker_jobs::tz::Tz::UTC).unwrap();
+        let marks = timeline(
+            &runs,
+            Some(PushSlots {
+                schedule: &cron,
+                due_before: Some(at(12, 0) + TimeDelta::days(80)),
+            }),
+        );
+        assert_eq!(
+            marks.last().unwrap().label,
+            "at least 10000 slot(s) missed after 2026-12-05 08:12:00 UTC: no signal within grace"
+        );
+        // A disabled push job: its gaps, nothing expected after.
+        assert_eq!(timeline(&runs, push(None)).len(), 11);
+        // No signal ever: nothing expected yet.
+        assert!(timeline(&[], push(Some(at(40, 0)))).is_empty());
+        // Not a push job: only the runs' own `missed`.
+        assert_eq!(
+            classes(&timeline(&runs, None)),
+            ["success", "success", "failed", "success"]
+        );
     }
 }
