@@ -26,6 +26,9 @@ pub enum OpError {
         field: &'static str,
         message: String,
     },
+    /// A `push` job runs elsewhere: there is nothing to run or pause here.
+    #[error("job {0:?} is a push job: it runs elsewhere and reports by signal, so it cannot be run or paused here (a silence on job:{0} quiets its missed-slot alert)")]
+    PushJob(String),
     #[error("no alert {0}")]
     NoAlert(i64),
     #[error("no silence {0}")]
@@ -70,6 +73,17 @@ pub fn parse_until(param: &str, s: &str, now: DateTime<Utc>) -> Result<DateTime<
 
 /// Pauses a job of `config` from `now` (see [`Db::pause`]); the pause as
 /// stored.
+/// `name` is a job this worker runs: known, and not a `push` job, whose
+/// slots only its signals fill (pausing one would not stop its signals
+/// or its missed-slot alert; a run-now request could never run).
+pub fn runs_here(config: &Config, name: &str) -> Result<(), OpError> {
+    match config.job(name) {
+        None => Err(OpError::UnknownJob(name.to_string())),
+        Some(spec) if spec.push.is_some() => Err(OpError::PushJob(name.to_string())),
+        Some(_) => Ok(()),
+    }
+}
+
 pub async fn pause(
     config: &Config,
     db: &Db,
@@ -79,9 +93,7 @@ pub async fn pause(
     reason: Option<&str>,
     by: &str,
 ) -> Result<Pause, OpError> {
-    if config.job(name).is_none() {
-        return Err(OpError::UnknownJob(name.to_string()));
-    }
+    runs_here(config, name)?;
     let reason = reason.map(str::trim).filter(|r| !r.is_empty());
     db.pause(name, now, until, reason, by).await?;
     let pause = db

@@ -650,6 +650,7 @@ fn op_error(e: crate::ops::OpError) -> anyhow::Error {
             "no alert {id} (see `ops-worker alerts list --all`)"
         ))
         .into(),
+        OpError::PushJob(_) => UsageError(e.to_string()).into(),
         OpError::UnknownJob(_) | OpError::AlertState { .. } => anyhow::anyhow!(e.to_string()),
         OpError::Db(e) => e.into(),
     }
@@ -843,6 +844,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let config = Config::load(&cli.config)?;
             find(&config, &name)?;
+            crate::ops::runs_here(&config, &name).map_err(op_error)?;
             let by = by_or_user(by);
             let db = open_db().await?;
             // No live daemon is exit 1, the database's errors exit 3.

@@ -112,6 +112,7 @@ impl From<OpError> for ApiError {
             OpError::AlertState { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
+            OpError::PushJob(_) => ApiError::new(StatusCode::CONFLICT, "push_job", e.to_string()),
             OpError::Db(db) => ApiError::database(db),
         }
     }

@@ -101,7 +101,8 @@ pub struct PauseBody {
     request_body(content = Option<PauseBody>, description = "Optional; an empty body pauses until resumed"),
     responses(
         (status = 200, description = "The job's pause as stored", body = crate::db::Pause),
-        (status = 404, description = "No such job", body = ErrorBody)))]
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "A push job, which runs elsewhere (`push_job`)", body = ErrorBody)))]
 pub async fn pause(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -243,7 +244,7 @@ pub async fn resolve(
     responses(
         (status = 202, description = "Stored for a live worker to run; follow `url`", body = RunNowAccepted),
         (status = 404, description = "No such job", body = ErrorBody),
-        (status = 409, description = "No live worker to run it (`no_live_worker`)", body = ErrorBody)))]
+        (status = 409, description = "No live worker to run it (`no_live_worker`), or a push job, which runs elsewhere (`push_job`)", body = ErrorBody)))]
 pub async fn run_now(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -255,17 +256,8 @@ pub async fn run_now(
     audited(&s, &caller, "run", &target, async {
         p.only(&[])?;
         let Empty {} = body(bytes)?;
-        if s.config().job(&name).is_none() {
-            return Err(super::reads::unknown_job(&name));
-        }
-        let id = crate::run_requests::submit(&s.db, &name, &caller.name, s.dead_after)
-            .await
-            .map_err(|e| match e {
-                crate::run_requests::SubmitError::NoLiveWorker => {
-                    ApiError::new(StatusCode::CONFLICT, "no_live_worker", e.to_string())
-                }
-                crate::run_requests::SubmitError::Db(db) => ApiError::database(&db),
-            })?;
+        crate::ops::runs_here(&s.config(), &name)?;
+        let id = crate::run_requests::submit(&s.db, &name, &caller.name, s.dead_after).await?;
         Ok((
             StatusCode::ACCEPTED,
             Json(RunNowAccepted {

@@ -438,17 +438,17 @@ async fn output_and_messages_are_escaped(db: &TestDb) {
         "{}",
         p.body
     );
+    let at = p.body.find(r#"<figure class="timeline">"#).unwrap();
+    let timeline = &p.body[at..at + p.body[at..].find("</svg>").unwrap()];
     assert_eq!(
-        p.body.matches(r#"class="m-missed""#).count(),
+        timeline.matches(r#"class="m-missed""#).count(),
         2,
-        "{}",
-        p.body
+        "{timeline}"
     );
     assert_eq!(
-        p.body.matches(r#"class="m-failed""#).count(),
+        timeline.matches(r#"class="m-failed""#).count(),
         1,
-        "{}",
-        p.body
+        "{timeline}"
     );
 
     // The script's polling gets the live part alone.

@@ -743,6 +743,59 @@ async fn an_undeliverable_signal_never_changes_wraps_exit_status() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
 }
 
+/// A push job runs elsewhere: run now and pause are refused with 409
+/// `push_job` (the API, the CLI's request-run and pause) and change
+/// nothing, and its console page offers neither button.
+async fn a_push_job_is_not_run_or_paused_here(t: &TestDb) {
+    let db = t.db();
+    let s = server(db, clock("2026-06-01T02:00:10Z")).await;
+    for action in ["run", "pause"] {
+        let url = format!("{}/api/v1/jobs/backup/{action}", s.base);
+        let (status, body) = send("POST", &url, None).await;
+        assert_eq!(status, 409, "{action}: {body}");
+        assert_eq!(body["error"], "push_job", "{action}: {body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains(r#"job "backup" is a push job"#),
+            "{action}: {body}"
+        );
+    }
+    assert!(db.pauses().await.unwrap().is_empty());
+    assert!(db.run_request(1).await.unwrap().is_none());
+    // A job this worker runs still gets the buttons; the push job none.
+    let base = &s.base;
+    let page = |job: &'static str| async move {
+        let (status, body) = send("GET", &format!("{base}/jobs/{job}"), None).await;
+        assert_eq!(status, 200, "{body}");
+        body.as_str().unwrap().to_string()
+    };
+    let tick = page("tick").await;
+    for form in ["tick/run\"", "tick/pause\""] {
+        assert!(tick.contains(form), "{form}: {tick}");
+    }
+    let backup = page("backup").await;
+    for form in ["backup/run\"", "backup/pause\"", "Run now", ">Pause<"] {
+        assert!(!backup.contains(form), "{form}: {backup}");
+    }
+    // The CLI refuses before it opens a database: exit 2, one line.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("schedules.toml");
+    std::fs::write(&file, CONFIG).unwrap();
+    let file = file.to_str().unwrap();
+    for args in [
+        ["request-run", "backup", "--config", file],
+        ["pause", "backup", "--config", file],
+    ] {
+        let out = ops_worker(&args, &[("PING_TOKEN", TOKEN)]).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(r#"job "backup" is a push job"#), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
 backend_tests!(
     the_ping_and_wrap_binaries_signal_a_real_server,
     on_time_early_and_late_signals_make_runs_for_the_right_slots,
@@ -755,4 +808,5 @@ backend_tests!(
     a_start_with_no_finish_ends_timeout,
     a_silent_push_job_raises_the_missed_slot_alert_until_it_signals_again,
     the_console_shows_a_push_jobs_slots_gaps_and_silence,
+    a_push_job_is_not_run_or_paused_here,
 );

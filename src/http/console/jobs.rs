@@ -385,9 +385,7 @@ pub async fn run_now(
 ) -> PageResult {
     let target = format!("job:{name}");
     let request = audited(&s, &caller, "run", &target, async {
-        if s.config().job(&name).is_none() {
-            return Err(unknown_job(&name));
-        }
+        crate::ops::runs_here(&s.config(), &name)?;
         Ok(crate::run_requests::submit(&s.db, &name, &caller.name, s.dead_after).await?)
     })
     .await?;
