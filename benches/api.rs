@@ -28,11 +28,13 @@
 //! separate runtime: N sequential requests per variant, then the same mix
 //! from C concurrent clients. A request's time runs from sending it to the
 //! last byte of its body. It prints a table (p50 / p99 / max in ms, requests
-//! per second, the load average before each figure) and drops its database.
+//! per second, the load average before each figure; for `console-overview`
+//! also the page weight) and drops its database.
 //!
 //! ```sh
-//! cargo bench --bench api                      # api-jobs and api-runs
+//! cargo bench --bench api                      # api-jobs, api-runs, console-overview
 //! cargo bench --bench api -- api-runs          # one scenario
+//! cargo bench --bench api -- console-overview api-jobs
 //! BENCH_REQUESTS=500 BENCH_CLIENTS=8 cargo bench --bench api
 //! ```
 //!
