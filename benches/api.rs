@@ -1,14 +1,23 @@
-//! API benchmark: the two reads an operator's console polls, with a large
-//! history, on PostgreSQL, through real HTTP:
+//! API benchmark: the two reads an operator's console polls, and the
+//! console's overview itself, with a large history, on PostgreSQL, through
+//! real HTTP:
 //!
 //! - `api-jobs`: `GET /api/v1/jobs` with 1,000 jobs in schedules.toml;
 //! - `api-runs`: `GET /api/v1/jobs/{name}/runs`, a job's runs page, in its
 //!   variants (first page, a page 100,000 rows down by cursor, a rare
 //!   status, a status with no rows, a one-hour window, a job of ordinary
-//!   size).
+//!   size);
+//! - `console-overview`: the console's `GET /` after signing in as a
+//!   browser does (`GET /login`, `POST /login` with the token from the same
+//!   origin, the session cookie sent back on every request): the whole
+//!   page, and the fragment its script polls every 2.5 s
+//!   (`X-Console-Fragment: 1`). Then the page's weight: the HTML and each
+//!   stylesheet and script it links, as sent to a client that accepts
+//!   gzip, deflate, br and zstd (and whether the server compressed them).
 //!
 //! It creates a database of its own, writes a schedules.toml of 1,000 jobs
-//! (every and cron schedules, several time zones), fills `job_runs` with
+//! (every and cron schedules, several time zones) and one operator token
+//! (the API requests carry it as a bearer token), fills `job_runs` with
 //! 1,000,000 rows in one `INSERT ... SELECT generate_series` (job-0000 is a
 //! hot job run every second, 200,000 rows; the other 999 jobs share the rest,
 //! every 5 minutes; 96 % success, the rest failed, timeout, panicked, skipped,
@@ -19,11 +28,13 @@
 //! separate runtime: N sequential requests per variant, then the same mix
 //! from C concurrent clients. A request's time runs from sending it to the
 //! last byte of its body. It prints a table (p50 / p99 / max in ms, requests
-//! per second, the load average before each figure) and drops its database.
+//! per second, the load average before each figure; for `console-overview`
+//! also the page weight) and drops its database.
 //!
 //! ```sh
-//! cargo bench --bench api                      # api-jobs and api-runs
+//! cargo bench --bench api                      # api-jobs, api-runs, console-overview
 //! cargo bench --bench api -- api-runs          # one scenario
+//! cargo bench --bench api -- console-overview api-jobs
 //! BENCH_REQUESTS=500 BENCH_CLIENTS=8 cargo bench --bench api
 //! ```
 //!
@@ -36,7 +47,10 @@
 mod pg_database;
 #[path = "support/scenarios.rs"]
 mod scenarios;
+#[path = "support/settings.rs"]
+mod settings;
 use pg_database::{pg_connect, PgDatabase, DEFAULT_ADMIN_URL};
+use settings::{env, env_number};
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -51,16 +65,24 @@ use ops_worker::db::{DatabaseUrl, Db};
 use ops_worker::http::{api_router, serve, AppState};
 use ops_worker::schedule::whole_second;
 use ops_worker_jobs::reqwest;
+use ops_worker_jobs::reqwest::header::{self, HeaderMap, HeaderValue};
+use ops_worker_jobs::reqwest::StatusCode;
 use ops_worker_jobs::{Clock, SystemClock};
 use tokio_util::sync::CancellationToken;
 
 /// The scenarios run when none is named.
-const SCENARIOS: &[&str] = &["api-jobs", "api-runs"];
+const SCENARIOS: &[&str] = &["api-jobs", "api-runs", "console-overview"];
 
 /// The hot job: run every second, a fifth of the history.
 const HOT_JOB: &str = "job-0000";
 /// How many rows down the deep cursor page starts.
 const DEEP_ROWS: i64 = 100_000;
+/// The benchmark's `[api.tokens.bench]` (an operator).
+const TOKEN: &str = "bench-console-token-0123456789abcdef";
+/// What a current browser sends as `Accept-Encoding`.
+const BROWSER_ENCODINGS: &str = "gzip, deflate, br, zstd";
+/// The header the console's script sends when it polls a page.
+const FRAGMENT: (&str, &str) = ("x-console-fragment", "1");
 /// Requests before the measured ones of each variant (connections, the
 /// server's pool and its prepared statements warm).
 const WARM_UP: usize = 10;
@@ -75,28 +97,9 @@ struct Settings {
 }
 
 fn settings() -> anyhow::Result<Settings> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let num = |k: &str, default: usize| -> anyhow::Result<usize> {
-        match env(k) {
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .with_context(|| format!("{k} must be a positive whole number, not {v:?}")),
-            None => Ok(default),
-        }
-    };
-    let scenarios = scenarios::named(SCENARIOS);
-    for s in &scenarios {
-        ensure!(
-            SCENARIOS.contains(&s.as_str()),
-            "unknown scenario {s:?}: expected one of {}",
-            SCENARIOS.join(", ")
-        );
-    }
-    let jobs = num("BENCH_JOBS", 1000)?;
-    let rows = num("BENCH_ROWS", 1_000_000)? as i64;
+    let scenarios = settings::checked(SCENARIOS)?;
+    let jobs = env_number("BENCH_JOBS", 1000)?;
+    let rows = env_number("BENCH_ROWS", 1_000_000)? as i64;
     ensure!(
         rows >= 2 * DEEP_ROWS && jobs >= 2,
         "BENCH_ROWS must be at least {} and BENCH_JOBS at least 2",
@@ -104,8 +107,8 @@ fn settings() -> anyhow::Result<Settings> {
     );
     Ok(Settings {
         scenarios,
-        requests: num("BENCH_REQUESTS", 200)?,
-        clients: num("BENCH_CLIENTS", 8)?,
+        requests: env_number("BENCH_REQUESTS", 200)?,
+        clients: env_number("BENCH_CLIENTS", 8)?,
         jobs,
         rows,
         admin_url: env("OPS_WORKER_TEST_PG").unwrap_or_else(|| DEFAULT_ADMIN_URL.to_string()),
@@ -120,7 +123,7 @@ fn job_name(i: usize) -> String {
 /// schedules.toml with `jobs` command jobs: the hot job every second, most
 /// every 5 minutes, every tenth on a cron in one of three time zones.
 fn schedules_toml(jobs: usize) -> String {
-    let mut toml = String::new();
+    let mut toml = format!("[api.tokens.bench]\nrole = \"operator\"\ntoken = \"{TOKEN}\"\n\n");
     for i in 0..jobs {
         let schedule = match i {
             0 => "every = \"1s\"".to_string(),
@@ -176,10 +179,12 @@ FROM (
     )
 }
 
-/// One request to time: what the table calls it and its path.
+/// One request to time: what the table calls it, its path and a header
+/// of its own.
 struct Variant {
     name: &'static str,
     path: String,
+    header: Option<(&'static str, &'static str)>,
 }
 
 struct Figures {
@@ -211,15 +216,19 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
-/// One GET, timed to the last byte of its body, and the body's length;
-/// anything but 200 stops the benchmark.
-async fn get(client: &reqwest::Client, url: &str) -> anyhow::Result<(Duration, usize)> {
+/// One GET (with `header`, if any), timed to the last byte of its body,
+/// and the body's length; anything but 200 stops the benchmark.
+async fn get(
+    client: &reqwest::Client,
+    url: &str,
+    header: Option<(&str, &str)>,
+) -> anyhow::Result<(Duration, usize)> {
     let started = Instant::now();
-    let resp = client
-        .get(url)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
+    let mut req = client.get(url);
+    if let Some((name, value)) = header {
+        req = req.header(name, value);
+    }
+    let resp = req.send().await.with_context(|| format!("GET {url}"))?;
     let status = resp.status();
     let body = resp
         .bytes()
@@ -263,7 +272,7 @@ async fn measure(
         let mut i = c;
         while i < requests {
             let v = &variants[i % variants.len()];
-            let (took, len) = get(client, &format!("{base}{}", v.path)).await?;
+            let (took, len) = get(client, &format!("{base}{}", v.path), v.header).await?;
             out.push(took);
             bytes = len;
             i += clients;
@@ -292,7 +301,7 @@ async fn figures(
     clients: usize,
 ) -> anyhow::Result<Figures> {
     for v in variants.iter().cycle().take(WARM_UP.max(variants.len())) {
-        get(client, &format!("{base}{}", v.path)).await?;
+        get(client, &format!("{base}{}", v.path), v.header).await?;
     }
     let load = load_average();
     let (times, wall, bytes) = measure(client, base, variants, settings.requests, clients).await?;
@@ -339,31 +348,33 @@ async fn runs_variants(
     ensure!(deep.job_name == HOT_JOB);
     let hour = |h: i64| (base - TimeDelta::hours(h)).format("%Y-%m-%dT%H:%M:%SZ");
     let runs = |job: &str| format!("/api/v1/jobs/{job}/runs");
+    let v = |name, path| Variant {
+        name,
+        path,
+        header: None,
+    };
     Ok(vec![
-        Variant {
-            name: "first page",
-            path: runs(HOT_JOB),
-        },
-        Variant {
-            name: "100,000 rows down (cursor)",
-            path: format!("{}?cursor={}.{}", runs(HOT_JOB), deep.secs, deep.id),
-        },
-        Variant {
-            name: "status=skipped (0.2 % of rows)",
-            path: format!("{}?status=skipped", runs(HOT_JOB)),
-        },
-        Variant {
-            name: "status=running (no rows)",
-            path: format!("{}?status=running", runs(HOT_JOB)),
-        },
-        Variant {
-            name: "one hour, 30 h ago",
-            path: format!("{}?since={}&until={}", runs(HOT_JOB), hour(31), hour(30)),
-        },
-        Variant {
-            name: "ordinary job, status=failed",
-            path: format!("{}?status=failed", runs(&job_name(jobs / 2))),
-        },
+        v("first page", runs(HOT_JOB)),
+        v(
+            "100,000 rows down (cursor)",
+            format!("{}?cursor={}.{}", runs(HOT_JOB), deep.secs, deep.id),
+        ),
+        v(
+            "status=skipped (0.2 % of rows)",
+            format!("{}?status=skipped", runs(HOT_JOB)),
+        ),
+        v(
+            "status=running (no rows)",
+            format!("{}?status=running", runs(HOT_JOB)),
+        ),
+        v(
+            "one hour, 30 h ago",
+            format!("{}?since={}&until={}", runs(HOT_JOB), hour(31), hour(30)),
+        ),
+        v(
+            "ordinary job, status=failed",
+            format!("{}?status=failed", runs(&job_name(jobs / 2))),
+        ),
     ])
 }
 
@@ -423,9 +434,15 @@ fn main() -> anyhow::Result<()> {
     let base_url = format!("http://{addr}");
     let variants = server_rt.block_on(runs_variants(&pg.url, settings.jobs, base))?;
 
-    let results = client_rt.block_on(async {
+    let (results, weights) = client_rt.block_on(async {
+        let mut bearer = HeaderMap::new();
+        bearer.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {TOKEN}"))?,
+        );
         let client = ops_worker_jobs::health::http_client_builder()
             .timeout(Duration::from_secs(30))
+            .default_headers(bearer)
             .build()?;
         // What is measured is what was asked for.
         let jobs: Vec<serde_json::Value> =
@@ -450,25 +467,51 @@ fn main() -> anyhow::Result<()> {
         }
 
         let mut results = Vec::new();
+        let mut weights = None;
         for scenario in &settings.scenarios {
-            let (name, mine): (&'static str, Vec<Variant>) = match scenario.as_str() {
+            let (name, client, mine): (&'static str, _, Vec<Variant>) = match scenario.as_str() {
                 "api-jobs" => (
                     "api-jobs",
+                    client.clone(),
                     vec![Variant {
                         name: "GET /api/v1/jobs",
                         path: "/api/v1/jobs".to_string(),
+                        header: None,
                     }],
                 ),
-                _ => (
+                "api-runs" => (
                     "api-runs",
+                    client.clone(),
                     variants
                         .iter()
                         .map(|v| Variant {
                             name: v.name,
                             path: v.path.clone(),
+                            header: v.header,
                         })
                         .collect(),
                 ),
+                _ => {
+                    let browser = sign_in(&base_url).await?;
+                    check_overview(&browser, &base_url, settings.jobs).await?;
+                    weights = Some(page_weight(&browser, &base_url).await?);
+                    (
+                        "console-overview",
+                        browser,
+                        vec![
+                            Variant {
+                                name: "GET / (the page)",
+                                path: "/".to_string(),
+                                header: None,
+                            },
+                            Variant {
+                                name: "GET / (the fragment the script polls)",
+                                path: "/".to_string(),
+                                header: Some(FRAGMENT),
+                            },
+                        ],
+                    )
+                }
             };
             for v in &mine {
                 let f = figures(
@@ -502,7 +545,7 @@ fn main() -> anyhow::Result<()> {
             print_row(&f);
             results.push(f);
         }
-        anyhow::Ok(results)
+        anyhow::Ok((results, weights))
     })?;
 
     stop.cancel();
@@ -529,6 +572,9 @@ fn main() -> anyhow::Result<()> {
             f.load
         );
     }
+    if let Some(w) = &weights {
+        print_weights(w);
+    }
     Ok(())
 }
 
@@ -545,4 +591,191 @@ fn print_row(f: &Figures) {
         f.per_second,
         f.load
     );
+}
+
+/// A browser's client, signed in to the console as a browser signs in:
+/// `GET /login` (the form), `POST /login` with the token, from the same
+/// origin (the sign-in form carries no CSRF field: the cross-site check
+/// guards it, `src/http/console/session.rs`), then the session cookie on
+/// every request. No redirects followed, `Accept-Encoding` as a browser's.
+async fn sign_in(base: &str) -> anyhow::Result<reqwest::Client> {
+    let browser = |headers: HeaderMap| {
+        ops_worker_jobs::health::http_client_builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static(BROWSER_ENCODINGS),
+    );
+    let visitor = browser(headers.clone())?;
+    let login = format!("{base}/login");
+    let resp = visitor.get(&login).send().await?;
+    ensure!(
+        resp.status() == StatusCode::OK,
+        "GET /login: {}",
+        resp.status()
+    );
+    let form = String::from_utf8_lossy(&resp.bytes().await?).into_owned();
+    ensure!(
+        form.contains(r#"action="/login""#) && form.contains(r#"name="token""#),
+        "GET /login: no sign-in form"
+    );
+    let resp = visitor
+        .post(&login)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::ORIGIN, base)
+        .header("sec-fetch-site", "same-origin")
+        .body(format!("token={TOKEN}"))
+        .send()
+        .await?;
+    let status = resp.status();
+    let to = resp.headers().get(header::LOCATION).cloned();
+    ensure!(
+        status == StatusCode::SEE_OTHER && to.as_ref().is_some_and(|l| l == "/"),
+        "POST /login: {status}, to {to:?}, not 303 to /"
+    );
+    let session = resp
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .filter_map(|c| c.split(';').next())
+        .find(|c| c.trim().starts_with("ops_console=") && c.trim().len() > "ops_console=".len())
+        .context("POST /login: no session cookie")?
+        .trim()
+        .to_string();
+    headers.insert(header::COOKIE, HeaderValue::from_str(&session)?);
+    Ok(browser(headers)?)
+}
+
+/// A GET's status, headers and body, read whole.
+async fn get_whole(
+    client: &reqwest::Client,
+    url: &str,
+    header: Option<(&str, &str)>,
+) -> anyhow::Result<(StatusCode, HeaderMap, Vec<u8>)> {
+    let mut req = client.get(url);
+    if let Some((name, value)) = header {
+        req = req.header(name, value);
+    }
+    let resp = req.send().await.with_context(|| format!("GET {url}"))?;
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    Ok((status, headers, resp.bytes().await?.to_vec()))
+}
+
+/// What is measured is the signed-in overview of every job: the page with
+/// one row per job and the session's sign-out form, and the fragment
+/// (marked as one) with the same rows and no page around them.
+async fn check_overview(client: &reqwest::Client, base: &str, jobs: usize) -> anyhow::Result<()> {
+    let url = format!("{base}/");
+    for fragment in [false, true] {
+        let what = if fragment { "the fragment" } else { "the page" };
+        let (status, headers, body) = get_whole(client, &url, fragment.then_some(FRAGMENT)).await?;
+        ensure!(status == StatusCode::OK, "GET / ({what}): {status}");
+        ensure!(
+            headers.get(header::CONTENT_ENCODING).is_none(),
+            "GET / ({what}) came compressed: this check reads it as text"
+        );
+        let html = String::from_utf8_lossy(&body);
+        let rows = html.matches(r#"<tr id="job-"#).count();
+        ensure!(rows == jobs, "GET / ({what}): {rows} job rows, not {jobs}");
+        let marked = headers.get(FRAGMENT.0).is_some_and(|v| v == FRAGMENT.1);
+        ensure!(
+            marked == fragment && html.contains("<html") != fragment,
+            "GET / ({what}): a fragment was asked for {fragment}, marked {marked}"
+        );
+        ensure!(
+            fragment || (html.contains("bench · operator") && html.contains(r#"name="csrf""#)),
+            "GET /: not signed in as bench"
+        );
+    }
+    Ok(())
+}
+
+/// One response's weight: what it is, its bytes as sent, its
+/// `Content-Encoding`.
+struct Weight {
+    what: String,
+    bytes: usize,
+    encoding: Option<String>,
+}
+
+/// What a browser loads for the overview (the page, then each stylesheet
+/// and script it links), and the fragment its script then polls.
+struct PageWeight {
+    parts: Vec<Weight>,
+    fragment: Weight,
+}
+
+async fn page_weight(client: &reqwest::Client, base: &str) -> anyhow::Result<PageWeight> {
+    let weigh = |what: String, headers: &HeaderMap, body: &[u8]| Weight {
+        what,
+        bytes: body.len(),
+        encoding: headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
+    let (_, headers, page) = get_whole(client, &format!("{base}/"), None).await?;
+    let mut out = vec![weigh("GET / (HTML)".to_string(), &headers, &page)];
+    for asset in linked_assets(&String::from_utf8_lossy(&page)) {
+        let (status, headers, body) = get_whole(client, &format!("{base}{asset}"), None).await?;
+        ensure!(status == StatusCode::OK, "GET {asset}: {status}");
+        out.push(weigh(format!("GET {asset}"), &headers, &body));
+    }
+    ensure!(out.len() >= 3, "GET /: links no stylesheet or no script");
+    let (_, headers, fragment) = get_whole(client, &format!("{base}/"), Some(FRAGMENT)).await?;
+    Ok(PageWeight {
+        parts: out,
+        fragment: weigh(
+            "GET / (the fragment polled every 2.5 s)".to_string(),
+            &headers,
+            &fragment,
+        ),
+    })
+}
+
+/// The same-origin stylesheets (`<link rel="stylesheet" href>`) and
+/// scripts (`<script src>`) a page links, in order.
+fn linked_assets(html: &str) -> Vec<String> {
+    let attr = |tag: &str, name: &str| {
+        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        Some(tag[start..].split('"').next()?.to_string())
+    };
+    let mut out = Vec::new();
+    for (open, name) in [("<link ", "href"), ("<script ", "src")] {
+        for (at, _) in html.match_indices(open) {
+            let tag = html[at..].split('>').next().unwrap_or("");
+            if open == "<link " && !tag.contains(r#"rel="stylesheet""#) {
+                continue;
+            }
+            if let Some(url) = attr(tag, name).filter(|u| u.starts_with('/')) {
+                out.push((at, url));
+            }
+        }
+    }
+    out.sort();
+    out.into_iter().map(|(_, url)| url).collect()
+}
+
+fn print_weights(w: &PageWeight) {
+    let row = |w: &Weight| {
+        println!(
+            "| {} | {} | {} |",
+            w.what,
+            w.bytes,
+            w.encoding.as_deref().unwrap_or("none")
+        )
+    };
+    println!();
+    println!("| console-overview: what a browser loads | bytes | Content-Encoding |");
+    println!("|---|---|---|");
+    w.parts.iter().for_each(row);
+    let total: usize = w.parts.iter().map(|p| p.bytes).sum();
+    println!("| total (page, stylesheets, scripts) | {total} | |");
+    row(&w.fragment);
 }

@@ -42,7 +42,10 @@
 mod pg_database;
 #[path = "support/scenarios.rs"]
 mod scenarios;
+#[path = "support/settings.rs"]
+mod settings;
 use pg_database::{pg_connect, PgDatabase, DEFAULT_ADMIN_URL};
+use settings::{env, env_number};
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -79,28 +82,9 @@ struct Settings {
 }
 
 fn settings() -> anyhow::Result<Settings> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let num = |k: &str, default: usize| -> anyhow::Result<usize> {
-        match env(k) {
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .with_context(|| format!("{k} must be a positive whole number, not {v:?}")),
-            None => Ok(default),
-        }
-    };
-    let scenarios = scenarios::named(SCENARIOS);
-    for s in &scenarios {
-        ensure!(
-            SCENARIOS.contains(&s.as_str()),
-            "unknown scenario {s:?}: expected one of {}",
-            SCENARIOS.join(", ")
-        );
-    }
-    let rate = num("BENCH_RATE", 1000)?;
-    let jobs = num("BENCH_JOBS", 2000)?;
+    let scenarios = settings::checked(SCENARIOS)?;
+    let rate = env_number("BENCH_RATE", 1000)?;
+    let jobs = env_number("BENCH_JOBS", 2000)?;
     // A job's signals must be 2 s apart or more: 1 s apart, a signal that
     // arrives a little late shares a slot with the next.
     ensure!(
@@ -110,9 +94,9 @@ fn settings() -> anyhow::Result<Settings> {
     Ok(Settings {
         scenarios,
         rate,
-        seconds: num("BENCH_SECONDS", 30)?,
+        seconds: env_number("BENCH_SECONDS", 30)?,
         jobs,
-        clients: num("BENCH_CLIENTS", 32)?,
+        clients: env_number("BENCH_CLIENTS", 32)?,
         admin_url: env("OPS_WORKER_TEST_PG").unwrap_or_else(|| DEFAULT_ADMIN_URL.to_string()),
     })
 }

@@ -120,15 +120,10 @@ fn render_html(
     ctx: &impl Serialize,
 ) -> Result<String, minijinja::Error> {
     let template = ENV.get_template(name)?;
-    let ctx = minijinja::Value::from_serialize(ctx);
-    if fragment {
-        // The page is evaluated (its output dropped) for the state its
-        // block renders in: imports, variables.
-        let mut captured = template.render_captured_to(ctx, std::io::sink())?;
-        captured.with_state_mut(|state| state.render_block("live"))
-    } else {
-        template.render(ctx)
-    }
+    // `base.html` leaves out all but the `live` block when `fragment` is
+    // set, so a fragment costs one pass over the page's data, as the page
+    // does (evaluating the page and then rendering its block took two).
+    template.render(minijinja::context! { fragment, ..minijinja::Value::from_serialize(ctx) })
 }
 
 /// An error shown as a page with its status (the API's errors, in HTML).
@@ -270,5 +265,40 @@ mod tests {
         .unwrap();
         assert!(html.contains("&lt;script&gt;alert(1)"), "{html}");
         assert!(!html.contains("<script>alert"), "{html}");
+    }
+
+    /// What the script swaps in is exactly what the page's `<main>` holds:
+    /// the `live` block, with the imports and values it uses, and nothing
+    /// of the page around it.
+    #[test]
+    fn a_fragment_is_the_pages_live_block() {
+        use minijinja::context;
+        let now = DateTime::parse_from_rfc3339("2026-12-05T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let t = when(now - chrono::TimeDelta::seconds(90), now);
+        let ctx = context! {
+            session => context! { name => "alice", role => "operator", may_write => true, csrf => "c5rf", signed_in => true },
+            alerts => vec![context! { id => 7, status => "open", severity => "critical", source => "health",
+                subject => "web", message => "down <b>", opened => t.clone(), escalation_level => 1 }],
+            jobs => vec![context! { name => "tick", url => "/jobs/tick", kind => "command", schedule => "every 1s",
+                enabled => true, last_status => "failed", last_run => t.clone(), next_fire => t.clone(), paused => false }],
+            services => Vec::<minijinja::Value>::new(),
+            workers => Vec::<minijinja::Value>::new(),
+        };
+        let page = render_html("overview.html", false, &ctx).unwrap();
+        let fragment = render_html("overview.html", true, &ctx).unwrap();
+        let open = "<main id=\"live\" data-live>\n";
+        let inner = page
+            .split_once(open)
+            .and_then(|(_, rest)| rest.rsplit_once("\n</main>"))
+            .map(|(inner, _)| inner)
+            .unwrap_or_else(|| panic!("no live block in {page}"));
+        assert_eq!(fragment, inner);
+        for shown in ["tick", "#7", "down &lt;b&gt;", "90 s ago", "s-failed"] {
+            assert!(fragment.contains(shown), "{shown}: {fragment}");
+        }
+        assert!(page.starts_with("<!doctype html>") && page.ends_with("</html>"));
+        assert!(!fragment.contains("<html") && !fragment.contains("c5rf"));
     }
 }
