@@ -271,10 +271,16 @@ pub fn metrics_router(telemetry: Arc<Telemetry>) -> Router {
         .with_state(telemetry)
 }
 
-/// The limits every request gets, and JSON 404s for what no route takes.
+/// The limits every request gets, JSON 404s for what no route takes, and
+/// gzip for a client that accepts it (tower-http's default predicate
+/// leaves out bodies under 32 bytes and event streams). Compressed pages
+/// that hold a CSRF token and echo a parameter are what BREACH measures;
+/// the console's cookie is SameSite=Strict, so no other site can make a
+/// signed-in browser fetch them.
 pub fn finish(router: Router) -> Router {
     router
         .fallback(not_found)
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             MAX_IN_FLIGHT,

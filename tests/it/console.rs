@@ -17,6 +17,7 @@ crate::backend_tests!(
     writes_need_the_csrf_token_and_an_operator,
     output_and_messages_are_escaped,
     without_tokens_every_visitor_is_an_operator,
+    pages_and_the_api_are_gzipped_for_a_client_that_accepts_it,
 );
 
 /// A browser-like client of the console: no redirects followed, one cookie.
@@ -499,4 +500,53 @@ async fn without_tokens_every_visitor_is_an_operator(db: &TestDb) {
     assert_eq!(js.status, StatusCode::OK);
     assert!(js.body.contains("X-Console-Fragment"));
     assert_eq!(c.get("/console/console.css").await.status, StatusCode::OK);
+}
+
+/// A browser offering gzip gets the overview (and the API's JSON)
+/// compressed, the same page; a client that offers nothing gets it plain.
+async fn pages_and_the_api_are_gzipped_for_a_client_that_accepts_it(db: &TestDb) {
+    use std::io::Read;
+    let api = Api::start(db, CONFIG).await;
+    let c = Client::new(&api);
+    for path in ["/", "/api/v1/jobs"] {
+        let fetch = |encoding: Option<&'static str>| {
+            let mut req = c.http.get(format!("{}{path}", c.base));
+            if path.starts_with("/api") {
+                req = req.bearer_auth(OPERATOR);
+            }
+            if let Some(e) = encoding {
+                req = req.header("accept-encoding", e);
+            }
+            async move {
+                let resp = req.send().await.unwrap();
+                assert_eq!(resp.status(), StatusCode::OK, "{path}");
+                let encoding = resp
+                    .headers()
+                    .get("content-encoding")
+                    .map(|v| v.to_str().unwrap().to_string());
+                (encoding, resp.bytes().await.unwrap().to_vec())
+            }
+        };
+        let (plain_encoding, plain) = fetch(None).await;
+        assert_eq!(plain_encoding, None, "{path}");
+        let (encoding, gz) = fetch(Some("br;q=1.0, gzip;q=0.8")).await;
+        assert_eq!(encoding.as_deref(), Some("gzip"), "{path}");
+        let mut unzipped = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut unzipped)
+            .unwrap();
+        let plain = String::from_utf8(plain).unwrap();
+        // The same page (up to its relative times and tokens): the same
+        // jobs, and much smaller on the wire.
+        for job in ["tick", "backup"] {
+            assert_eq!(unzipped.contains(job), plain.contains(job), "{path}: {job}");
+        }
+        assert!(plain.contains("tick"), "{path}: {plain}");
+        assert!(
+            gz.len() * 2 < plain.len(),
+            "{path}: {} of {}",
+            gz.len(),
+            plain.len()
+        );
+    }
 }
