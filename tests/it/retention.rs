@@ -101,6 +101,19 @@ async fn finished_request(db: &Db, job: &str, finished: DateTime<Utc>, run: Opti
     id
 }
 
+/// A request for `job` asked 30 days ago and not finished: `pending`, or
+/// `claimed` by worker `w`.
+async fn open_request(db: &Db, job: &str, claim: bool) -> i64 {
+    let id = db
+        .insert_run_request(job, "bob", days_ago(30))
+        .await
+        .unwrap();
+    if claim {
+        assert!(db.claim_run_request(id, "w", days_ago(30)).await.unwrap());
+    }
+    id
+}
+
 /// Which of `ids` are still stored.
 async fn stored(db: &Db, ids: &[i64]) -> Vec<i64> {
     let mut kept = Vec::new();
@@ -133,26 +146,9 @@ async fn finished_requests_older_than_the_default_retention_go_once_their_run_ha
     let run_kept = finished_request(db, "j", days_ago(20), Some(j_run)).await;
     let recent = finished_request(db, "x", days_ago(9), None).await;
     // Unfinished requests, however old, stay.
-    let pending = db
-        .insert_run_request("j", "bob", days_ago(30))
-        .await
-        .unwrap();
-    let claimed = db
-        .insert_run_request("j", "bob", days_ago(30))
-        .await
-        .unwrap();
-    assert!(db
-        .claim_run_request(claimed, "w", days_ago(30))
-        .await
-        .unwrap());
-    let running = db
-        .insert_run_request("removed", "bob", days_ago(30))
-        .await
-        .unwrap();
-    assert!(db
-        .claim_run_request(running, "w", days_ago(30))
-        .await
-        .unwrap());
+    let pending = open_request(db, "j", false).await;
+    let claimed = open_request(db, "j", true).await;
+    let running = open_request(db, "removed", true).await;
     assert!(db
         .run_request_started(running, "w", running_run)
         .await
