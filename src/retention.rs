@@ -1,8 +1,9 @@
 //! History retention: the daemon prunes `job_runs` in the background, by
 //! each job's `history_retention` and `keep_last`, and the runs of jobs no
-//! longer in schedules.toml by those of `[defaults]`. This file owns when
-//! and for which jobs; which rows go, and which never do, is
-//! [`Db::prune_runs`]'s.
+//! longer in schedules.toml by those of `[defaults]`; then the finished
+//! `run_requests` older than `[defaults]`' `history_retention`. This file
+//! owns when, for which jobs and in which order; which rows go, and which
+//! never do, is [`Db::prune_runs`]'s and [`Db::prune_run_requests`]'s.
 //!
 //! A pass deletes batch by batch ([`BATCH`] rows, one short statement each)
 //! with a pause between full batches, so it never holds locks for long and
@@ -53,25 +54,41 @@ pub async fn run(
         let config = config.borrow().clone();
         let (jobs, default) = (&config.jobs, config.default_retention);
         match prune(&db, jobs, default, clock.now(), BATCH, &stop).await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(
-                pruned,
+            Ok(Pruned {
+                runs: 0,
+                requests: 0,
+            }) => {}
+            Ok(Pruned { runs, requests }) => tracing::info!(
+                pruned = runs,
+                requests,
                 took_ms = started.elapsed().as_millis() as u64,
-                "pruned old runs from job_runs"
+                "pruned old runs from job_runs and old run requests from run_requests"
             ),
             Err(e) => tracing::warn!(
                 error = %crate::error_chain(&e),
-                "cannot prune job_runs; trying again in {}",
+                "cannot prune job_runs and run_requests; trying again in {}",
                 humantime::format_duration(PRUNE_EVERY)
             ),
         }
     }
 }
 
+/// What a pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Rows of `job_runs`.
+    pub runs: u64,
+    /// Rows of `run_requests`.
+    pub requests: u64,
+}
+
 /// One pass, as of `now`: every job with rows in `job_runs`, by its spec in
-/// `jobs`, or by `default` when it has none, `batch` rows per DELETE until
-/// none are due. Returns how many rows it deleted. Stops early, between
-/// batches, when `stop` fires.
+/// `jobs`, or by `default` when it has none; then the finished run requests
+/// older than `default`'s `max_age` (`keep_last` is not theirs: requests
+/// are not a job's history). `batch` rows per DELETE until none are due.
+/// Runs go first, so a request whose run this pass pruned goes in the same
+/// pass (a request stays while its run does). Returns how many rows it
+/// deleted. Stops early, between batches, when `stop` fires.
 pub async fn prune(
     db: &Db,
     jobs: &[Arc<JobSpec>],
@@ -79,32 +96,57 @@ pub async fn prune(
     now: DateTime<Utc>,
     batch: i64,
     stop: &CancellationToken,
-) -> Result<u64, DbError> {
-    let mut total = 0;
+) -> Result<Pruned, DbError> {
+    let mut pruned = Pruned::default();
     for name in db.run_job_names().await? {
         let retention = jobs
             .iter()
             .find(|j| j.name == name)
             .map_or(default, |j| j.retention);
         let older_than = cutoff(now, retention.max_age);
-        loop {
-            if stop.is_cancelled() {
-                return Ok(total);
-            }
-            let deleted = db
-                .prune_runs(&name, older_than, retention.keep_last, batch)
-                .await?;
-            total += deleted;
-            if deleted < batch.max(1) as u64 {
-                break;
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return Ok(total),
-                _ = tokio::time::sleep(PAUSE) => {}
-            }
+        let done = in_batches(&mut pruned.runs, batch, stop, || {
+            db.prune_runs(&name, older_than, retention.keep_last, batch)
+        })
+        .await?;
+        if !done {
+            return Ok(pruned);
         }
     }
-    Ok(total)
+    let older_than = cutoff(now, default.max_age);
+    in_batches(&mut pruned.requests, batch, stop, || {
+        db.prune_run_requests(older_than, batch)
+    })
+    .await?;
+    Ok(pruned)
+}
+
+/// Calls `delete` (one batch) until it deletes less than `batch`, pausing
+/// after each full one, and adds what it deleted to `total`. False when
+/// `stop` fired first.
+async fn in_batches<F, Fut>(
+    total: &mut u64,
+    batch: i64,
+    stop: &CancellationToken,
+    mut delete: F,
+) -> Result<bool, DbError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, DbError>>,
+{
+    loop {
+        if stop.is_cancelled() {
+            return Ok(false);
+        }
+        let deleted = delete().await?;
+        *total += deleted;
+        if deleted < batch.max(1) as u64 {
+            return Ok(true);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(false),
+            _ = tokio::time::sleep(PAUSE) => {}
+        }
+    }
 }
 
 /// `now - max_age`, but not before 1970: no run is that old, and a

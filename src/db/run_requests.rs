@@ -12,16 +12,18 @@
 //! On PostgreSQL a trigger (see the migration) sends a `NOTIFY` on
 //! [`RUN_REQUESTS_CHANNEL`] whenever a row becomes `pending`; listening is
 //! `listen.rs`. Who is live, which job exists and what a run is are not this
-//! file's business.
+//! file's business; nor is when old requests go (`crate::retention`), only
+//! which ones may ([`Db::prune_run_requests`]).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::{
+    dsl::{exists, not},
     BoolExpressionMethods, ExpressionMethods, Insertable, NullableExpressionMethods,
     OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
 use serde::Serialize;
 
-use super::schema::{run_requests, workers};
+use super::schema::{job_runs, run_requests, workers};
 use super::text_enum::text_enum;
 use super::{micros, with_conn, Db, DbError};
 
@@ -342,5 +344,40 @@ impl Db {
             }
         }
         Ok(released)
+    }
+
+    /// Deletes at most `batch` (at least 1) `finished` requests that
+    /// finished before `older_than`, oldest first, and returns how many it
+    /// deleted. Never deleted: an unfinished request (`pending`, `claimed`,
+    /// `running`), and one whose run is still in `job_runs`, since the
+    /// request is the only record of who asked for that run: it goes with
+    /// the first pass after its run was pruned (there is no foreign key, so
+    /// the order is ours to keep).
+    ///
+    /// One statement, safe to run from several workers at once, like
+    /// [`Db::prune_runs`]. Call it until it returns less than `batch`.
+    pub async fn prune_run_requests(
+        &self,
+        older_than: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, DbError> {
+        use diesel_async::RunQueryDsl;
+        let deleted = with_conn!(self, |conn| {
+            // The batch is a subquery on the same table, so under another name.
+            let r = diesel::alias!(run_requests as due);
+            let due = r
+                .filter(r.field(run_requests::status).eq(RequestStatus::Finished))
+                .filter(r.field(run_requests::finished_at).lt(micros(older_than)))
+                .filter(not(exists(job_runs::table.filter(
+                    job_runs::id.nullable().eq(r.field(run_requests::run_id)),
+                ))))
+                .order(r.field(run_requests::id))
+                .limit(batch.max(1))
+                .select(r.field(run_requests::id));
+            diesel::delete(run_requests::table.filter(run_requests::id.eq_any(due)))
+                .execute(conn)
+                .await?
+        });
+        Ok(deleted as u64)
     }
 }

@@ -191,3 +191,5 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(job_runs, workers);
 // A claim of a dead worker is released by a subquery on `workers`.
 diesel::allow_tables_to_appear_in_same_query!(run_requests, workers);
+// Retention keeps a finished request while its run is in `job_runs`.
+diesel::allow_tables_to_appear_in_same_query!(job_runs, run_requests);

@@ -1,7 +1,8 @@
 //! History retention on both backends: which rows of `job_runs` a pass
 //! prunes (age, `keep_last`, jobs no longer in the file) and which it never
-//! does (a job's newest success and failure, unfinished runs), batches,
-//! several workers pruning at once, and the daemon's background task.
+//! does (a job's newest success and failure, unfinished runs), which
+//! `run_requests` go (finished, old, their run gone), batches, several
+//! workers pruning at once, and the daemon's background task.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use ops_worker::config::Config;
-use ops_worker::db::{Db, RunStatus, Trigger};
+use ops_worker::db::{Db, RequestStatus, RunStatus, Trigger};
 use ops_worker::retention;
 use ops_worker_jobs::Clock;
 use tokio_util::sync::CancellationToken;
@@ -61,7 +62,7 @@ fn config(toml: &str) -> Config {
 }
 
 /// One pass as the daemon runs it, at [`NOW`].
-async fn prune(db: &Db, config: &Config) -> u64 {
+async fn prune(db: &Db, config: &Config) -> retention::Pruned {
     retention::prune(
         db,
         &config.jobs,
@@ -72,6 +73,142 @@ async fn prune(db: &Db, config: &Config) -> u64 {
     )
     .await
     .unwrap()
+}
+
+/// `job`'s run of `slot`, as recorded.
+async fn run_id(db: &Db, job: &str, slot: DateTime<Utc>) -> i64 {
+    let runs = db.history(Some(job), 10_000).await.unwrap();
+    runs.iter().find(|r| r.scheduled_for == slot).unwrap().id
+}
+
+/// A request for `job`, asked and claimed a minute before it finished at
+/// `finished`; its run `run` (None: no run came of it).
+async fn finished_request(db: &Db, job: &str, finished: DateTime<Utc>, run: Option<i64>) -> i64 {
+    let asked = finished - TimeDelta::minutes(1);
+    let id = db.insert_run_request(job, "bob", asked).await.unwrap();
+    assert!(db.claim_run_request(id, "w", asked).await.unwrap());
+    let error = match run {
+        Some(run) => {
+            assert!(db.run_request_started(id, "w", run).await.unwrap());
+            None
+        }
+        None => Some("job \"x\" is not in schedules.toml"),
+    };
+    assert!(db
+        .finish_run_request(id, "w", finished, error)
+        .await
+        .unwrap());
+    id
+}
+
+/// A request for `job` asked 30 days ago and not finished: `pending`, or
+/// `claimed` by worker `w`.
+async fn open_request(db: &Db, job: &str, claim: bool) -> i64 {
+    let id = db
+        .insert_run_request(job, "bob", days_ago(30))
+        .await
+        .unwrap();
+    if claim {
+        assert!(db.claim_run_request(id, "w", days_ago(30)).await.unwrap());
+    }
+    id
+}
+
+/// Which of `ids` are still stored.
+async fn stored(db: &Db, ids: &[i64]) -> Vec<i64> {
+    let mut kept = Vec::new();
+    for &id in ids {
+        if db.run_request(id).await.unwrap().is_some() {
+            kept.push(id);
+        }
+    }
+    kept
+}
+
+async fn finished_requests_older_than_the_default_retention_go_once_their_run_has(db: &TestDb) {
+    use RunStatus::*;
+    let db = db.db();
+    let c = config(
+        "[defaults]\nhistory_retention = \"10d\"\n\n\
+         [jobs.j]\nkind = \"alerts\"\nevery = \"1m\"\nhistory_retention = \"90d\"\n",
+    );
+    // `j` keeps its runs 90 days; `removed` is gone from the file (10 days).
+    row(db, "j", days_ago(20), Success).await;
+    row(db, "j", days_ago(2), Success).await;
+    row(db, "removed", days_ago(20), Skipped).await;
+    row(db, "removed", days_ago(19), Running).await;
+    let j_run = run_id(db, "j", days_ago(20)).await;
+    let removed_run = run_id(db, "removed", days_ago(20)).await;
+    let running_run = run_id(db, "removed", days_ago(19)).await;
+
+    let no_run = finished_request(db, "x", days_ago(20), None).await;
+    let run_pruned_now = finished_request(db, "removed", days_ago(20), Some(removed_run)).await;
+    let run_kept = finished_request(db, "j", days_ago(20), Some(j_run)).await;
+    let recent = finished_request(db, "x", days_ago(9), None).await;
+    // Unfinished requests, however old, stay.
+    let pending = open_request(db, "j", false).await;
+    let claimed = open_request(db, "j", true).await;
+    let running = open_request(db, "removed", true).await;
+    assert!(db
+        .run_request_started(running, "w", running_run)
+        .await
+        .unwrap());
+    let all = [
+        no_run,
+        run_pruned_now,
+        run_kept,
+        recent,
+        pending,
+        claimed,
+        running,
+    ];
+
+    // The run of `run_pruned_now` goes in this pass, before the requests.
+    assert_eq!(
+        prune(db, &c).await,
+        retention::Pruned {
+            runs: 1,
+            requests: 2
+        }
+    );
+    assert_eq!(
+        stored(db, &all).await,
+        [run_kept, recent, pending, claimed, running]
+    );
+    assert_eq!(prune(db, &c).await, retention::Pruned::default());
+
+    // Its run pruned at last (a shorter retention), `run_kept` goes too.
+    let c = config(
+        "[defaults]\nhistory_retention = \"10d\"\n\n[jobs.other]\nkind = \"alerts\"\nevery = \"1m\"\n",
+    );
+    assert_eq!(
+        prune(db, &c).await,
+        retention::Pruned {
+            runs: 1,
+            requests: 1
+        }
+    );
+    assert_eq!(stored(db, &all).await, [recent, pending, claimed, running]);
+    assert_eq!(
+        db.run_request(recent).await.unwrap().unwrap().status,
+        RequestStatus::Finished
+    );
+}
+
+async fn run_requests_go_a_batch_per_call_oldest_first(db: &TestDb) {
+    let db = db.db();
+    let mut ids = Vec::new();
+    for d in (31..=35).rev() {
+        ids.push(finished_request(db, "x", days_ago(d), None).await);
+    }
+    let recent = finished_request(db, "x", days_ago(1), None).await;
+    assert_eq!(db.prune_run_requests(days_ago(30), 2).await.unwrap(), 2);
+    assert_eq!(stored(db, &ids).await, ids[2..]);
+    assert_eq!(db.prune_run_requests(days_ago(30), 2).await.unwrap(), 2);
+    assert_eq!(db.prune_run_requests(days_ago(30), 2).await.unwrap(), 1);
+    assert_eq!(db.prune_run_requests(days_ago(30), 2).await.unwrap(), 0);
+    assert_eq!(stored(db, &ids).await, Vec::<i64>::new());
+    assert_eq!(stored(db, &[recent]).await, [recent]);
 }
 
 async fn rows_older_than_the_retention_go_but_the_newest_success_and_failure_stay(db: &TestDb) {
@@ -104,7 +241,7 @@ async fn rows_older_than_the_retention_go_but_the_newest_success_and_failure_sta
         row(db, "busy", days_ago(d), status).await;
     }
 
-    assert_eq!(prune(db, &c).await, 7);
+    assert_eq!(prune(db, &c).await.runs, 7);
     assert_eq!(
         rows(db, "quiet").await,
         [
@@ -124,7 +261,7 @@ async fn rows_older_than_the_retention_go_but_the_newest_success_and_failure_sta
             (days_ago(1), Success),
         ]
     );
-    assert_eq!(prune(db, &c).await, 0, "nothing left to prune");
+    assert_eq!(prune(db, &c).await.runs, 0, "nothing left to prune");
 }
 
 async fn keep_last_keeps_the_newest_rows_and_the_protected_ones(db: &TestDb) {
@@ -151,7 +288,7 @@ async fn keep_last_keeps_the_newest_rows_and_the_protected_ones(db: &TestDb) {
         row(db, "other", hours_ago(h), status).await;
     }
 
-    assert_eq!(prune(db, &c).await, 5);
+    assert_eq!(prune(db, &c).await.runs, 5);
     assert_eq!(
         rows(db, "chatty").await,
         [
@@ -254,7 +391,7 @@ async fn runs_of_jobs_no_longer_in_the_file_go_by_the_defaults(db: &TestDb) {
         }
     }
 
-    assert_eq!(prune(db, &c).await, 2);
+    assert_eq!(prune(db, &c).await.runs, 2);
     assert_eq!(
         rows(db, "removed").await,
         [
@@ -269,7 +406,7 @@ async fn runs_of_jobs_no_longer_in_the_file_go_by_the_defaults(db: &TestDb) {
     row(db, "removed", days_ago(31), Skipped).await;
     row(db, "removed", days_ago(29), Skipped).await;
     let c = config("[jobs.kept]\nkind = \"alerts\"\nevery = \"1m\"\n");
-    assert_eq!(prune(db, &c).await, 1);
+    assert_eq!(prune(db, &c).await.runs, 1);
     assert!(!rows(db, "removed").await.contains(&(days_ago(31), Skipped)));
     assert!(rows(db, "removed").await.contains(&(days_ago(29), Skipped)));
 }
@@ -314,6 +451,9 @@ async fn the_task_prunes_a_minute_after_start_then_every_ten_minutes(db: &TestDb
     row(db.db(), "gone", days_ago(31), Skipped).await;
     row(db.db(), "gone", days_ago(25), Skipped).await;
     assert!(Utc::now() - days_ago(25) > TimeDelta::days(30));
+    // Run requests likewise, by the clock's "now".
+    let old_request = finished_request(db.db(), "x", days_ago(31), None).await;
+    let request = finished_request(db.db(), "x", days_ago(25), None).await;
 
     let clock = TestClock::new(utc(NOW));
     let minutes = |m: i64| utc(NOW) + TimeDelta::minutes(m);
@@ -332,6 +472,7 @@ async fn the_task_prunes_a_minute_after_start_then_every_ten_minutes(db: &TestDb
         "pruned before the first pass"
     );
     assert_eq!(rows(db.db(), "gone").await.len(), 2);
+    assert_eq!(stored(db.db(), &[old_request, request]).await.len(), 2);
 
     // The first pass; it is over when the task sleeps until the next.
     clock.set(minutes(1));
@@ -345,6 +486,7 @@ async fn the_task_prunes_a_minute_after_start_then_every_ten_minutes(db: &TestDb
         ]
     );
     assert_eq!(rows(db.db(), "gone").await, [(days_ago(25), Skipped)]);
+    assert_eq!(stored(db.db(), &[old_request, request]).await, [request]);
 
     // A reload keeps fewer rows: the next pass, ten minutes on, goes by it.
     reload.send_replace(Arc::new(config(
@@ -369,4 +511,6 @@ crate::backend_tests!(
     runs_of_jobs_no_longer_in_the_file_go_by_the_defaults,
     workers_pruning_at_once_delete_each_row_once,
     the_task_prunes_a_minute_after_start_then_every_ten_minutes,
+    finished_requests_older_than_the_default_retention_go_once_their_run_has,
+    run_requests_go_a_batch_per_call_oldest_first,
 );
