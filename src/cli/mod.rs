@@ -85,6 +85,25 @@ pub enum LogFormat {
     Json,
 }
 
+/// `--watch-config` of `run` and `serve` (`serve` applies no `[api]`
+/// change without a restart: docs/configuration.md#live-reload).
+#[derive(Debug, clap::Args)]
+pub struct WatchConfig {
+    /// Reload schedules.toml as soon as it changes (false: only on
+    /// SIGHUP and the check every 10s); `--watch-config` alone is true
+    #[arg(
+        long,
+        env = "OPS_WORKER_WATCH_CONFIG",
+        value_name = "BOOL",
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub watch_config: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the scheduler until SIGTERM or SIGINT
@@ -105,19 +124,8 @@ pub enum Command {
         /// abandoned (at least 10s)
         #[arg(long, env = "OPS_WORKER_DEAD_AFTER", default_value = "20s", value_parser = parse_dead_after)]
         dead_after: Duration,
-        /// Reload schedules.toml as soon as it changes (false: only on
-        /// SIGHUP and the check every 10s); `--watch-config` alone is true
-        #[arg(
-            long,
-            env = "OPS_WORKER_WATCH_CONFIG",
-            value_name = "BOOL",
-            action = clap::ArgAction::Set,
-            num_args = 0..=1,
-            default_value = "true",
-            default_missing_value = "true",
-            value_parser = clap::builder::BoolishValueParser::new()
-        )]
-        watch_config: bool,
+        #[command(flatten)]
+        watch: WatchConfig,
         /// Also serve the HTTP API (and /metrics) at ADDR, e.g.
         /// 127.0.0.1:8080; without [api.tokens] only a loopback address
         #[arg(long, value_name = "ADDR", value_parser = parse_http_addr)]
@@ -143,20 +151,8 @@ pub enum Command {
         /// than this: the daemons' --dead-after (at least 10s)
         #[arg(long, env = "OPS_WORKER_DEAD_AFTER", default_value = "20s", value_parser = parse_dead_after)]
         dead_after: Duration,
-        /// Reload schedules.toml as soon as it changes (false: only on
-        /// SIGHUP and the check every 10s), as `run` does; `[api]` needs a
-        /// restart
-        #[arg(
-            long,
-            env = "OPS_WORKER_WATCH_CONFIG",
-            value_name = "BOOL",
-            action = clap::ArgAction::Set,
-            num_args = 0..=1,
-            default_value = "true",
-            default_missing_value = "true",
-            value_parser = clap::builder::BoolishValueParser::new()
-        )]
-        watch_config: bool,
+        #[command(flatten)]
+        watch: WatchConfig,
     },
     /// Run one job now, recorded like any other run (trigger "manual")
     #[command(after_help = exit_codes!(
@@ -723,7 +719,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             grace,
             metrics_addr,
             dead_after,
-            watch_config,
+            watch: WatchConfig { watch_config },
             request_poll,
             http_addr,
         } => {
@@ -757,7 +753,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve {
             addr,
             dead_after,
-            watch_config,
+            watch: WatchConfig { watch_config },
         } => {
             let config = Arc::new(Config::load(&cli.config)?);
             crate::http::check_bind(addr, &config.api).map_err(|e| UsageError(e.to_string()))?;

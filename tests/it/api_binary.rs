@@ -9,6 +9,7 @@ use crate::api::{tokens, CONFIG, VIEWER};
 use crate::cli::{bin, exit_within, sigterm, with_db};
 use crate::fixtures::eventually;
 use crate::helpers::TestDb;
+use crate::reload::replace;
 
 crate::backend_tests!(serve_and_run_http_addr_answer, serve_reloads_schedules);
 
@@ -112,12 +113,27 @@ async fn serve_and_run_http_addr_answer(db: &TestDb) {
     assert!(err.contains("every request is an operator"), "{err}");
 }
 
-/// Writes the file as editors that save safely do: a new file renamed over
-/// the old one.
-fn replace(dir: &std::path::Path, text: &str) {
-    let tmp = dir.join(".schedules.toml.swp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, dir.join("schedules.toml")).unwrap();
+/// `serve` on a free loopback port with `args`, once it answers.
+async fn start_serve(
+    dir: &std::path::Path,
+    db: &TestDb,
+    args: &[&str],
+) -> (std::process::Child, u16) {
+    let port = crate::http::unused_port();
+    let child = with_db(dir, db)
+        .arg("serve")
+        .args(args)
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(20), "serve answers", || async {
+        job_names(port).await.is_some()
+    })
+    .await;
+    (child, port)
 }
 
 /// The names `GET /api/v1/jobs` lists (`None` while serve does not answer).
@@ -160,17 +176,7 @@ fn names(list: &[&str]) -> Option<Vec<String>> {
 async fn serve_reloads_schedules(db: &TestDb) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("schedules.toml"), CONFIG).unwrap();
-    let port = crate::http::unused_port();
-    let child = with_db(dir.path(), db)
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    eventually(Duration::from_secs(20), "serve answers", || async {
-        job_names(port).await.is_some()
-    })
-    .await;
+    let (child, port) = start_serve(dir.path(), db, &[]).await;
     assert_eq!(job_names(port).await, names(&["backup", "tick"]));
 
     // Added: listed by the directory watch, well before the 10 s check.
@@ -238,18 +244,7 @@ async fn serve_reloads_schedules(db: &TestDb) {
     // new [api] tokens are not applied (no token is still an operator on
     // loopback) and the log says so.
     std::fs::write(dir.path().join("schedules.toml"), CONFIG).unwrap();
-    let port = crate::http::unused_port();
-    let child = with_db(dir.path(), db)
-        .args(["serve", "--watch-config", "false", "--addr"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    eventually(Duration::from_secs(20), "serve answers", || async {
-        job_names(port).await.is_some()
-    })
-    .await;
+    let (child, port) = start_serve(dir.path(), db, &["--watch-config", "false"]).await;
     let hup = format!("{CONFIG}{}{}", job("hup"), tokens());
     std::fs::write(dir.path().join("schedules.toml"), hup).unwrap();
     // SAFETY: kill(2) on a pid this test spawned and has not yet reaped.
