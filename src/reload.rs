@@ -1,5 +1,6 @@
 //! Live schedules: the running daemon picks up an edited schedules.toml
-//! without a restart.
+//! without a restart, and so does `serve` ([`serve_file`]: the same
+//! [`Triggers`] and checks, no armed jobs).
 //!
 //! A reload is triggered by a change in the file's directory (watched with
 //! `notify`, which sees editors that replace the file and Kubernetes'
