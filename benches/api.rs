@@ -424,7 +424,7 @@ fn main() -> anyhow::Result<()> {
             (started.elapsed() - filled).as_secs_f64(),
             load_average()
         );
-        // No sender: as `ops-worker serve`, the config changes only by restart.
+        // No sender: the config does not change during the benchmark.
         let (keep, configs) = tokio::sync::watch::channel(config.clone());
         let state = AppState::new(db, configs, Arc::new(SystemClock));
         let stop = CancellationToken::new();

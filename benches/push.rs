@@ -266,7 +266,7 @@ fn main() -> anyhow::Result<()> {
     let (addr, stop, server, _keep) = server_rt.block_on(async {
         let db = Db::connect(&url, url.pool_size()).await?;
         db.migrate().await?;
-        // No sender: as `ops-worker serve`, the config changes only by restart.
+        // No sender: the config does not change during the benchmark.
         let (keep, configs) = tokio::sync::watch::channel(config.clone());
         let state = AppState::new(db, configs, Arc::new(SystemClock));
         let stop = CancellationToken::new();

@@ -1,5 +1,6 @@
 //! Live schedules: the running daemon picks up an edited schedules.toml
-//! without a restart.
+//! without a restart, and so does `serve` ([`serve_file`]: the same
+//! [`Triggers`] and checks, no armed jobs).
 //!
 //! A reload is triggered by a change in the file's directory (watched with
 //! `notify`, which sees editors that replace the file and Kubernetes'
@@ -171,6 +172,142 @@ pub struct Targets {
     pub worker_id: String,
 }
 
+/// When to look at schedules.toml again: a change in its directory (unless
+/// `watch_events` is off), SIGHUP, and the check every [`POLL_EVERY`], each
+/// let settle for [`SETTLE`]. The daemon's reloader and `serve`'s share it.
+pub struct Triggers {
+    events: mpsc::UnboundedReceiver<&'static str>,
+    /// Kept alive for as long as the triggers are.
+    _watcher: Option<notify::RecommendedWatcher>,
+    hangup: Option<tokio::signal::unix::Signal>,
+    poll: tokio::time::Interval,
+    stop: CancellationToken,
+}
+
+impl Triggers {
+    /// Starts watching `path`. From now on SIGHUP no longer ends the
+    /// process: it is a trigger.
+    pub async fn new(path: &Path, watch_events: bool, stop: CancellationToken) -> Triggers {
+        let (tx, events) = mpsc::unbounded_channel::<&'static str>();
+        let watcher = if watch_events {
+            watch_directory(path, tx)
+        } else {
+            tracing::info!(
+                "directory watch off (--watch-config false): schedules.toml is reloaded on SIGHUP and every {}s",
+                POLL_EVERY.as_secs()
+            );
+            None
+        };
+        let hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot install the SIGHUP handler: reload by editing the file");
+                None
+            }
+        };
+        let mut poll = tokio::time::interval(POLL_EVERY);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        poll.tick().await;
+        Triggers {
+            events,
+            _watcher: watcher,
+            hangup,
+            poll,
+            stop,
+        }
+    }
+
+    /// Waits for the next trigger and lets a burst of them settle; returns
+    /// what it was (`"file change"`, `"SIGHUP"` or `"poll"`), or `None` once
+    /// `stop` has fired.
+    pub async fn next(&mut self) -> Option<&'static str> {
+        let hangup = &mut self.hangup;
+        let why = tokio::select! {
+            _ = self.stop.cancelled() => return None,
+            Some(why) = self.events.recv() => why,
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
+            _ = self.poll.tick() => "poll",
+        };
+        // Let a burst of events settle, then read once.
+        tokio::select! {
+            _ = self.stop.cancelled() => return None,
+            _ = tokio::time::sleep(SETTLE) => {}
+        }
+        while self.events.try_recv().is_ok() {}
+        Some(why)
+    }
+}
+
+/// What a look at the file found, against the running version.
+enum Look {
+    /// Nothing to do: the running version, or an edit already rejected.
+    Nothing,
+    /// The running version again, after a rejected edit (logged here).
+    BackToRunning,
+    /// A changed file that does not load (logged here, once per version):
+    /// the first line of the error.
+    Rejected(String),
+    /// A changed file that loads.
+    Changed(Box<Config>),
+}
+
+/// Reads schedules.toml for a reload; remembers the version it rejected
+/// last, so that one is logged once however often it is looked at.
+struct Reader {
+    path: PathBuf,
+    /// What the log line of a rejected edit says stays in use.
+    keeps: &'static str,
+    rejected: Option<String>,
+}
+
+impl Reader {
+    /// Reads the file and compares it with `running`.
+    fn look(&mut self, why: &str, running: &Config) -> Look {
+        let path = &self.path;
+        let (hash, result) = match std::fs::read_to_string(path) {
+            Ok(text) => (
+                crate::config::sha256_hex(&text),
+                Config::parse(path, &text, &|name| std::env::var(name).ok())
+                    .map_err(|e| crate::error_chain(&e)),
+            ),
+            // Not a hash: reported once until the file can be read again.
+            Err(e) => {
+                let error = format!("cannot read {}: {e}", path.display());
+                (error.clone(), Err(error))
+            }
+        };
+        if hash == running.hash {
+            if self.rejected.take().is_some() {
+                tracing::info!(config = %path.display(), "schedules.toml is back to the running version");
+                return Look::BackToRunning;
+            }
+            if why == "SIGHUP" {
+                tracing::info!(config = %path.display(), "SIGHUP: schedules.toml unchanged");
+            }
+            return Look::Nothing;
+        }
+        if self.rejected.as_deref() == Some(hash.as_str()) {
+            return Look::Nothing;
+        }
+        match result {
+            Err(message) => {
+                tracing::error!(
+                    config = %path.display(),
+                    trigger = why,
+                    "schedules.toml changed but is invalid; {}: {message}",
+                    self.keeps
+                );
+                self.rejected = Some(hash);
+                Look::Rejected(first_line(&message))
+            }
+            Ok(config) => {
+                self.rejected = None;
+                Look::Changed(Box::new(config))
+            }
+        }
+    }
+}
+
 /// Watches `path` and reloads it into `armed` until `stop` fires; then
 /// hands `armed` back for the shutdown to wait on.
 pub async fn watch_file(
@@ -183,104 +320,42 @@ pub async fn watch_file(
     // The file the worker started with was loaded before this; its
     // warnings are logged here, as those of every reloaded one are.
     log_warnings(&targets.config.borrow());
-    let (tx, mut triggers) = mpsc::unbounded_channel::<&'static str>();
-    // Kept alive for as long as this runs.
-    let _watcher = if watch_events {
-        watch_directory(&path, tx.clone())
-    } else {
-        tracing::info!(
-            "directory watch off (--watch-config false): schedules.toml is reloaded on SIGHUP and every {}s",
-            POLL_EVERY.as_secs()
-        );
-        None
+    let mut triggers = Triggers::new(&path, watch_events, stop).await;
+    let mut reader = Reader {
+        path,
+        keeps: "the previous schedule keeps running",
+        rejected: None,
     };
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot install the SIGHUP handler: reload by editing the file");
-            None
-        }
-    };
-    let mut rejected: Option<String> = None;
-    let mut poll = tokio::time::interval(POLL_EVERY);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    poll.tick().await;
-    loop {
-        let why = tokio::select! {
-            _ = stop.cancelled() => return armed,
-            Some(why) = triggers.recv() => why,
-            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
-            _ = poll.tick() => "poll",
-        };
-        // Let a burst of events settle, then read once.
-        tokio::select! {
-            _ = stop.cancelled() => return armed,
-            _ = tokio::time::sleep(SETTLE) => {}
-        }
-        while triggers.try_recv().is_ok() {}
-        reload(&path, why, &mut armed, &targets, &mut rejected).await;
+    while let Some(why) = triggers.next().await {
+        reload(&mut reader, why, &mut armed, &targets).await;
     }
+    armed
 }
 
 /// Reads the file and applies it if it changed and is valid.
-async fn reload(
-    path: &Path,
-    why: &str,
-    armed: &mut Armed,
-    targets: &Targets,
-    rejected: &mut Option<String>,
-) {
+async fn reload(reader: &mut Reader, why: &str, armed: &mut Armed, targets: &Targets) {
     let running = targets.config.borrow().clone();
-    let (hash, result) = match std::fs::read_to_string(path) {
-        Ok(text) => (
-            crate::config::sha256_hex(&text),
-            Config::parse(path, &text, &|name| std::env::var(name).ok())
-                .map_err(|e| crate::error_chain(&e)),
-        ),
-        // Not a hash: reported once until the file can be read again.
-        Err(e) => {
-            let error = format!("cannot read {}: {e}", path.display());
-            (error.clone(), Err(error))
-        }
-    };
-    if hash == running.hash {
-        if rejected.take().is_some() {
-            tracing::info!(config = %path.display(), "schedules.toml is back to the running version");
+    match reader.look(why, &running) {
+        Look::Nothing => {}
+        Look::BackToRunning => {
             targets.state.send_modify(|s| s.error = None);
             targets.runner.telemetry().config_loaded(
                 &running.hash,
                 &targets.worker_id,
                 targets.runner.clock().now(),
             );
-        } else if why == "SIGHUP" {
-            tracing::info!(config = %path.display(), "SIGHUP: schedules.toml unchanged");
         }
-        return;
-    }
-    if rejected.as_deref() == Some(hash.as_str()) {
-        return;
-    }
-    match result {
-        Err(message) => {
-            tracing::error!(
-                config = %path.display(),
-                trigger = why,
-                "schedules.toml changed but is invalid; the previous schedule keeps running: {message}"
-            );
-            *rejected = Some(hash);
-            targets
-                .state
-                .send_modify(|s| s.error = Some(first_line(&message)));
+        Look::Rejected(first) => {
+            targets.state.send_modify(|s| s.error = Some(first));
             targets.runner.telemetry().config_rejected();
         }
-        Ok(config) => {
-            let config = Arc::new(config);
+        Look::Changed(config) => {
+            let config: Arc<Config> = Arc::from(config);
             // Runs that start from now on see the new people, on-call
             // schedules, timeline and notification targets.
             targets.runner.set_config(config.clone());
             targets.sender.set_targets(&config.notify);
             let changes = armed.apply(&config).await;
-            *rejected = None;
             targets.state.send_replace(ConfigState {
                 hash: config.hash.clone(),
                 error: None,
@@ -291,7 +366,7 @@ async fn reload(
                 targets.runner.clock().now(),
             );
             tracing::info!(
-                config = %path.display(),
+                config = %reader.path.display(),
                 trigger = why,
                 hash = %crate::heartbeat::short_hash(&config.hash),
                 added = ?changes.added,
@@ -302,6 +377,55 @@ async fn reload(
             );
             log_warnings(&config);
             targets.config.send_replace(config);
+        }
+    }
+}
+
+/// `ops-worker serve`'s reload: the same triggers and checks as the
+/// daemon's, until the triggers' stop fires. A valid new file replaces the config the
+/// API and console read (`configs`, which `AppState::config` borrows on
+/// every request) and the hash `telemetry` reports; an invalid one is
+/// logged once and the previous one stays served. `[api]` (tokens,
+/// `public_url`, `ack_link_ttl`) is not applied: the server's listening
+/// address was checked against the tokens at start, and its acknowledge
+/// links were made from them, so a change is logged as needing a restart.
+pub async fn serve_file(
+    path: PathBuf,
+    mut triggers: Triggers,
+    configs: watch::Sender<Arc<Config>>,
+    telemetry: Arc<crate::telemetry::Telemetry>,
+    clock: Arc<dyn ops_worker_jobs::Clock>,
+) {
+    const ID: &str = "serve";
+    let mut reader = Reader {
+        path,
+        keeps: "the previous one stays served",
+        rejected: None,
+    };
+    while let Some(why) = triggers.next().await {
+        let running = configs.borrow().clone();
+        match reader.look(why, &running) {
+            Look::Nothing => {}
+            Look::BackToRunning => telemetry.config_loaded(&running.hash, ID, clock.now()),
+            Look::Rejected(_) => telemetry.config_rejected(),
+            Look::Changed(mut config) => {
+                if config.api != running.api {
+                    tracing::warn!(
+                        config = %reader.path.display(),
+                        "[api] changed: restart serve to apply"
+                    );
+                }
+                config.api = running.api.clone();
+                telemetry.config_loaded(&config.hash, ID, clock.now());
+                tracing::info!(
+                    config = %reader.path.display(),
+                    trigger = why,
+                    hash = %crate::heartbeat::short_hash(&config.hash),
+                    jobs = config.jobs.len(),
+                    "schedules.toml reloaded"
+                );
+                configs.send_replace(Arc::from(config));
+            }
         }
     }
 }

@@ -85,6 +85,25 @@ pub enum LogFormat {
     Json,
 }
 
+/// `--watch-config` of `run` and `serve` (`serve` applies no `[api]`
+/// change without a restart: docs/configuration.md#live-reload).
+#[derive(Debug, clap::Args)]
+pub struct WatchConfig {
+    /// Reload schedules.toml as soon as it changes (false: only on
+    /// SIGHUP and the check every 10s); `--watch-config` alone is true
+    #[arg(
+        long,
+        env = "OPS_WORKER_WATCH_CONFIG",
+        value_name = "BOOL",
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub watch_config: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the scheduler until SIGTERM or SIGINT
@@ -105,19 +124,8 @@ pub enum Command {
         /// abandoned (at least 10s)
         #[arg(long, env = "OPS_WORKER_DEAD_AFTER", default_value = "20s", value_parser = parse_dead_after)]
         dead_after: Duration,
-        /// Reload schedules.toml as soon as it changes (false: only on
-        /// SIGHUP and the check every 10s); `--watch-config` alone is true
-        #[arg(
-            long,
-            env = "OPS_WORKER_WATCH_CONFIG",
-            value_name = "BOOL",
-            action = clap::ArgAction::Set,
-            num_args = 0..=1,
-            default_value = "true",
-            default_missing_value = "true",
-            value_parser = clap::builder::BoolishValueParser::new()
-        )]
-        watch_config: bool,
+        #[command(flatten)]
+        watch: WatchConfig,
         /// Also serve the HTTP API (and /metrics) at ADDR, e.g.
         /// 127.0.0.1:8080; without [api.tokens] only a loopback address
         #[arg(long, value_name = "ADDR", value_parser = parse_http_addr)]
@@ -143,6 +151,8 @@ pub enum Command {
         /// than this: the daemons' --dead-after (at least 10s)
         #[arg(long, env = "OPS_WORKER_DEAD_AFTER", default_value = "20s", value_parser = parse_dead_after)]
         dead_after: Duration,
+        #[command(flatten)]
+        watch: WatchConfig,
     },
     /// Run one job now, recorded like any other run (trigger "manual")
     #[command(after_help = exit_codes!(
@@ -709,7 +719,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             grace,
             metrics_addr,
             dead_after,
-            watch_config,
+            watch: WatchConfig { watch_config },
             request_poll,
             http_addr,
         } => {
@@ -740,19 +750,27 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::worker::run(config, runner, &worker_id, options, signals).await?;
             Ok(ExitCode::Ok)
         }
-        Command::Serve { addr, dead_after } => {
+        Command::Serve {
+            addr,
+            dead_after,
+            watch: WatchConfig { watch_config },
+        } => {
             let config = Arc::new(Config::load(&cli.config)?);
             crate::http::check_bind(addr, &config.api).map_err(|e| UsageError(e.to_string()))?;
             let ack_links = crate::ack_link::AckLinks::for_process(&config.api)
                 .map_err(|e| UsageError(e.to_string()))?;
             let signals = crate::signals::Signals::listen()?;
+            let stop = tokio_util::sync::CancellationToken::new();
+            // Before the API answers, so a SIGHUP from then on reloads.
+            let triggers =
+                crate::reload::Triggers::new(&cli.config, watch_config, stop.clone()).await;
             let db = open_db().await?;
-            // No sender: the config of a serving process changes only by restart.
-            let (_keep, configs) = tokio::sync::watch::channel(config.clone());
+            // Sent to by the reloader below; every request borrows it.
+            let (reloaded, configs) = tokio::sync::watch::channel(config.clone());
             // Its own /metrics: the signals it refuses are counted there.
-            // `up` and `config_info` (worker id `serve`) as a worker's, so
-            // a scrape of it does not read as a worker down or a rejected
-            // reload.
+            // `up`, `config_info` (worker id `serve`) and the reload gauges
+            // as a worker's, so a scrape of it does not read as a worker
+            // down, and a rejected edit shows as on the workers.
             let telemetry = Arc::new(crate::telemetry::Telemetry::new());
             telemetry.started(&config.hash, "serve", SystemClock.now());
             let state = crate::http::AppState::builder(db, configs, Arc::new(SystemClock))
@@ -760,16 +778,23 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .telemetry(telemetry.clone())
                 .dead_after(dead_after)
                 .build();
-            let router =
-                crate::http::api_router(state).merge(crate::http::metrics_router(telemetry));
-            let stop = tokio_util::sync::CancellationToken::new();
+            let router = crate::http::api_router(state)
+                .merge(crate::http::metrics_router(telemetry.clone()));
             let (local, server) = crate::http::serve(addr, router, stop.clone())
                 .await
                 .with_context(|| format!("cannot serve the API on --addr {addr}"))?;
             crate::http::announce(local, &config.api);
             tracing::info!(addr = %local, "serving the API at http://{local}/api/v1");
+            let reloader = tokio::spawn(crate::reload::serve_file(
+                cli.config.clone(),
+                triggers,
+                reloaded,
+                telemetry,
+                Arc::new(SystemClock),
+            ));
             signals.received(1).await;
             stop.cancel();
+            let _ = reloader.await;
             let _ = server.await;
             Ok(ExitCode::Ok)
         }

@@ -62,7 +62,7 @@ impl fmt::Debug for ApiToken {
 }
 
 /// The `[api]` table, checked.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiConfig {
     /// In name order.
     pub tokens: Vec<ApiToken>,

@@ -32,7 +32,7 @@ fn start(dir: &Path, db: &TestDb, extra_env: &[(&str, &str)], metrics_port: Opti
 
 /// Writes the file as editors that save safely do: a new file renamed over
 /// the old one.
-fn replace(dir: &Path, text: &str) {
+pub(crate) fn replace(dir: &Path, text: &str) {
     let tmp = dir.join(".schedules.toml.swp");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, dir.join("schedules.toml")).unwrap();
