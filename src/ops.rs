@@ -71,8 +71,6 @@ pub fn parse_until(param: &str, s: &str, now: DateTime<Utc>) -> Result<DateTime<
     Ok(until)
 }
 
-/// Pauses a job of `config` from `now` (see [`Db::pause`]); the pause as
-/// stored.
 /// `name` is a job this worker runs: known, and not a `push` job, whose
 /// slots only its signals fill (pausing one would not stop its signals
 /// or its missed-slot alert; a run-now request could never run).
@@ -84,6 +82,8 @@ pub fn runs_here(config: &Config, name: &str) -> Result<(), OpError> {
     }
 }
 
+/// Pauses a job of `config` from `now` (see [`Db::pause`]); the pause as
+/// stored. A push job is refused ([`runs_here`]).
 pub async fn pause(
     config: &Config,
     db: &Db,
