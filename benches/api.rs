@@ -43,12 +43,15 @@
 //! `BENCH_JOBS` (1,000), `BENCH_ROWS` (1,000,000), `OPS_WORKER_TEST_PG`
 //! (admin URL, default `postgres://postgres@127.0.0.1:5432/postgres`).
 
+#[path = "support/latency.rs"]
+mod latency;
 #[path = "support/pg_database.rs"]
 mod pg_database;
 #[path = "support/scenarios.rs"]
 mod scenarios;
 #[path = "support/settings.rs"]
 mod settings;
+use latency::{load_average, ms, rank};
 use pg_database::{pg_connect, PgDatabase, DEFAULT_ADMIN_URL};
 use settings::{env, env_number};
 
@@ -198,22 +201,6 @@ struct Figures {
     per_second: f64,
     bytes: usize,
     load: String,
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-/// Nearest-rank percentile of sorted `v`.
-fn rank(v: &[Duration], q: f64) -> Duration {
-    let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
-    v[i]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
 /// One GET (with `header`, if any), timed to the last byte of its body,
